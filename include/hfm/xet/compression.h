@@ -44,7 +44,7 @@ struct ChunkHeader {
 
 inline constexpr size_t kChunkHeaderSize = 8;
 inline constexpr uint8_t kChunkHeaderVersion = 0;
-inline constexpr uint32_t kMaxChunkSize = 131072;               // uncompressed, per chunk
+inline constexpr uint32_t kMaxUncompressedChunkSize = 131072;  // per chunk
 inline constexpr uint32_t kMaxCompressedChunkSize = 2 * 131072;  // payload limit of readers
 
 // Parses and validates the first 8 bytes of `bytes` (§4.2): version 0, known scheme,
@@ -69,8 +69,8 @@ Result<std::vector<uint32_t>> decodeChunks(std::span<const uint8_t> serialized,
                                            std::vector<uint8_t>& out);
 
 // Serializes one chunk: tries the given scheme (or picks per §4.3 when asked), keeps the smaller,
-// falls back to kNone. `chunk` must not exceed kMaxChunkSize (checked by callers; larger chunks
-// are a programming error and abort).
+// falls back to kNone. `chunk` must not exceed kMaxUncompressedChunkSize (callers check; larger
+// chunks are a programming error and abort).
 void appendSerializedChunk(std::span<const uint8_t> chunk, CompressionScheme preferred,
                            std::vector<uint8_t>& out);
 

@@ -48,7 +48,7 @@ class XorbBuilder {
   bool fits(size_t len) const {
     return uncompressed_bytes_ + len <= kMaxXorbBytes && chunks_.size() + 1 <= kMaxXorbChunks;
   }
-  // Appends one chunk. EINVAL if the chunk is larger than kMaxChunkSize or does not fit().
+  // Appends one chunk. EINVAL if it exceeds kMaxUncompressedChunkSize or does not fit().
   Status add(std::span<const uint8_t> chunk, const MerkleHash& hash);
   Status add(std::span<const uint8_t> chunk) { return add(chunk, chunkHash(chunk)); }
 

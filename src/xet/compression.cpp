@@ -1,0 +1,348 @@
+#include "hfm/xet/compression.h"
+
+#include <lz4frame.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace hfm::xet {
+namespace {
+
+uint32_t readU24(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16);
+}
+
+void writeU24(uint32_t v, uint8_t* p) {
+  p[0] = static_cast<uint8_t>(v & 0xff);
+  p[1] = static_cast<uint8_t>((v >> 8) & 0xff);
+  p[2] = static_cast<uint8_t>((v >> 16) & 0xff);
+}
+
+void writeChunkHeader(const ChunkHeader& h, uint8_t* p) {
+  p[0] = h.version;
+  writeU24(h.compressed_size, p + 1);
+  p[4] = static_cast<uint8_t>(h.scheme);
+  writeU24(h.uncompressed_size, p + 5);
+}
+
+struct DctxDeleter {
+  void operator()(LZ4F_dctx* d) const { LZ4F_freeDecompressionContext(d); }
+};
+struct CctxDeleter {
+  void operator()(LZ4F_cctx* c) const { LZ4F_freeCompressionContext(c); }
+};
+
+// One context per thread: creating an LZ4F context allocates, and chunks are small.
+LZ4F_dctx* threadDctx() {
+  thread_local std::unique_ptr<LZ4F_dctx, DctxDeleter> ctx = [] {
+    LZ4F_dctx* d = nullptr;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION))) std::abort();
+    return std::unique_ptr<LZ4F_dctx, DctxDeleter>(d);
+  }();
+  return ctx.get();
+}
+
+LZ4F_cctx* threadCctx() {
+  thread_local std::unique_ptr<LZ4F_cctx, CctxDeleter> ctx = [] {
+    LZ4F_cctx* c = nullptr;
+    if (LZ4F_isError(LZ4F_createCompressionContext(&c, LZ4F_VERSION))) std::abort();
+    return std::unique_ptr<LZ4F_cctx, CctxDeleter>(c);
+  }();
+  return ctx.get();
+}
+
+std::vector<uint8_t>& threadScratch() {
+  thread_local std::vector<uint8_t> scratch;
+  return scratch;
+}
+
+LZ4F_preferences_t lz4Preferences() {
+  LZ4F_preferences_t prefs{};
+  prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+  prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+  prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+  prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
+  prefs.frameInfo.frameType = LZ4F_frame;
+  prefs.frameInfo.contentSize = 0;
+  prefs.compressionLevel = 0;
+  prefs.autoFlush = 1;
+  return prefs;
+}
+
+}  // namespace
+
+Result<ChunkHeader> parseChunkHeader(std::span<const uint8_t> bytes) {
+  if (bytes.size() < kChunkHeaderSize) {
+    return Error::invalid("chunk header truncated: " + std::to_string(bytes.size()) +
+                          " bytes, need 8");
+  }
+  ChunkHeader h;
+  h.version = bytes[0];
+  h.compressed_size = readU24(bytes.data() + 1);
+  h.uncompressed_size = readU24(bytes.data() + 5);
+  const uint8_t scheme = bytes[4];
+  if (h.version != kChunkHeaderVersion) {
+    return Error::invalid("unsupported chunk header version " + std::to_string(h.version));
+  }
+  if (scheme > 2) {
+    return Error::invalid("unknown chunk compression scheme " + std::to_string(scheme));
+  }
+  h.scheme = static_cast<CompressionScheme>(scheme);
+  if (h.compressed_size > kMaxCompressedChunkSize) {
+    return Error::invalid("chunk compressed size " + std::to_string(h.compressed_size) +
+                          " exceeds 262144");
+  }
+  if (h.uncompressed_size > kMaxUncompressedChunkSize) {
+    return Error::invalid("chunk uncompressed size " + std::to_string(h.uncompressed_size) +
+                          " exceeds 131072");
+  }
+  if (h.scheme == CompressionScheme::kNone && h.compressed_size != h.uncompressed_size) {
+    return Error::invalid("uncompressed chunk with compressed size " +
+                          std::to_string(h.compressed_size) + " != uncompressed size " +
+                          std::to_string(h.uncompressed_size));
+  }
+  return h;
+}
+
+void appendChunkHeader(const ChunkHeader& header, std::vector<uint8_t>& out) {
+  const size_t pos = out.size();
+  out.resize(pos + kChunkHeaderSize);
+  writeChunkHeader(header, out.data() + pos);
+}
+
+bool startsWithXorbFooter(std::span<const uint8_t> bytes) {
+  static constexpr char kIdent[7] = {'X', 'E', 'T', 'B', 'L', 'O', 'B'};
+  return bytes.size() >= 7 && std::memcmp(bytes.data(), kIdent, 7) == 0;
+}
+
+Status lz4FrameDecompress(std::span<const uint8_t> src, std::span<uint8_t> dst) {
+  LZ4F_dctx* dctx = threadDctx();
+  size_t in_pos = 0;
+  size_t out_pos = 0;
+  size_t hint = 0;
+  bool any_frame = false;
+  while (in_pos < src.size()) {
+    size_t in_size = src.size() - in_pos;
+    size_t out_size = dst.size() - out_pos;
+    LZ4F_decompressOptions_t opts{};
+    hint = LZ4F_decompress(dctx, dst.data() + out_pos, &out_size, src.data() + in_pos, &in_size,
+                           &opts);
+    if (LZ4F_isError(hint)) {
+      LZ4F_resetDecompressionContext(dctx);
+      return Error::io(std::string("LZ4 frame decode failed: ") + LZ4F_getErrorName(hint));
+    }
+    any_frame = true;
+    in_pos += in_size;
+    out_pos += out_size;
+    if (in_size == 0 && out_size == 0) {
+      // No progress: the output is full but the frame still has data to produce.
+      LZ4F_resetDecompressionContext(dctx);
+      return Error::io("LZ4 frame decodes to more than the " + std::to_string(dst.size()) +
+                       " bytes announced by the chunk header");
+    }
+  }
+  if (!any_frame || hint != 0) {
+    LZ4F_resetDecompressionContext(dctx);
+    return Error::io("LZ4 frame truncated");
+  }
+  if (out_pos != dst.size()) {
+    return Error::io("LZ4 frame decoded to " + std::to_string(out_pos) + " bytes, header says " +
+                     std::to_string(dst.size()));
+  }
+  return okStatus();
+}
+
+void lz4FrameCompress(std::span<const uint8_t> src, std::vector<uint8_t>& out) {
+  const LZ4F_preferences_t prefs = lz4Preferences();
+  const size_t bound = LZ4F_compressBound(src.size(), &prefs) + LZ4F_HEADER_SIZE_MAX + 8;
+  const size_t start = out.size();
+  out.resize(start + bound);
+  LZ4F_cctx* cctx = threadCctx();
+  uint8_t* dst = out.data() + start;
+  size_t pos = 0;
+  size_t n = LZ4F_compressBegin(cctx, dst, bound, &prefs);
+  if (LZ4F_isError(n)) std::abort();  // only fails on a too-small buffer: impossible here
+  pos += n;
+  n = LZ4F_compressUpdate(cctx, dst + pos, bound - pos, src.data(), src.size(), nullptr);
+  if (LZ4F_isError(n)) std::abort();
+  pos += n;
+  n = LZ4F_compressEnd(cctx, dst + pos, bound - pos, nullptr);
+  if (LZ4F_isError(n)) std::abort();
+  pos += n;
+  out.resize(start + pos);
+}
+
+void bg4Split(std::span<const uint8_t> src, std::span<uint8_t> dst) {
+  const size_t n = src.size();
+  const size_t q = n / 4;
+  uint8_t* g[4];
+  g[0] = dst.data();
+  g[1] = g[0] + bg4GroupSize(n, 0);
+  g[2] = g[1] + bg4GroupSize(n, 1);
+  g[3] = g[2] + bg4GroupSize(n, 2);
+  const uint8_t* s = src.data();
+  for (size_t k = 0; k < q; ++k) {
+    g[0][k] = s[4 * k];
+    g[1][k] = s[4 * k + 1];
+    g[2][k] = s[4 * k + 2];
+    g[3][k] = s[4 * k + 3];
+  }
+  for (size_t r = 0; r < n % 4; ++r) g[r][q] = s[4 * q + r];
+}
+
+void bg4Regroup(std::span<const uint8_t> src, std::span<uint8_t> dst) {
+  const size_t n = src.size();
+  const size_t q = n / 4;
+  const uint8_t* g[4];
+  g[0] = src.data();
+  g[1] = g[0] + bg4GroupSize(n, 0);
+  g[2] = g[1] + bg4GroupSize(n, 1);
+  g[3] = g[2] + bg4GroupSize(n, 2);
+  uint8_t* d = dst.data();
+  for (size_t k = 0; k < q; ++k) {
+    d[4 * k] = g[0][k];
+    d[4 * k + 1] = g[1][k];
+    d[4 * k + 2] = g[2][k];
+    d[4 * k + 3] = g[3][k];
+  }
+  for (size_t r = 0; r < n % 4; ++r) d[4 * q + r] = g[r][q];
+}
+
+Status decodeChunkPayload(const ChunkHeader& header, std::span<const uint8_t> payload,
+                          std::vector<uint8_t>& out) {
+  if (payload.size() != header.compressed_size) {
+    return Error::invalid("chunk payload is " + std::to_string(payload.size()) +
+                          " bytes, header says " + std::to_string(header.compressed_size));
+  }
+  const size_t start = out.size();
+  const size_t n = header.uncompressed_size;
+  switch (header.scheme) {
+    case CompressionScheme::kNone:
+      if (payload.size() != n) {
+        return Error::invalid("uncompressed chunk payload size differs from header");
+      }
+      out.insert(out.end(), payload.begin(), payload.end());
+      return okStatus();
+    case CompressionScheme::kLz4: {
+      out.resize(start + n);
+      if (auto st = lz4FrameDecompress(payload, std::span<uint8_t>(out.data() + start, n)); !st) {
+        out.resize(start);
+        return st;
+      }
+      return okStatus();
+    }
+    case CompressionScheme::kByteGrouping4Lz4: {
+      std::vector<uint8_t>& scratch = threadScratch();
+      scratch.resize(n);
+      HFM_TRY(lz4FrameDecompress(payload, scratch));
+      out.resize(start + n);
+      bg4Regroup(scratch, std::span<uint8_t>(out.data() + start, n));
+      return okStatus();
+    }
+    case CompressionScheme::kAuto:
+      break;
+  }
+  return Error::invalid("chunk header has no concrete compression scheme");
+}
+
+Result<std::vector<uint32_t>> decodeChunks(std::span<const uint8_t> serialized,
+                                           std::vector<uint8_t>& out) {
+  std::vector<uint32_t> sizes;
+  size_t pos = 0;
+  while (pos < serialized.size()) {
+    const auto rest = serialized.subspan(pos);
+    if (startsWithXorbFooter(rest)) break;
+    auto header = parseChunkHeader(rest);
+    if (!header) return header.error().withContext("chunk " + std::to_string(sizes.size()) +
+                                                   " at offset " + std::to_string(pos));
+    if (rest.size() - kChunkHeaderSize < header->compressed_size) {
+      return Error::invalid("chunk " + std::to_string(sizes.size()) + " at offset " +
+                            std::to_string(pos) + " truncated: payload " +
+                            std::to_string(header->compressed_size) + " bytes, " +
+                            std::to_string(rest.size() - kChunkHeaderSize) + " available");
+    }
+    auto st = decodeChunkPayload(*header, rest.subspan(kChunkHeaderSize, header->compressed_size),
+                                 out);
+    if (!st) {
+      return st.error().withContext("chunk " + std::to_string(sizes.size()) + " at offset " +
+                                    std::to_string(pos));
+    }
+    sizes.push_back(header->uncompressed_size);
+    pos += kChunkHeaderSize + header->compressed_size;
+  }
+  return sizes;
+}
+
+CompressionScheme chooseCompressionScheme(std::span<const uint8_t> data) {
+  // Histogram of popcount(byte) (0..8) per lane.
+  std::array<std::array<uint32_t, 9>, 4> lanes{};
+  const size_t n = data.size();
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    ++lanes[0][static_cast<size_t>(__builtin_popcount(data[i]))];
+    ++lanes[1][static_cast<size_t>(__builtin_popcount(data[i + 1]))];
+    ++lanes[2][static_cast<size_t>(__builtin_popcount(data[i + 2]))];
+    ++lanes[3][static_cast<size_t>(__builtin_popcount(data[i + 3]))];
+  }
+  for (; i < n; ++i) ++lanes[i % 4][static_cast<size_t>(__builtin_popcount(data[i]))];
+
+  std::array<double, 9> pooled{};
+  double pooled_total = 0;
+  for (size_t b = 0; b < 9; ++b) {
+    pooled[b] = 1.0;  // seeded so that log(p/q) stays finite
+    for (const auto& lane : lanes) pooled[b] += lane[b];
+    pooled_total += pooled[b];
+  }
+  double max_kl = 0;
+  for (const auto& lane : lanes) {
+    double total = 0;
+    for (uint32_t c : lane) total += c;
+    if (total == 0) continue;
+    double kl = 0;
+    for (size_t b = 0; b < 9; ++b) {
+      if (lane[b] == 0) continue;
+      const double p = lane[b] / total;
+      const double q = pooled[b] / pooled_total;
+      kl += p * std::log(p / q);
+    }
+    max_kl = std::max(max_kl, kl);
+  }
+  return max_kl > 0.02 ? CompressionScheme::kByteGrouping4Lz4 : CompressionScheme::kLz4;
+}
+
+void appendSerializedChunk(std::span<const uint8_t> chunk, CompressionScheme preferred,
+                           std::vector<uint8_t>& out) {
+  if (chunk.size() > kMaxUncompressedChunkSize) std::abort();  // documented precondition
+  const auto n = static_cast<uint32_t>(chunk.size());
+  CompressionScheme scheme = preferred;
+  if (scheme == CompressionScheme::kAuto) scheme = chooseCompressionScheme(chunk);
+
+  const size_t header_pos = out.size();
+  out.resize(header_pos + kChunkHeaderSize);
+  if (scheme == CompressionScheme::kLz4) {
+    lz4FrameCompress(chunk, out);
+  } else if (scheme == CompressionScheme::kByteGrouping4Lz4) {
+    std::vector<uint8_t>& scratch = threadScratch();
+    scratch.resize(chunk.size());
+    bg4Split(chunk, scratch);
+    lz4FrameCompress(scratch, out);
+  }
+  size_t payload = out.size() - header_pos - kChunkHeaderSize;
+  if (scheme == CompressionScheme::kNone || payload >= chunk.size()) {
+    // Not smaller (or not asked): store raw bytes.
+    out.resize(header_pos + kChunkHeaderSize);
+    out.insert(out.end(), chunk.begin(), chunk.end());
+    scheme = CompressionScheme::kNone;
+    payload = chunk.size();
+  }
+  writeChunkHeader(ChunkHeader{kChunkHeaderVersion, static_cast<uint32_t>(payload), scheme, n},
+                   out.data() + header_pos);
+}
+
+}  // namespace hfm::xet
