@@ -17,8 +17,8 @@
 // - Errors: statusError() is the single place an HTTP status becomes an errno:
 //   404 → ENOENT, 401/403 → EACCES, 416 → kRangeNotSatisfiable (treat as EOF), 429 → EAGAIN,
 //   413/507 → ENOSPC, 409 → EEXIST, 400/422 → EINVAL, anything else → EIO. Transport
-//   failures that survive the retries → EIO, with "timed out" / "connection refused" etc.
-//   in the message (ETIMEDOUT is used for a timeout so callers can tell it apart).
+//   failures that survive the retries → EIO, with the cause in the message ("ETIMEDOUT:
+//   ...", "ECONNREFUSED: ...", "truncated body: ..."). A callback abort → ECANCELED.
 //   Messages include the method, the URL without its query string (presigned URLs carry
 //   signatures) and, for HTTP errors, X-Error-Code / X-Error-Message or a short body excerpt.
 //   Authorization headers are never logged.
@@ -124,8 +124,7 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Performs the request with retries. 2xx (and 3xx when follow_redirects is false) is a
-  // Response; any other final status becomes statusError(); transport failures become EIO or
-  // ETIMEDOUT.
+  // Response; any other final status becomes statusError(); transport failures become EIO.
   Result<Response> send(const Request& request);
 
   // Like send() but returns the final Response whatever its status (retries still apply to
