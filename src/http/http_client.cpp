@@ -240,6 +240,10 @@ std::string percentEncode(std::string_view text, bool encode_slash) {
 }
 
 std::optional<std::string> nextLink(std::string_view link_header) {
+  return linkWithRel(link_header, "next");
+}
+
+std::optional<std::string> linkWithRel(std::string_view link_header, std::string_view wanted) {
   // Link: <url1>; rel="next", <url2>; rel="last". URLs may contain ',' only percent-encoded.
   std::size_t pos = 0;
   while (pos < link_header.size()) {
@@ -260,7 +264,7 @@ std::optional<std::string> nextLink(std::string_view link_header) {
       std::size_t start = 0;
       while (start <= value.size()) {
         const auto end = std::min(value.find(' ', start), value.size());
-        if (value.substr(start, end - start) == "next") {
+        if (value.substr(start, end - start) == wanted) {
           return std::string(link_header.substr(open + 1, close - open - 1));
         }
         start = end + 1;

@@ -159,7 +159,9 @@ std::string urlForLog(std::string_view url);
 // Percent-encodes `text` for a URL path. '/' is kept unless `encode_slash` (revisions).
 std::string percentEncode(std::string_view text, bool encode_slash = false);
 
-// Parses the `Link` header and returns the target of rel="next", or nullopt.
+// Parses a `Link` header and returns the target whose rel list contains `rel`, or nullopt.
+std::optional<std::string> linkWithRel(std::string_view link_header, std::string_view rel);
+// linkWithRel(header, "next"): the pagination cursor URL.
 std::optional<std::string> nextLink(std::string_view link_header);
 
 // Delay the server asks for: Retry-After (seconds or HTTP-date) or the IETF RateLimit
