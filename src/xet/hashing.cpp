@@ -36,7 +36,52 @@ ChunkInfo parentOf(std::span<const ChunkInfo> group) {
   return {blake3Keyed(kInternalNodeKey, bytes), total};
 }
 
+// Appends `node` to `level` of an incremental tree, emitting decided groups upwards. A group
+// is decided by the node just added: it is a cut (index ≥ 2 with word3 % 4 == 0), or it is the
+// 9th pending node. Earlier nodes were tested when they arrived, so groups always end at the
+// newest node and a level's buffer empties whenever it emits.
+template <typename Levels>
+void pushNode(Levels& levels, size_t level, const ChunkInfo& node) {
+  if (levels.size() <= level) levels.emplace_back();
+  auto& lv = levels[level];
+  lv.pending[lv.count++] = node;
+  ++lv.emitted;
+  const size_t index = lv.count - 1;
+  if ((index >= 2 && node.hash.word(3) % kBranchMod == 0) || lv.count == kMaxGroup) {
+    const ChunkInfo parent = parentOf(std::span(lv.pending.data(), lv.count));
+    lv.count = 0;
+    pushNode(levels, level + 1, parent);  // may reallocate `levels`: lv is not used after
+  }
+}
+
 }  // namespace
+
+void MerkleBuilder::add(const ChunkInfo& leaf) {
+  ++leaf_count_;
+  total_size_ += leaf.size;
+  pushNode(levels_, 0, leaf);
+}
+
+MerkleHash MerkleBuilder::root() const {
+  if (leaf_count_ == 0) return MerkleHash{};
+  std::vector<Level> levels = levels_;
+  // End rule: a level that ever held exactly one node is the root; otherwise its pending tail
+  // (1..8 nodes with no cut among them) is its last group.
+  for (size_t level = 0;; ++level) {
+    if (levels[level].emitted == 1) return levels[level].pending[0].hash;
+    if (levels[level].count > 0) {
+      const ChunkInfo parent =
+          parentOf(std::span(levels[level].pending.data(), levels[level].count));
+      levels[level].count = 0;
+      pushNode(levels, level + 1, parent);
+    }
+  }
+}
+
+MerkleHash MerkleBuilder::fileHash(const MerkleHash::Bytes& salt) const {
+  if (leaf_count_ == 0) return MerkleHash{};
+  return blake3Keyed(salt, root().span());
+}
 
 MerkleHash chunkHash(std::span<const uint8_t> chunk) { return blake3Keyed(kDataKey, chunk); }
 

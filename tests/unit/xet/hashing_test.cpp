@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,74 @@ TEST(HashingTest, Sha256StoredFormIsGroupReversed) {
   EXPECT_EQ(stored.raw()[0], 0x08);
   EXPECT_EQ(stored.raw()[7], 0xb9);
   EXPECT_EQ(stored.hex().substr(0, 16), "b94d27b9934d3e08");
+}
+
+// Leaves with random hashes; `cut_every` > 0 forces word3 % 4 == 0 on every k-th leaf and
+// word3 % 4 != 0 elsewhere, to drive the group-cutting rule through all of its cases.
+std::vector<ChunkInfo> randomLeaves(size_t n, uint32_t seed, size_t cut_every = 0) {
+  std::mt19937_64 rng(seed);
+  std::vector<ChunkInfo> leaves(n);
+  for (size_t i = 0; i < n; ++i) {
+    MerkleHash::Bytes raw{};
+    for (auto& b : raw) b = static_cast<uint8_t>(rng());
+    if (cut_every > 0) {
+      raw[24] = static_cast<uint8_t>((raw[24] & ~3u) | (i % cut_every == 0 ? 0u : 1u));
+    }
+    leaves[i] = {MerkleHash(raw), rng() % 140000};
+  }
+  return leaves;
+}
+
+MerkleHash builderRoot(std::span<const ChunkInfo> leaves) {
+  MerkleBuilder builder;
+  for (const auto& leaf : leaves) builder.add(leaf);
+  return builder.root();
+}
+
+TEST(MerkleBuilderTest, EqualsMerkleRootOnListedSizes) {
+  for (size_t n : std::vector<size_t>{0, 1, 2, 3, 4, 8, 9, 10, 11, 17, 18, 81, 82, 100, 729, 730, 1000}) {
+    const auto leaves = randomLeaves(n, static_cast<uint32_t>(n));
+    EXPECT_EQ(builderRoot(leaves), merkleRoot(leaves)) << n;
+  }
+}
+
+TEST(MerkleBuilderTest, EqualsMerkleRootOnRandomSizesAndCutPatterns) {
+  std::mt19937 rng(42);
+  for (int round = 0; round < 200; ++round) {
+    const size_t n = std::uniform_int_distribution<size_t>(0, round < 150 ? 120 : 5000)(rng);
+    const size_t cut_every = static_cast<size_t>(round % 12);  // 0 = random hashes
+    const auto leaves = randomLeaves(n, static_cast<uint32_t>(round), cut_every);
+    SCOPED_TRACE(testing::Message() << "n=" << n << " cut_every=" << cut_every);
+    EXPECT_EQ(builderRoot(leaves), merkleRoot(leaves));
+  }
+}
+
+TEST(MerkleBuilderTest, RootIsAvailableAfterEveryLeafAndTracksTotals) {
+  const auto leaves = randomLeaves(300, 3);
+  MerkleBuilder builder;
+  uint64_t total = 0;
+  EXPECT_TRUE(builder.root().isZero());
+  EXPECT_TRUE(builder.fileHash().isZero());
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    builder.add(leaves[i]);
+    total += leaves[i].size;
+    const auto prefix = std::span(leaves).first(i + 1);
+    ASSERT_EQ(builder.root(), merkleRoot(prefix)) << i;
+    ASSERT_EQ(builder.fileHash(), fileHash(prefix)) << i;
+  }
+  EXPECT_EQ(builder.leafCount(), leaves.size());
+  EXPECT_EQ(builder.totalSize(), total);
+}
+
+TEST(MerkleBuilderTest, SaltedFileHashMatches) {
+  const auto leaves = randomLeaves(57, 8);
+  MerkleHash::Bytes salt{};
+  salt[0] = 0xab;
+  salt[31] = 0x01;
+  MerkleBuilder builder;
+  for (const auto& leaf : leaves) builder.add(leaf);
+  EXPECT_EQ(builder.fileHash(salt), fileHash(leaves, salt));
+  EXPECT_NE(builder.fileHash(salt), builder.fileHash());
 }
 
 }  // namespace
