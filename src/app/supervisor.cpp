@@ -1,0 +1,335 @@
+#include "hfm/app/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "hfm/app/daemon.h"
+#include "hfm/app/mount_options.h"
+
+namespace hfm::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// Looks for `name` next to the running executable, then on PATH.
+std::optional<fs::path> findBackend(const std::string& name) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path sibling = self.parent_path() / name;
+    if (::access(sibling.c_str(), X_OK) == 0) return sibling;
+  }
+  if (const char* path = std::getenv("PATH")) {
+    std::string dirs = path;
+    size_t start = 0;
+    while (start <= dirs.size()) {
+      const size_t end = dirs.find(':', start);
+      const std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
+      if (!dir.empty()) {
+        const fs::path candidate = fs::path(dir) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      }
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  return std::nullopt;
+}
+
+bool programExists(const std::string& name) {
+  for (const char* dir : {"/sbin", "/usr/sbin", "/bin", "/usr/bin"}) {
+    if (::access((fs::path(dir) / name).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+// Removes "--hf-token V" / "--hf-token=V" from args, returning V if present.
+std::optional<std::string> extractToken(std::vector<std::string>& args) {
+  std::optional<std::string> token;
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--hf-token" && i + 1 < args.size()) {
+      token = args[++i];
+    } else if (args[i].rfind("--hf-token=", 0) == 0) {
+      token = args[i].substr(std::string("--hf-token=").size());
+    } else {
+      kept.push_back(args[i]);
+    }
+  }
+  args = std::move(kept);
+  return token;
+}
+
+std::string formatUptime(int64_t started_at) {
+  if (started_at <= 0) return "-";
+  int64_t secs = static_cast<int64_t>(std::time(nullptr)) - started_at;
+  if (secs < 0) secs = 0;
+  char buf[32];
+  if (secs >= 86400) {
+    std::snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(secs / 86400),
+                  static_cast<long long>(secs % 86400 / 3600));
+  } else if (secs >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(secs / 3600),
+                  static_cast<long long>(secs % 3600 / 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(secs / 60),
+                  static_cast<long long>(secs % 60));
+  }
+  return buf;
+}
+
+// Detaches a mount left behind by a dead backend.
+void lazyUnmount(const fs::path& mountpoint) {
+  if (!isMounted(mountpoint)) return;
+  const std::string target = mountpoint.string();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      ::dup2(devnull, STDOUT_FILENO);
+      ::dup2(devnull, STDERR_FILENO);
+    }
+    if (::geteuid() == 0) {
+      ::execlp("umount", "umount", "-l", target.c_str(), static_cast<char*>(nullptr));
+    } else {
+      ::execlp("fusermount3", "fusermount3", "-u", "-z", target.c_str(),
+               static_cast<char*>(nullptr));
+    }
+    ::_exit(127);
+  }
+  if (pid > 0) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+}
+
+}  // namespace
+
+SupervisorCommands::SupervisorCommands(CLI::App& app) {
+  start_ = app.add_subcommand(
+      "start", "Mount in the background: start [--fuse] [OPTIONS] bucket|repo ID MOUNTPOINT");
+  start_->add_flag("--fuse", start_fuse_, "Use the FUSE backend (default: NFS)");
+  start_->allow_extras();
+  start_->prefix_command();
+  start_->footer(
+      "Every option of hf-mount-fuse / hf-mount-nfs is accepted (see `hf-mount-fuse --help`).");
+  stop_ = app.add_subcommand("stop", "Flush pending writes, unmount and stop a mount");
+  stop_->add_option("mountpoint", stop_mountpoint_, "The mount point")->required();
+  stop_->add_option("--timeout-secs", stop_timeout_secs_,
+                    "How long to wait for pending uploads before giving up")
+      ->capture_default_str();
+  status_ = app.add_subcommand("status", "List running mounts");
+}
+
+std::optional<int> SupervisorCommands::run() const {
+  if (start_->parsed()) return runStart(start_->remaining(), start_fuse_);
+  if (stop_->parsed()) return runStop(stop_mountpoint_, stop_timeout_secs_);
+  if (status_->parsed()) return runStatus();
+  return std::nullopt;
+}
+
+std::optional<StartPlan> planStart(const std::vector<std::string>& input_args, bool fuse,
+                                   std::string& error, int& exit_code) {
+  StartPlan plan;
+  plan.fuse = fuse;
+  std::vector<std::string> args;
+  for (const auto& a : input_args) {
+    if (a == "--fuse") {
+      plan.fuse = true;
+    } else {
+      args.push_back(a);
+    }
+  }
+  exit_code = kExitUsage;
+
+  // Validate with the backend's own parser so `start` rejects exactly what the backend would.
+  MountOptions options;
+  MountSource source;
+  CLI::App parser{"hf-mount backend"};
+  addMountCommandLine(parser, options, source, plan.fuse ? Backend::kFuse : Backend::kNfs);
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    parser.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    error = std::string(e.what());
+    return std::nullopt;
+  }
+  if (auto problem = finalizeMountOptions(options, source)) {
+    error = *problem;
+    return std::nullopt;
+  }
+
+  exit_code = kExitFailure;
+  std::error_code ec;
+  const fs::path mountpoint = canonicalMountPoint(source.mountpoint);
+  if (!fs::exists(mountpoint, ec)) {
+    error = "mount point " + source.mountpoint + " does not exist (create it with mkdir -p)";
+    return std::nullopt;
+  }
+  if (!fs::is_directory(mountpoint, ec)) {
+    error = "mount point " + source.mountpoint + " is not a directory";
+    return std::nullopt;
+  }
+  if (isMounted(mountpoint)) {
+    error = "mount point " + mountpoint.string() + " is already mounted";
+    return std::nullopt;
+  }
+  if (!options.token_file.empty() && ::access(options.token_file.c_str(), R_OK) != 0) {
+    error = "token file " + options.token_file + " is not readable";
+    return std::nullopt;
+  }
+  if (plan.fuse && ::access("/dev/fuse", R_OK | W_OK) != 0) {
+    error = "/dev/fuse is not available here; use the NFS backend (drop --fuse)";
+    return std::nullopt;
+  }
+  if (!plan.fuse && !options.no_mount && !programExists("mount.nfs") &&
+      !programExists("mount_nfs")) {
+    error = "the NFS backend needs mount.nfs (apt-get install nfs-common)"
+            "; or use the FUSE backend: hf-mount start --fuse ...";
+    return std::nullopt;
+  }
+
+  plan.token = extractToken(args);
+  if (!plan.token) {
+    if (const char* env = std::getenv("HF_TOKEN"); env != nullptr && *env != '\0') {
+      plan.token = env;
+    }
+  }
+  plan.backend_args = std::move(args);
+  plan.mountpoint = mountpoint.string();
+  plan.source_label = source.label();
+  exit_code = kExitOk;
+  return plan;
+}
+
+int runStart(const std::vector<std::string>& args, bool fuse) {
+  std::string error;
+  int exit_code = kExitOk;
+  auto plan = planStart(args, fuse, error, exit_code);
+  if (!plan) {
+    std::cerr << "hf-mount start: " << error << "\n";
+    return exit_code;
+  }
+  const std::string backend_name = plan->fuse ? "hf-mount-fuse" : "hf-mount-nfs";
+  auto backend = findBackend(backend_name);
+  if (!backend) {
+    std::cerr << "hf-mount start: " << backend_name
+              << " not found next to hf-mount or on PATH (run ./install.sh)\n";
+    return kExitFailure;
+  }
+
+  const DaemonPaths paths = DaemonPaths::fromEnvironment();
+  if (auto st = paths.ensureExists(); !st) {
+    std::cerr << "hf-mount start: " << st.error().message() << "\n";
+    return kExitFailure;
+  }
+  const std::string key = mountKey(plan->mountpoint);
+  if (auto existing = readPidFile(paths.pidFile(key))) {
+    if (isDaemonAlive(existing->pid)) {
+      std::cerr << "hf-mount start: " << plan->mountpoint << " is already served by pid "
+                << existing->pid << " (" << existing->source << ")\n";
+      return kExitFailure;
+    }
+    std::error_code ec;
+    fs::remove(paths.pidFile(key), ec);
+  }
+
+  SpawnRequest request;
+  request.backend_binary = *backend;
+  request.args = plan->backend_args;
+  request.token = plan->token;
+  request.log_file = paths.logFile(key);
+  request.pid_file = paths.pidFile(key);
+  request.record.mountpoint = plan->mountpoint;
+  request.record.source = plan->source_label;
+  request.record.backend = plan->fuse ? "fuse" : "nfs";
+
+  std::cout << "Starting daemon" << std::flush;
+  auto outcome = spawnDaemon(request, /*progress=*/true);
+  if (!outcome) {
+    std::cout << " failed\n";
+    std::cerr << "hf-mount start: " << outcome.error().message() << "\n";
+    return kExitFailure;
+  }
+  if (!outcome->ready) {
+    std::cout << " failed\n";
+    std::cerr << "hf-mount start: " << outcome->error << "\n"
+              << "  log: " << request.log_file.string() << "\n";
+    return kExitFailure;
+  }
+  std::cout << " (pid=" << outcome->pid << ") ready\n"
+            << "  logs: " << request.log_file.string() << "\n"
+            << "  stop: hf-mount stop " << plan->mountpoint << "\n";
+  return kExitOk;
+}
+
+int runStop(const std::string& mountpoint_arg, unsigned timeout_secs) {
+  const DaemonPaths paths = DaemonPaths::fromEnvironment();
+  const fs::path mountpoint = canonicalMountPoint(mountpoint_arg);
+  const fs::path pid_file = paths.pidFile(mountKey(mountpoint));
+  auto record = readPidFile(pid_file);
+  std::error_code ec;
+  if (!record || !isDaemonAlive(record->pid)) {
+    fs::remove(pid_file, ec);
+    const bool was_mounted = isMounted(mountpoint);
+    lazyUnmount(mountpoint);
+    std::cerr << "hf-mount stop: no running daemon for " << mountpoint.string()
+              << (was_mounted ? " (unmounted a stale mount)" : "") << "\n";
+    return record ? kExitOk : kExitFailure;
+  }
+  const pid_t pid = record->pid;
+  // SIGTERM makes the backend flush pending uploads (bounded by its
+  // --flush-shutdown-timeout-ms), unmount and exit.
+  ::kill(pid, SIGTERM);
+  std::cout << "Stopping daemon (pid=" << pid << ")" << std::flush;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_secs);
+  while (isDaemonAlive(pid) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (isDaemonAlive(pid)) {
+    ::kill(pid, SIGKILL);
+    lazyUnmount(mountpoint);
+    fs::remove(pid_file, ec);
+    std::cout << " failed\n";
+    std::cerr << "hf-mount stop: daemon (pid=" << pid << ") did not stop after " << timeout_secs
+              << "s; killed it (pending uploads resume at the next mount of this bucket)\n";
+    return kExitFailure;
+  }
+  lazyUnmount(mountpoint);
+  fs::remove(pid_file, ec);
+  std::cout << " stopped\n";
+  return kExitOk;
+}
+
+int runStatus() {
+  const DaemonPaths paths = DaemonPaths::fromEnvironment();
+  const auto live = listLiveDaemons(paths);
+  if (live.empty()) {
+    std::cout << "No running daemons\n";
+    return kExitOk;
+  }
+  std::printf("%-8s %-6s %-9s %-40s %s\n", "PID", "BACKEND", "UPTIME", "SOURCE", "MOUNTPOINT");
+  for (const auto& d : live) {
+    std::printf("%-8d %-6s %-9s %-40s %s\n", static_cast<int>(d.pid),
+                d.backend.empty() ? "-" : d.backend.c_str(), formatUptime(d.started_at).c_str(),
+                d.source.c_str(), d.mountpoint.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace hfm::app

@@ -1,0 +1,105 @@
+#include "hfm/app/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace hfm::app {
+namespace {
+namespace fs = std::filesystem;
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "hfm-sup-XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    fs::create_directory(dir_ / "mnt");
+    ::unsetenv("HF_TOKEN");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  fs::path dir_;
+};
+
+TEST_F(SupervisorTest, PlanTakesTheTokenOutOfArgv) {
+  std::string error;
+  int code = -1;
+  const std::string mnt = (dir_ / "mnt").string();
+  auto plan = planStart({"--fuse", "--hf-token", "hf_abcdefgh", "--cache-dir", "/c", "bucket",
+                         "user/b", mnt},
+                        false, error, code);
+  ASSERT_TRUE(plan.has_value()) << error;
+  EXPECT_TRUE(plan->fuse);
+  EXPECT_EQ(plan->token, "hf_abcdefgh");
+  for (const auto& a : plan->backend_args) EXPECT_EQ(a.find("hf_abcdefgh"), std::string::npos);
+  EXPECT_EQ(plan->backend_args,
+            (std::vector<std::string>{"--cache-dir", "/c", "bucket", "user/b", mnt}));
+  EXPECT_EQ(plan->mountpoint, fs::canonical(dir_ / "mnt").string());
+  EXPECT_EQ(plan->source_label, "bucket user/b");
+}
+
+TEST_F(SupervisorTest, PlanTakesTheTokenFromTheEnvironment) {
+  ::setenv("HF_TOKEN", "hf_fromenvironment", 1);
+  std::string error;
+  int code = -1;
+  auto plan = planStart({"--hf-token=hf_x1234", "bucket", "u/b", (dir_ / "mnt").string()}, true,
+                        error, code);
+  ASSERT_TRUE(plan.has_value()) << error;
+  EXPECT_EQ(plan->token, "hf_x1234");  // the flag wins over the environment
+  ::unsetenv("HF_TOKEN");
+}
+
+TEST_F(SupervisorTest, PlanRejectsUsageErrorsWithExitCode2) {
+  std::string error;
+  int code = -1;
+  EXPECT_FALSE(planStart({"bucket", "u/b"}, true, error, code).has_value());
+  EXPECT_EQ(code, 2);
+  EXPECT_FALSE(error.empty());
+  EXPECT_FALSE(planStart({"--bogus", "bucket", "u/b", "/m"}, true, error, code).has_value());
+  EXPECT_EQ(code, 2);
+}
+
+TEST_F(SupervisorTest, PlanRejectsBadMountPointsWithExitCode1) {
+  std::string error;
+  int code = -1;
+  EXPECT_FALSE(
+      planStart({"bucket", "u/b", (dir_ / "missing").string()}, true, error, code).has_value());
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(error.find("does not exist"), std::string::npos);
+
+  const fs::path file = dir_ / "file";
+  { std::ofstream(file.string()) << "x"; }
+  EXPECT_FALSE(planStart({"bucket", "u/b", file.string()}, true, error, code).has_value());
+  EXPECT_NE(error.find("not a directory"), std::string::npos);
+
+  EXPECT_FALSE(planStart({"bucket", "u/b", "/"}, true, error, code).has_value());
+  EXPECT_NE(error.find("already mounted"), std::string::npos);
+
+  EXPECT_FALSE(planStart({"--token-file", (dir_ / "nope").string(), "bucket", "u/b",
+                          (dir_ / "mnt").string()},
+                         true, error, code)
+                   .has_value());
+  EXPECT_NE(error.find("token file"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, StatusWithNothingRunning) {
+  ::setenv("HOME", dir_.c_str(), 1);
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(runStatus(), 0);
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "No running daemons\n");
+}
+
+TEST_F(SupervisorTest, StopWithoutADaemonFails) {
+  ::setenv("HOME", dir_.c_str(), 1);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(runStop((dir_ / "mnt").string(), 1), 1);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("no running daemon"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hfm::app
