@@ -16,6 +16,7 @@
 
 #include "hfm/app/daemon.h"
 #include "hfm/app/mount_options.h"
+#include "hfm/hub/ids.h"
 
 namespace hfm::app {
 namespace fs = std::filesystem;
@@ -171,6 +172,12 @@ std::optional<StartPlan> planStart(const std::vector<std::string>& input_args, b
   }
   if (auto problem = finalizeMountOptions(options, source)) {
     error = *problem;
+    return std::nullopt;
+  }
+  auto id = source.kind == SourceKind::kBucket ? hub::parseBucketId(source.id)
+                                               : hub::parseRepoId(source.id, source.revision);
+  if (!id) {
+    error = id.error().message();
     return std::nullopt;
   }
 

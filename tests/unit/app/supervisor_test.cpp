@@ -62,6 +62,14 @@ TEST_F(SupervisorTest, PlanRejectsUsageErrorsWithExitCode2) {
   EXPECT_FALSE(error.empty());
   EXPECT_FALSE(planStart({"--bogus", "bucket", "u/b", "/m"}, true, error, code).has_value());
   EXPECT_EQ(code, 2);
+  const std::string mnt = (dir_ / "mnt").string();
+  EXPECT_FALSE(planStart({"bucket", "no-namespace", mnt}, true, error, code).has_value());
+  EXPECT_EQ(code, 2);
+  EXPECT_FALSE(planStart({"bucket", "u/b/../etc", mnt}, true, error, code).has_value());
+  EXPECT_EQ(code, 2);
+  EXPECT_FALSE(planStart({"repo", "u/m", mnt, "--revision", "a..b"}, true, error, code).has_value());
+  EXPECT_EQ(code, 2);
+  EXPECT_TRUE(planStart({"repo", "datasets/u/d/sub", mnt}, true, error, code).has_value()) << error;
 }
 
 TEST_F(SupervisorTest, PlanRejectsBadMountPointsWithExitCode1) {
