@@ -20,6 +20,12 @@
 
 namespace hfm::localhub {
 
+// Tunables of the CAS service (defaults match the Hub's behaviour closely enough for clients).
+struct CasOptions {
+  int64_t fetch_url_ttl_secs = 3600;   // lifetime of signed fetch URLs (Hub: about 1 h)
+  int64_t dedup_key_ttl_secs = 86400;  // shard_key_expiry of global-dedup answers
+};
+
 class CasService {
  public:
   virtual ~CasService() = default;
@@ -27,6 +33,9 @@ class CasService {
   // Opens (creating if needed) the CAS state under `data_dir / "cas"`.
   static Result<std::unique_ptr<CasService>> open(const std::filesystem::path& data_dir,
                                                   const XetTokens* tokens);
+  static Result<std::unique_ptr<CasService>> open(const std::filesystem::path& data_dir,
+                                                  const XetTokens* tokens,
+                                                  const CasOptions& options);
 
   // Answers a CAS request (paths /v1/..., /v2/...); nullopt if the path is not a CAS route.
   // Fetch URLs it hands out are built from the request's Host header.
