@@ -195,7 +195,6 @@ class DiskChunkCache final : public ChunkCache {
     const uint64_t bytes = kHeaderSize + data.size();
     {
       std::lock_guard lock(mu_);
-      if (index_.count(key) != 0) return okStatus();
       if (bytes > capacity_) return okStatus();
       evictLocked(bytes);
       used_ += bytes;  // reservation, released on failure or kept by the committed entry
@@ -232,11 +231,6 @@ class DiskChunkCache final : public ChunkCache {
     const fs::path dir = root_ / key.xorb.hex().substr(0, 2);
     const fs::path final_path = dir / entryName(key);
     std::lock_guard lock(mu_);
-    if (index_.count(key) != 0) {  // a concurrent put won; keep its entry
-      ::unlink(tmp.c_str());
-      used_ -= bytes;
-      return okStatus();
-    }
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
       const int err = errno;
       ::unlink(tmp.c_str());
@@ -248,6 +242,12 @@ class DiskChunkCache final : public ChunkCache {
       ::unlink(tmp.c_str());
       used_ -= bytes;
       return sysError("rename to " + final_path.string(), err);
+    }
+    // An existing entry of this key was just replaced by the rename: release its bytes.
+    if (auto it = index_.find(key); it != index_.end()) {
+      used_ -= it->second.bytes;
+      lru_.erase(it->second.lru);
+      index_.erase(it);
     }
     lru_.push_front(key);
     index_.emplace(key, Entry{bytes, next_gen_++, lru_.begin()});

@@ -17,7 +17,9 @@
 //  * The total accounted size never exceeds the capacity, also while several threads insert:
 //    put() reserves space (evicting least-recently-used entries, file deleted first) before
 //    the bytes reach the disk. An entry larger than the capacity is silently not cached.
-//  * put() of a key already present keeps the existing entry.
+//  * put() of a key already present: the disk cache replaces the entry (atomically, by
+//    rename), which heals an entry that would fail verification; the memory cache keeps it.
+//    Either way the content is the same: a key names immutable bytes.
 //  * All methods are thread-safe.
 //
 // DiskChunkCache layout under its root (`<--cache-dir>/chunks`):
