@@ -1,0 +1,69 @@
+// Remote: the seam between the filesystem core (Vfs) and where the bytes and the namespace
+// actually live (a Hub bucket or repo read through hub + xet + cache, or FakeRemote in tests).
+//
+// Contract:
+//  - Paths are relative to the mount root (the subfolder prefix, if any, is already stripped),
+//    use '/' as separator, never start or end with '/'; "" is the root directory.
+//  - Directories are implicit (as on the Hub): they exist while something exists below them.
+//  - Every method is thread-safe and may block; the Vfs never calls a Remote while holding one
+//    of its own locks. Implementations bound every wait themselves (connect/read timeouts), so
+//    a stalled server cannot park a caller forever.
+//  - Errors carry the errno the filesystem caller should see (ENOENT, EACCES, EIO, ENOSPC,
+//    EAGAIN, ETIMEDOUT ...); the Vfs passes them through unchanged.
+//  - read() is content-addressed: it reads the version of the file described by the entry it is
+//    given (its xet_hash / etag), not "whatever is at that path now". A handle opened on one
+//    version therefore keeps reading that version even if the path changes remotely.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hfm/util/result.h"
+
+namespace hfm::vfs {
+
+struct RemoteEntry {
+  std::string path;       // relative to the mount root, e.g. "models/config.json"
+  bool is_dir = false;
+  uint64_t size = 0;      // bytes; 0 for directories
+  int64_t mtime_ns = 0;   // modification time (ns since the epoch); 0 = unknown
+  std::string xet_hash;   // content hash (hex) of the version; empty for non-Xet files
+  std::string etag;       // identifies the version when there is no xet hash (git blobs)
+
+  // True when `other` describes a different version of the same file.
+  bool contentDiffers(const RemoteEntry& other) const {
+    if (size != other.size) return true;
+    if (!xet_hash.empty() || !other.xet_hash.empty()) return xet_hash != other.xet_hash;
+    return etag != other.etag;
+  }
+};
+
+class Remote {
+ public:
+  virtual ~Remote() = default;
+
+  // Immediate children of `dir` (one level). Entries whose path is deeper than one level
+  // below `dir` stand for the immediate subdirectory they are in. A directory that does not
+  // exist may be reported either as ENOENT or as an empty listing (buckets cannot tell).
+  virtual Result<std::vector<RemoteEntry>> listDirectory(const std::string& dir) = 0;
+
+  // Metadata of one file (a HEAD on the Hub). ENOENT when no file exists at `path`;
+  // directories are implicit and also give ENOENT.
+  virtual Result<RemoteEntry> stat(const std::string& path) = 0;
+
+  // Reads bytes [offset, offset + out.size()) of the version `file` describes into `out`.
+  // Returns the number of bytes stored, which is less than out.size() only at end of file.
+  virtual Result<size_t> read(const RemoteEntry& file, uint64_t offset, std::span<uint8_t> out) = 0;
+
+  // True for repos and read-only mounts: the Vfs answers every mutation with EROFS.
+  virtual bool readOnly() const = 0;
+
+  // A cheap token that changes whenever anything in the remote may have changed (bucket
+  // updatedAt, repo sha). The poller skips a round when it is unchanged. An implementation
+  // that has no such probe returns an empty string, which means "always poll".
+  virtual Result<std::string> revision() { return std::string(); }
+};
+
+}  // namespace hfm::vfs

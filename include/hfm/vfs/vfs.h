@@ -1,0 +1,278 @@
+// Vfs: the backend-independent filesystem core. The FUSE adapter (and later the NFS server)
+// translate kernel requests into these calls and only translate the results back; nothing here
+// knows about libfuse or NFS.
+//
+// Model:
+//  - Every path the mount has seen has an inode number, assigned from 2 upwards (1 is the root)
+//    and never reused for another path: a path keeps its number for the whole mount, even if it
+//    is deleted and re-created remotely (unless it comes back as a different kind, file vs dir,
+//    which gets a fresh number). FUSE generation numbers are therefore always 0.
+//  - Directories are listed lazily, one level at a time, on first use (opendir, or a lookup
+//    miss), and a listing is trusted for metadata_ttl; after that the next opendir or lookup
+//    miss lists again and applies the difference (additions, changes, deletions). A lookup in a
+//    directory never listed first asks Remote::stat (one HEAD) so that opening one known file
+//    in a huge directory does not list its siblings.
+//  - A file found in the table is revalidated with Remote::stat when its metadata is older than
+//    metadata_ttl (on every lookup with metadata_ttl_minimal); network errors keep serving the
+//    cached metadata.
+//  - Lookup misses are remembered in a negative cache (negative_ttl, bounded size) so repeated
+//    probes (editors, Python imports, shells) cost no remote call; additions seen by a listing
+//    or the poller drop the matching entries.
+//  - Kernel lookup counts: lookup() adds one reference to the inode it returns, forget() drops
+//    them. An inode removed remotely stays readable (nlink 0) while the kernel still references
+//    it or a handle is open, and is freed when both are gone.
+//  - Open handles read through their own Prefetcher over the exact version (xet hash) that was
+//    current at open time; a remote change never mixes bytes of two versions in one handle.
+//  - This version serves reads only: every mutation answers EROFS (and EACCES first for OS junk
+//    names when the filter is on, as the reference does). Writes extend Remote later.
+//  - Invalidations (remote changes found by a listing, a revalidation or the poller) are handed
+//    to an InvalidationSink after every Vfs lock has been released; the sink must not call back
+//    into the kernel synchronously from a request thread (the FUSE adapter queues them to a
+//    dedicated notifier thread).
+//
+// Thread-safety: every public method may be called concurrently from any thread. See
+// docs/threading.md for the locks and their order.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "hfm/util/result.h"
+#include "hfm/vfs/prefetcher.h"
+#include "hfm/vfs/remote.h"
+#include "hfm/vfs/worker_pool.h"
+
+namespace hfm::vfs {
+
+using InodeId = uint64_t;
+inline constexpr InodeId kRootInode = 1;
+
+using Clock = std::chrono::steady_clock;
+
+struct VfsConfig {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::chrono::milliseconds metadata_ttl{10000};  // --metadata-ttl-ms
+  bool metadata_ttl_minimal = false;              // --metadata-ttl-minimal: HEAD on every lookup
+  bool filter_os_files = true;                    // false with --no-filter-os-files
+  std::chrono::milliseconds negative_ttl{30000};
+  size_t negative_cache_max = 1000;
+  bool direct_io = false;                         // --direct-io: no page cache for file data
+  size_t worker_threads = 8;                      // background fetch pool
+  int64_t root_mtime_ns = 0;                      // repo lastModified / bucket updatedAt
+  PrefetchConfig prefetch;
+  // Time source for TTLs (tests inject a fake clock). Default: steady_clock::now.
+  std::function<Clock::time_point()> now;
+};
+
+struct Attr {
+  InodeId ino = 0;
+  bool is_dir = false;
+  uint32_t mode = 0;      // includes S_IFREG / S_IFDIR
+  uint32_t nlink = 1;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;    // 512-byte blocks
+  uint32_t blksize = 512;
+  int64_t mtime_ns = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  InodeId ino = 0;
+  bool is_dir = false;
+  uint64_t next_offset = 0;  // pass back to readdir to continue after this entry
+};
+
+struct OpenResult {
+  uint64_t fh = 0;
+  bool keep_cache = false;  // the kernel may keep cached pages: same version as the last open
+  bool direct_io = false;
+};
+
+struct StatFs {
+  uint64_t block_size = 512;
+  uint64_t blocks = 0;
+  uint64_t blocks_free = 0;
+  uint64_t blocks_available = 0;
+  uint64_t files = 0;
+  uint64_t files_free = 0;
+  uint32_t name_max = 255;
+};
+
+// What a listing / poll changed, for logs, tests and invalidation.
+struct ChangeSet {
+  std::vector<std::string> added;
+  std::vector<std::string> changed;
+  std::vector<std::string> deleted;
+  bool empty() const { return added.empty() && changed.empty() && deleted.empty(); }
+};
+
+// Implemented by the kernel adapter. Calls arrive on any thread, never with a Vfs lock held.
+class InvalidationSink {
+ public:
+  virtual ~InvalidationSink() = default;
+  // The inode's attributes (and, if drop_pages, its cached data) are stale. drop_pages is false
+  // while handles are open: dropping pages under a reader can deadlock the kernel (#195).
+  virtual void invalidateInode(InodeId ino, bool drop_pages) = 0;
+  // The name `name` in directory `parent` changed meaning (added, deleted, replaced).
+  virtual void invalidateEntry(InodeId parent, const std::string& name) = 0;
+};
+
+// True for names macOS/Windows litter on filesystems (.DS_Store, ._*, Thumbs.db, ...).
+bool isOsJunkName(std::string_view name);
+
+class Vfs {
+ public:
+  Vfs(std::shared_ptr<Remote> remote, VfsConfig config);
+  ~Vfs();
+  Vfs(const Vfs&) = delete;
+  Vfs& operator=(const Vfs&) = delete;
+
+  // Lists the root directory (the reference does this before mounting so a bad source fails
+  // at start-up). Returns the listing error.
+  Status preloadRoot();
+
+  void setInvalidationSink(InvalidationSink* sink);  // nullptr disarms; safe at any time
+
+  bool readOnly() const { return true; }
+  const VfsConfig& config() const { return config_; }
+
+  // --- namespace (FUSE lookup counts) ---
+
+  // FUSE LOOKUP: resolves `name` in directory `parent`. On success the returned inode's
+  // lookup count is incremented by one (the kernel will send a matching forget). ENOENT when
+  // absent, ENOTDIR if parent is a file, ENAMETOOLONG above 255 bytes.
+  Result<Attr> lookup(InodeId parent, std::string_view name);
+
+  // FUSE FORGET / BATCH_FORGET: the kernel dropped `nlookup` references. Never fails; unknown
+  // inodes are ignored.
+  void forget(InodeId ino, uint64_t nlookup);
+  void forgetMulti(std::span<const std::pair<InodeId, uint64_t>> items);
+
+  // FUSE GETATTR. ENOENT for unknown inodes. Does not contact the remote.
+  Result<Attr> getattr(InodeId ino);
+
+  // --- directories ---
+
+  // FUSE OPENDIR: lists the directory if needed (first use, or listing older than the TTL) and
+  // snapshots its entries, so offsets stay stable while the handle is open. ENOTDIR for files.
+  // If a refresh fails but an older listing exists, the older listing is served.
+  Result<uint64_t> opendir(InodeId ino);
+  // FUSE READDIR: up to max_entries entries starting after `offset` (0 = start); "." and ".."
+  // come first. An empty vector means end of directory. EBADF for unknown handles.
+  Result<std::vector<DirEntry>> readdir(uint64_t dir_handle, uint64_t offset, size_t max_entries);
+  // FUSE RELEASEDIR.
+  void releasedir(uint64_t dir_handle);
+
+  // --- files ---
+
+  // FUSE OPEN: EISDIR for directories, EROFS for any write access (O_WRONLY, O_RDWR, O_TRUNC,
+  // O_APPEND) on this read-only core. keep_cache is true when the version is the one the
+  // previous open saw, so the kernel keeps the pages it has.
+  Result<OpenResult> open(InodeId ino, int flags);
+  // FUSE READ: exactly min(size, file size - offset) bytes (never short before EOF), 0 at EOF.
+  // EBADF for unknown handles; remote errors pass through (EIO on timeouts).
+  Result<size_t> read(uint64_t fh, uint64_t offset, std::span<uint8_t> out);
+  // FUSE RELEASE: frees the handle and its prefetch buffer.
+  void release(uint64_t fh);
+
+  // FUSE STATFS: a fixed, very large free space (as the reference: 42 PB), no inode limit.
+  StatFs statfs() const;
+
+  // --- mutations: EACCES for OS junk names (if filtering), otherwise EROFS ---
+  Status mknod(InodeId parent, std::string_view name);
+  Status mkdir(InodeId parent, std::string_view name);
+  Status create(InodeId parent, std::string_view name);
+  Status symlink(InodeId parent, std::string_view name);
+  Status link(InodeId ino, InodeId new_parent, std::string_view new_name);
+  Status unlink(InodeId parent, std::string_view name);
+  Status rmdir(InodeId parent, std::string_view name);
+  Status rename(InodeId parent, std::string_view name, InodeId new_parent,
+                std::string_view new_name);
+  Status setattr(InodeId ino);
+  Status write(uint64_t fh);
+
+  // --- remote sync ---
+
+  // Re-lists every directory that has been listed, parents before children, and applies the
+  // differences (the poller's round). Deleted files with open handles stay readable; changed
+  // files get their kernel cache invalidated. A directory whose listing fails is left alone
+  // unless its parent's listing shows it gone.
+  ChangeSet refreshLoaded();
+
+  // --- introspection for tests and logs ---
+  uint64_t lookupCount(InodeId ino) const;  // 0 if unknown
+  size_t inodeCount() const;
+  size_t openHandleCount() const;
+  std::optional<InodeId> inodeForPath(const std::string& path) const;  // in the namespace now
+  std::optional<PrefetchStats> prefetchStats(uint64_t fh) const;
+
+ private:
+  struct Inode;
+  struct FileHandle;
+  struct DirHandle;
+
+  Clock::time_point now() const;
+  Attr attrLocked(const Inode& node) const;
+  Inode* findLocked(InodeId ino) const;
+  // Ensures `dir` has a listing younger than the TTL (a new one if `force`), appending what
+  // the listing changed to `out` when given.
+  Status ensureListed(InodeId dir, bool force, ChangeSet* out = nullptr);
+  // Applies a listing of `dir`; returns what changed. Requires mu_ exclusively.
+  void applyListingLocked(Inode& dir, const std::vector<RemoteEntry>& entries, ChangeSet& changes,
+                          std::vector<std::function<void(InvalidationSink&)>>& notes);
+  InodeId childLocked(Inode& dir, const std::string& name, const RemoteEntry& entry,
+                      ChangeSet& changes,
+                      std::vector<std::function<void(InvalidationSink&)>>& notes);
+  void detachLocked(Inode& dir, const std::string& name, ChangeSet& changes,
+                    std::vector<std::function<void(InvalidationSink&)>>& notes);
+  void maybeFreeLocked(InodeId ino);
+  void updateFileLocked(Inode& node, const RemoteEntry& entry, ChangeSet& changes,
+                        std::vector<std::function<void(InvalidationSink&)>>& notes);
+  void dispatch(std::vector<std::function<void(InvalidationSink&)>>& notes);
+  bool negativeHitLocked(const std::string& path);
+  void addNegative(const std::string& path);
+  void dropNegativeUnder(const std::string& dir_path);
+  Status checkMutation(std::string_view name) const;
+  std::string childPath(const Inode& dir, std::string_view name) const;
+  std::shared_ptr<std::mutex> listingMutex(InodeId dir);
+
+  const std::shared_ptr<Remote> remote_;
+  const VfsConfig config_;
+  WorkerPool pool_;
+
+  // Lock order: a directory's listing mutex, then mu_, then neg_mu_, then handles_mu_.
+  // No Remote call and no InvalidationSink call is made while holding mu_ or handles_mu_.
+  mutable std::shared_mutex mu_;
+  std::unordered_map<InodeId, std::unique_ptr<Inode>> inodes_;  // Guarded by mu_.
+  std::unordered_map<std::string, InodeId> path_ino_;  // every path ever seen. Guarded by mu_.
+  std::unordered_map<InodeId, std::shared_ptr<std::mutex>> listing_mu_;  // Guarded by mu_.
+  InodeId next_ino_ = kRootInode + 1;                  // Guarded by mu_.
+
+  mutable std::mutex neg_mu_;
+  std::unordered_map<std::string, Clock::time_point> negative_;  // path → expiry. neg_mu_.
+
+  mutable std::mutex handles_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> files_;  // Guarded by handles_mu_.
+  std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_;    // Guarded by handles_mu_.
+  uint64_t next_fh_ = 1;                                             // Guarded by handles_mu_.
+
+  std::mutex sink_mu_;  // serializes sink swaps against dispatch
+  InvalidationSink* sink_ = nullptr;  // Guarded by sink_mu_.
+};
+
+}  // namespace hfm::vfs

@@ -1,0 +1,285 @@
+#include "hfm/vfs/prefetcher.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "hfm/util/log.h"
+
+namespace hfm::vfs {
+
+namespace {
+
+// Errors that a retry cannot fix.
+bool isPermanent(int err) {
+  switch (err) {
+    case ENOENT:
+    case EACCES:
+    case EPERM:
+    case ENOSPC:
+    case EROFS:
+    case EINVAL:
+    case EISDIR:
+    case ENOTDIR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Status fetchExact(Remote& remote, const RemoteEntry& file, uint64_t offset, std::span<uint8_t> out,
+                  int attempts, std::chrono::milliseconds backoff) {
+  const uint64_t expected =
+      offset >= file.size ? 0 : std::min<uint64_t>(out.size(), file.size - offset);
+  if (expected == 0) return okStatus();
+  auto target = out.first(static_cast<size_t>(expected));
+  Error last(EIO, "no attempt made");
+  for (int attempt = 1; attempt <= std::max(attempts, 1); ++attempt) {
+    auto got = remote.read(file, offset, target);
+    if (got.ok()) {
+      if (*got == expected) return okStatus();
+      last = Error(EIO, "short read from remote: " + std::to_string(*got) + " of " +
+                            std::to_string(expected) + " bytes at offset " +
+                            std::to_string(offset) + " of " + file.path);
+    } else {
+      last = got.error();
+      if (isPermanent(last.code())) break;
+    }
+    if (attempt < attempts) {
+      spdlog::debug("read {}@{}+{} failed (attempt {}/{}): {}", file.path, offset, expected,
+                    attempt, attempts, last.message());
+      std::this_thread::sleep_for(backoff * (1 << (attempt - 1)));
+    }
+  }
+  return last;
+}
+
+struct Prefetcher::Part {
+  Part(uint64_t s, uint64_t l) : start(s), len(l) {}
+  const uint64_t start;
+  const uint64_t len;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;                // Guarded by mu.
+  std::optional<Error> error;       // Guarded by mu.
+  std::vector<uint8_t> data;        // Guarded by mu; immutable once done.
+};
+
+Prefetcher::Prefetcher(Remote& remote, WorkerPool& pool, std::shared_ptr<const RemoteEntry> file,
+                       PrefetchConfig config)
+    : remote_(remote), pool_(pool), file_(std::move(file)), config_(config) {
+  window_ = config_.initial_window;
+}
+
+Prefetcher::~Prefetcher() {
+  std::lock_guard<std::mutex> lock(mu_);
+  dropStreamLocked();
+}
+
+void Prefetcher::dropStreamLocked() {
+  // Background tasks hold weak references: parts not yet started are skipped, parts in flight
+  // finish and are freed by whoever still holds them (possibly a waiting reader).
+  parts_.clear();
+}
+
+void Prefetcher::trimLocked() {
+  while (!parts_.empty()) {
+    const auto& front = parts_.front();
+    if (front->start + front->len + config_.backward_tolerance > high_water_) break;
+    parts_.pop_front();
+  }
+}
+
+void Prefetcher::issueBatchLocked(uint64_t size) {
+  const uint64_t file_size = file_->size;
+  if (issued_end_ >= file_size) return;
+  size = std::min(size, file_size - issued_end_);
+  if (size == 0) return;
+  stats_.batches.push_back(size);
+  stats_.bytes_prefetched += size;
+  last_batch_start_ = issued_end_;
+  const uint64_t request = std::max<uint64_t>(config_.max_request, 4096);
+  for (uint64_t off = issued_end_; off < issued_end_ + size; off += request) {
+    auto part = std::make_shared<Part>(off, std::min(request, issued_end_ + size - off));
+    parts_.push_back(part);
+    std::weak_ptr<Part> weak = part;
+    auto file = file_;
+    Remote* remote = &remote_;
+    const int attempts = config_.fetch_attempts;
+    const auto backoff = config_.retry_backoff;
+    const bool queued = pool_.submit([weak, file, remote, attempts, backoff] {
+      auto p = weak.lock();
+      if (!p) return;  // the stream was dropped before this part started
+      std::vector<uint8_t> buf(static_cast<size_t>(p->len));
+      Status st = fetchExact(*remote, *file, p->start, buf, attempts, backoff);
+      {
+        std::lock_guard<std::mutex> lock(p->mu);
+        if (st.ok()) {
+          p->data = std::move(buf);
+        } else {
+          p->error = st.error();
+        }
+        p->done = true;
+      }
+      p->cv.notify_all();
+    });
+    if (!queued) {
+      std::lock_guard<std::mutex> lock(part->mu);
+      part->error = Error(EIO, "read of " + file_->path + " during shutdown");
+      part->done = true;
+    }
+  }
+  issued_end_ += size;
+  window_ = std::min(window_ * 2, std::max(config_.max_window, config_.initial_window));
+}
+
+Status Prefetcher::waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offset,
+                               std::span<uint8_t> out) {
+  std::unique_lock<std::mutex> lock(part->mu);
+  auto ready = [&] { return part->done; };
+  if (config_.read_timeout.count() > 0) {
+    if (!part->cv.wait_for(lock, config_.read_timeout, ready)) {
+      return Error(EIO, "timed out after " + std::to_string(config_.read_timeout.count()) +
+                            " ms reading " + file_->path + " at offset " +
+                            std::to_string(part->start));
+    }
+  } else {
+    part->cv.wait(lock, ready);
+  }
+  if (part->error) return *part->error;
+  const uint64_t from = std::max(offset, part->start);
+  const uint64_t to = std::min(offset + out.size(), part->start + part->len);
+  if (to > from) {
+    std::memcpy(out.data() + (from - offset), part->data.data() + (from - part->start),
+                static_cast<size_t>(to - from));
+  }
+  return okStatus();
+}
+
+void Prefetcher::forgetFailedLocked(const Part* part) {
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    if (parts_[i].get() != part) continue;
+    issued_end_ = parts_[i]->start;
+    last_batch_start_ = std::min(last_batch_start_, issued_end_);
+    parts_.erase(parts_.begin() + static_cast<std::ptrdiff_t>(i), parts_.end());
+    return;
+  }
+}
+
+Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
+  const uint64_t size = file_->size;
+  if (offset >= size || out.empty()) return size_t{0};
+  const uint64_t len = std::min<uint64_t>(out.size(), size - offset);
+  const uint64_t end = offset + len;
+  out = out.first(static_cast<size_t>(len));
+
+  bool random = false;
+  uint64_t direct_end = offset;  // [offset, direct_end) is fetched synchronously
+  std::vector<std::shared_ptr<Part>> needed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool sequential = false;
+    switch (mode_) {
+      case Mode::kNone:
+        sequential = true;
+        break;
+      case Mode::kStream: {
+        const uint64_t lo =
+            last_end_ > config_.backward_tolerance ? last_end_ - config_.backward_tolerance : 0;
+        const uint64_t hi = std::max(last_end_, issued_end_) + config_.forward_tolerance;
+        sequential = offset >= lo && offset <= hi;
+        break;
+      }
+      case Mode::kRandom:
+        sequential = offset + config_.random_reorder_tolerance >= last_end_ &&
+                     offset <= last_end_ + config_.random_reorder_tolerance;
+        break;
+    }
+    if (!sequential) {
+      dropStreamLocked();
+      mode_ = Mode::kRandom;
+      window_ = config_.initial_window;
+      streak_ = 0;
+      issued_end_ = 0;
+      last_batch_start_ = 0;
+      last_end_ = end;
+      high_water_ = end;
+      stats_.random_reads++;
+      stats_.bytes_direct += len;
+      random = true;
+    } else {
+      stats_.sequential_reads++;
+      if (mode_ != Mode::kStream) {
+        // A new stream; a random read that this one continues counts as its first read.
+        streak_ = mode_ == Mode::kRandom ? 2 : 1;
+        dropStreamLocked();
+        mode_ = Mode::kStream;
+        window_ = config_.initial_window;
+        issued_end_ = offset;
+        last_batch_start_ = offset;
+        high_water_ = offset;
+        stats_.stream_starts++;
+      } else {
+        streak_++;
+      }
+      if (offset > issued_end_) {
+        // A small skip forward past everything requested: restart the parts at the new offset,
+        // keeping the window (the access is still sequential).
+        dropStreamLocked();
+        issued_end_ = offset;
+        last_batch_start_ = offset;
+      }
+      while (issued_end_ < end) issueBatchLocked(std::max(window_, end - issued_end_));
+      if (streak_ >= 2 && end > last_batch_start_) issueBatchLocked(window_);
+
+      const uint64_t front = parts_.empty() ? issued_end_ : parts_.front()->start;
+      if (offset < front) direct_end = std::min(end, front);
+      for (const auto& p : parts_) {
+        if (p->start >= end) break;
+        if (p->start + p->len > offset) needed.push_back(p);
+      }
+      last_end_ = end;
+      high_water_ = std::max(high_water_, end);
+      trimLocked();
+      if (direct_end > offset) stats_.bytes_direct += direct_end - offset;
+    }
+  }
+
+  if (random) {
+    HFM_TRY(fetchExact(remote_, *file_, offset, out, config_.fetch_attempts,
+                       config_.retry_backoff));
+    return static_cast<size_t>(len);
+  }
+  if (direct_end > offset) {
+    // Tolerated read behind the retained bytes (out-of-order readahead): fetch just that piece.
+    HFM_TRY(fetchExact(remote_, *file_, offset, out.first(static_cast<size_t>(direct_end - offset)),
+                       config_.fetch_attempts, config_.retry_backoff));
+  }
+  for (const auto& part : needed) {
+    Status st = waitAndCopy(part, offset, out);
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      forgetFailedLocked(part.get());
+      return st.error();
+    }
+  }
+  return static_cast<size_t>(len);
+}
+
+PrefetchStats Prefetcher::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+uint64_t Prefetcher::bufferedBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t total = 0;
+  for (const auto& p : parts_) total += p->len;
+  return total;
+}
+
+}  // namespace hfm::vfs

@@ -1,0 +1,764 @@
+#include "hfm/vfs/vfs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "hfm/util/log.h"
+
+namespace hfm::vfs {
+
+namespace {
+
+constexpr size_t kNameMax = 255;
+constexpr uint64_t kFakeCapacityBytes = 42ull * 1000 * 1000 * 1000 * 1000 * 1000;  // 42 PB
+
+std::string versionOf(const RemoteEntry& e) {
+  return e.xet_hash + "|" + e.etag + "|" + std::to_string(e.size);
+}
+
+}  // namespace
+
+bool isOsJunkName(std::string_view name) {
+  static constexpr std::array<std::string_view, 7> kJunk = {
+      ".DS_Store", ".Spotlight-V100", ".Trashes", ".fseventsd", "__MACOSX", "Thumbs.db",
+      "desktop.ini"};
+  if (name.substr(0, 2) == "._") return true;
+  return std::find(kJunk.begin(), kJunk.end(), name) != kJunk.end();
+}
+
+struct Vfs::Inode {
+  InodeId ino = 0;
+  InodeId parent = kRootInode;
+  std::string name;
+  std::string path;
+  bool is_dir = false;
+  RemoteEntry entry;                       // current remote metadata (files)
+  uint64_t nlookup = 0;                    // kernel references
+  uint32_t open_handles = 0;
+  bool detached = false;                   // no longer in the namespace (removed remotely)
+  std::map<std::string, InodeId> children;  // directories; sorted → stable readdir order
+  std::optional<Clock::time_point> listed_at;  // directories: last complete listing
+  uint64_t list_generation = 0;                // directories: bumped by every applied listing
+  Clock::time_point revalidated_at{};          // files: metadata last confirmed
+  std::optional<std::string> last_open_version;  // files: version the last open saw
+};
+
+struct Vfs::FileHandle {
+  InodeId ino = 0;
+  std::string version;
+  std::unique_ptr<Prefetcher> prefetcher;
+};
+
+struct Vfs::DirHandle {
+  std::vector<DirEntry> entries;  // ".", "..", then children by name
+};
+
+Vfs::Vfs(std::shared_ptr<Remote> remote, VfsConfig config)
+    : remote_(std::move(remote)), config_(std::move(config)), pool_(config_.worker_threads) {
+  auto root = std::make_unique<Inode>();
+  root->ino = kRootInode;
+  root->parent = kRootInode;
+  root->is_dir = true;
+  root->entry.is_dir = true;
+  root->entry.mtime_ns = config_.root_mtime_ns;
+  path_ino_[""] = kRootInode;
+  inodes_[kRootInode] = std::move(root);
+}
+
+Vfs::~Vfs() {
+  setInvalidationSink(nullptr);
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  files_.clear();  // prefetchers drop their parts before the pool joins
+  dirs_.clear();
+}
+
+Clock::time_point Vfs::now() const { return config_.now ? config_.now() : Clock::now(); }
+
+Status Vfs::preloadRoot() { return ensureListed(kRootInode, false); }
+
+void Vfs::setInvalidationSink(InvalidationSink* sink) {
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  sink_ = sink;
+}
+
+void Vfs::dispatch(std::vector<std::function<void(InvalidationSink&)>>& notes) {
+  if (notes.empty()) return;
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  if (sink_ != nullptr) {
+    for (auto& note : notes) note(*sink_);
+  }
+  notes.clear();
+}
+
+Vfs::Inode* Vfs::findLocked(InodeId ino) const {
+  auto it = inodes_.find(ino);
+  return it == inodes_.end() ? nullptr : it->second.get();
+}
+
+std::string Vfs::childPath(const Inode& dir, std::string_view name) const {
+  return dir.path.empty() ? std::string(name) : dir.path + "/" + std::string(name);
+}
+
+Attr Vfs::attrLocked(const Inode& node) const {
+  Attr a;
+  a.ino = node.ino;
+  a.is_dir = node.is_dir;
+  // Read-only core: the reference reports 0444 / 0555 on read-only mounts.
+  a.mode = node.is_dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  a.nlink = node.detached ? 0 : (node.is_dir ? 2 : 1);
+  a.uid = config_.uid;
+  a.gid = config_.gid;
+  a.size = node.is_dir ? 0 : node.entry.size;
+  a.blocks = (a.size + 511) / 512;
+  a.blksize = 512;
+  a.mtime_ns = node.entry.mtime_ns != 0 ? node.entry.mtime_ns : config_.root_mtime_ns;
+  return a;
+}
+
+std::shared_ptr<std::mutex> Vfs::listingMutex(InodeId dir) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (findLocked(dir) == nullptr) return nullptr;
+  auto& m = listing_mu_[dir];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Negative cache
+
+bool Vfs::negativeHitLocked(const std::string& path) {
+  if (config_.metadata_ttl_minimal) return false;
+  std::lock_guard<std::mutex> lock(neg_mu_);
+  auto it = negative_.find(path);
+  if (it == negative_.end()) return false;
+  if (it->second <= now()) {
+    negative_.erase(it);
+    return false;
+  }
+  return true;
+}
+
+void Vfs::addNegative(const std::string& path) {
+  if (config_.metadata_ttl_minimal || config_.negative_cache_max == 0) return;
+  const auto t = now();
+  std::lock_guard<std::mutex> lock(neg_mu_);
+  if (negative_.size() >= config_.negative_cache_max) {
+    std::erase_if(negative_, [t](const auto& kv) { return kv.second <= t; });
+    // Still full: drop a sample of entries (as the reference does, 128 at a time).
+    size_t dropped = 0;
+    for (auto it = negative_.begin();
+         negative_.size() >= config_.negative_cache_max && it != negative_.end() && dropped < 128;
+         ++dropped) {
+      it = negative_.erase(it);
+    }
+  }
+  negative_[path] = t + config_.negative_ttl;
+}
+
+void Vfs::dropNegativeUnder(const std::string& dir_path) {
+  std::lock_guard<std::mutex> lock(neg_mu_);
+  std::erase_if(negative_, [&](const auto& kv) {
+    const std::string& p = kv.first;
+    if (dir_path.empty()) return true;
+    return p.size() > dir_path.size() && p.compare(0, dir_path.size(), dir_path) == 0 &&
+           p[dir_path.size()] == '/';
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings
+
+void Vfs::maybeFreeLocked(InodeId ino) {
+  Inode* node = findLocked(ino);
+  if (node == nullptr || ino == kRootInode) return;
+  if (node->detached && node->nlookup == 0 && node->open_handles == 0) {
+    listing_mu_.erase(ino);
+    inodes_.erase(ino);
+  }
+}
+
+void Vfs::detachLocked(Inode& dir, const std::string& name, ChangeSet& changes,
+                       std::vector<std::function<void(InvalidationSink&)>>& notes) {
+  auto it = dir.children.find(name);
+  if (it == dir.children.end()) return;
+  const InodeId id = it->second;
+  dir.children.erase(it);
+  Inode* node = findLocked(id);
+  if (node == nullptr) return;
+  changes.deleted.push_back(node->path);
+  const InodeId parent = dir.ino;
+  const bool drop_pages = node->open_handles == 0;
+  notes.emplace_back([parent, name](InvalidationSink& s) { s.invalidateEntry(parent, name); });
+  notes.emplace_back([id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
+  // Detach the whole subtree; only the top entry needs a kernel notification.
+  std::vector<InodeId> stack{id};
+  while (!stack.empty()) {
+    Inode* n = findLocked(stack.back());
+    stack.pop_back();
+    if (n == nullptr) continue;
+    n->detached = true;
+    n->listed_at.reset();
+    for (const auto& [child_name, child_id] : n->children) stack.push_back(child_id);
+    n->children.clear();
+    maybeFreeLocked(n->ino);
+  }
+}
+
+void Vfs::updateFileLocked(Inode& node, const RemoteEntry& entry, ChangeSet& changes,
+                           std::vector<std::function<void(InvalidationSink&)>>& notes) {
+  const bool differs = node.entry.contentDiffers(entry);
+  const std::string path = node.path;
+  node.entry = entry;
+  node.entry.path = path;
+  node.entry.is_dir = false;
+  node.revalidated_at = now();
+  if (differs) {
+    changes.changed.push_back(path);
+    const InodeId id = node.ino;
+    const bool drop_pages = node.open_handles == 0;
+    notes.emplace_back([id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
+  }
+}
+
+InodeId Vfs::childLocked(Inode& dir, const std::string& name, const RemoteEntry& entry,
+                         ChangeSet& changes,
+                         std::vector<std::function<void(InvalidationSink&)>>& notes) {
+  auto it = dir.children.find(name);
+  if (it != dir.children.end()) {
+    Inode* existing = findLocked(it->second);
+    if (existing != nullptr && existing->is_dir == entry.is_dir) {
+      if (!existing->is_dir) {
+        updateFileLocked(*existing, entry, changes, notes);
+      } else if (entry.mtime_ns != 0) {
+        existing->entry.mtime_ns = entry.mtime_ns;
+      }
+      return existing->ino;
+    }
+    detachLocked(dir, name, changes, notes);  // kind changed: file ↔ directory
+  }
+  const std::string path = childPath(dir, name);
+  InodeId id = 0;
+  auto known = path_ino_.find(path);
+  if (known != path_ino_.end()) {
+    Inode* old = findLocked(known->second);
+    if (old == nullptr || old->is_dir == entry.is_dir) id = known->second;
+  }
+  if (id == 0) {
+    id = next_ino_++;
+    path_ino_[path] = id;
+  }
+  Inode* node = findLocked(id);
+  bool resurrected = false;
+  if (node == nullptr) {
+    auto fresh = std::make_unique<Inode>();
+    node = fresh.get();
+    inodes_[id] = std::move(fresh);
+  } else {
+    resurrected = true;  // the kernel may still know this inode: refresh what it caches
+  }
+  node->ino = id;
+  node->parent = dir.ino;
+  node->name = name;
+  node->path = path;
+  node->is_dir = entry.is_dir;
+  node->detached = false;
+  node->entry = entry;
+  node->entry.path = path;
+  if (node->is_dir) node->entry.size = 0;
+  node->revalidated_at = now();
+  dir.children[name] = id;
+  changes.added.push_back(path);
+  const InodeId parent = dir.ino;
+  // A kernel negative dentry may exist if we answered ENOENT for this name before, or if the
+  // directory had been listed before (re-list). A first listing needs no notifications.
+  if (dir.listed_at.has_value() || negativeHitLocked(path)) {
+    notes.emplace_back([parent, name](InvalidationSink& s) { s.invalidateEntry(parent, name); });
+  }
+  if (resurrected) {
+    const bool drop_pages = node->open_handles == 0;
+    notes.emplace_back([id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
+  }
+  return id;
+}
+
+void Vfs::applyListingLocked(Inode& dir, const std::vector<RemoteEntry>& entries,
+                             ChangeSet& changes,
+                             std::vector<std::function<void(InvalidationSink&)>>& notes) {
+  const std::string prefix = dir.path.empty() ? std::string() : dir.path + "/";
+  std::map<std::string, RemoteEntry> wanted;
+  for (const auto& e : entries) {
+    // Keep only strict descendants of the directory: the bucket tree API matches raw key
+    // prefixes, so "a/b.json" may come back when listing "a/b" (#207).
+    if (e.path.size() <= prefix.size() || e.path.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = e.path.substr(prefix.size());
+    const auto slash = rest.find('/');
+    RemoteEntry child = e;
+    std::string name = rest;
+    if (slash != std::string::npos) {
+      name = rest.substr(0, slash);
+      child = RemoteEntry{};
+      child.path = prefix + name;
+      child.is_dir = true;
+    }
+    if (name.empty() || name == "." || name == ".." || name.size() > kNameMax) continue;
+    auto [it, inserted] = wanted.emplace(name, child);
+    if (!inserted && child.is_dir && !it->second.is_dir) it->second = child;  // dir wins
+  }
+  std::vector<std::string> gone;
+  for (const auto& [name, id] : dir.children) {
+    if (!wanted.contains(name)) gone.push_back(name);
+  }
+  for (const auto& name : gone) detachLocked(dir, name, changes, notes);
+  for (const auto& [name, e] : wanted) childLocked(dir, name, e, changes, notes);
+}
+
+Status Vfs::ensureListed(InodeId dir, bool force, ChangeSet* out) {
+  const auto requested = now();
+  uint64_t seen_generation = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (Inode* d = findLocked(dir)) seen_generation = d->list_generation;
+  }
+  auto lm = listingMutex(dir);
+  if (!lm) return Error(ENOENT, "directory inode " + std::to_string(dir) + " is gone");
+  std::lock_guard<std::mutex> listing_lock(*lm);
+  std::string path;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* d = findLocked(dir);
+    if (d == nullptr || d->detached) return Error(ENOENT, "directory was removed");
+    if (!d->is_dir) return Error(ENOTDIR, d->path + " is not a directory");
+    if (d->listed_at) {
+      // Someone listed while we waited for the listing lock: that answer is fresh enough.
+      if (d->list_generation != seen_generation) return okStatus();
+      if (!force && !config_.metadata_ttl_minimal &&
+          requested - *d->listed_at < config_.metadata_ttl) {
+        return okStatus();
+      }
+    }
+    path = d->path;
+  }
+  auto listing = remote_->listDirectory(path);
+  if (!listing.ok() && listing.error().code() != ENOENT) {
+    return listing.error().withContext("listing '" + path + "'");
+  }
+  ChangeSet changes;
+  std::vector<std::function<void(InvalidationSink&)>> notes;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* d = findLocked(dir);
+    if (d == nullptr || d->detached) return Error(ENOENT, "directory was removed");
+    static const std::vector<RemoteEntry> kEmpty;
+    applyListingLocked(*d, listing.ok() ? *listing : kEmpty, changes, notes);
+    d->listed_at = requested;
+    d->list_generation++;
+  }
+  if (!changes.added.empty()) dropNegativeUnder(path);
+  if (!changes.empty()) {
+    spdlog::debug("listing '{}': +{} ~{} -{}", path, changes.added.size(), changes.changed.size(),
+                  changes.deleted.size());
+  }
+  dispatch(notes);
+  if (out != nullptr) {
+    for (auto& p : changes.added) out->added.push_back(std::move(p));
+    for (auto& p : changes.changed) out->changed.push_back(std::move(p));
+    for (auto& p : changes.deleted) out->deleted.push_back(std::move(p));
+  }
+  if (!listing.ok()) return listing.error().withContext("listing '" + path + "'");
+  return okStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespace
+
+Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
+  if (name_view.size() > kNameMax) return Error(ENAMETOOLONG, "name too long");
+  const std::string name(name_view);
+  if (name.empty()) return Error(ENOENT, "empty name");
+  if (name == "." || name == "..") {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    if (dir == nullptr) return Error(ENOENT, "unknown inode");
+    Inode* target = name == "." ? dir : findLocked(dir->parent);
+    if (target == nullptr) return Error(ENOENT, "parent is gone");
+    if (target->ino != kRootInode) target->nlookup++;
+    return attrLocked(*target);
+  }
+
+  enum class Next { kRevalidate, kRelist, kPointLookup };
+  for (int round = 0; round < 2; ++round) {
+    Next next = Next::kRelist;
+    std::string path;
+    {
+      std::unique_lock<std::shared_mutex> lock(mu_);
+      Inode* dir = findLocked(parent);
+      if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+      if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
+      path = childPath(*dir, name);
+      auto it = dir->children.find(name);
+      if (it != dir->children.end()) {
+        Inode* node = findLocked(it->second);
+        if (node != nullptr) {
+          const bool stale =
+              !node->is_dir && (config_.metadata_ttl_minimal ||
+                                now() - node->revalidated_at >= config_.metadata_ttl);
+          if (!stale || round > 0) {
+            node->nlookup++;
+            return attrLocked(*node);
+          }
+          next = Next::kRevalidate;
+        }
+      } else {
+        const bool fresh = dir->listed_at.has_value() && !config_.metadata_ttl_minimal &&
+                           now() - *dir->listed_at < config_.metadata_ttl;
+        if (fresh || round > 0) {
+          lock.unlock();
+          addNegative(path);
+          return Error(ENOENT, path + " does not exist");
+        }
+        if (config_.filter_os_files && isOsJunkName(name)) {
+          return Error(ENOENT, path + " is an OS junk name");
+        }
+        if (negativeHitLocked(path)) return Error(ENOENT, path + " does not exist (cached)");
+        next = dir->listed_at.has_value() ? Next::kRelist : Next::kPointLookup;
+      }
+    }
+
+    switch (next) {
+      case Next::kRevalidate: {
+        auto st = remote_->stat(path);
+        if (st.ok() && !st->is_dir) {
+          ChangeSet changes;
+          std::vector<std::function<void(InvalidationSink&)>> notes;
+          {
+            std::unique_lock<std::shared_mutex> lock(mu_);
+            Inode* dir = findLocked(parent);
+            if (dir != nullptr && !dir->detached) {
+              auto it = dir->children.find(name);
+              Inode* node = it == dir->children.end() ? nullptr : findLocked(it->second);
+              if (node != nullptr && !node->is_dir) updateFileLocked(*node, *st, changes, notes);
+            }
+          }
+          dispatch(notes);
+        } else if (st.ok() || st.error().code() == ENOENT) {
+          // Gone, or no longer a file: the parent's listing tells which.
+          Status listed = ensureListed(parent, true);
+          if (!listed.ok()) {
+            ChangeSet changes;
+            std::vector<std::function<void(InvalidationSink&)>> notes;
+            {
+              std::unique_lock<std::shared_mutex> lock(mu_);
+              Inode* dir = findLocked(parent);
+              if (dir != nullptr) detachLocked(*dir, name, changes, notes);
+            }
+            dispatch(notes);
+            return Error(ENOENT, path + " was removed");
+          }
+        } else {
+          // Network trouble: keep serving what we know (the reference ignores these too).
+          spdlog::debug("revalidating {} failed, serving cached metadata: {}", path,
+                        st.error().message());
+        }
+        break;
+      }
+      case Next::kRelist:
+        HFM_TRY(ensureListed(parent, true));
+        break;
+      case Next::kPointLookup: {
+        auto st = remote_->stat(path);
+        if (st.ok() && !st->is_dir) {
+          ChangeSet changes;
+          std::vector<std::function<void(InvalidationSink&)>> notes;
+          {
+            std::unique_lock<std::shared_mutex> lock(mu_);
+            Inode* dir = findLocked(parent);
+            if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+            RemoteEntry e = *st;
+            e.path = path;
+            childLocked(*dir, name, e, changes, notes);
+          }
+          dispatch(notes);
+        } else if (st.ok() || st.error().code() == ENOENT) {
+          HFM_TRY(ensureListed(parent, false));
+        } else {
+          return st.error();
+        }
+        break;
+      }
+    }
+  }
+  return Error(EIO, "lookup did not converge");  // unreachable: round 1 always returns
+}
+
+void Vfs::forget(InodeId ino, uint64_t nlookup) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(ino);
+  if (node == nullptr || ino == kRootInode) return;
+  node->nlookup = nlookup >= node->nlookup ? 0 : node->nlookup - nlookup;
+  maybeFreeLocked(ino);
+}
+
+void Vfs::forgetMulti(std::span<const std::pair<InodeId, uint64_t>> items) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (const auto& [ino, n] : items) {
+    Inode* node = findLocked(ino);
+    if (node == nullptr || ino == kRootInode) continue;
+    node->nlookup = n >= node->nlookup ? 0 : node->nlookup - n;
+    maybeFreeLocked(ino);
+  }
+}
+
+Result<Attr> Vfs::getattr(InodeId ino) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(ino);
+  if (node == nullptr) return Error(ENOENT, "unknown inode " + std::to_string(ino));
+  return attrLocked(*node);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+
+Result<uint64_t> Vfs::opendir(InodeId ino) {
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(ino);
+    if (node == nullptr || node->detached) return Error(ENOENT, "directory was removed");
+    if (!node->is_dir) return Error(ENOTDIR, node->path + " is not a directory");
+  }
+  Status listed = ensureListed(ino, false);
+  auto handle = std::make_shared<DirHandle>();
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(ino);
+    if (node == nullptr) return Error(ENOENT, "directory was removed");
+    if (!listed.ok()) {
+      if (!node->listed_at.has_value() || listed.error().code() == ENOENT) return listed.error();
+      spdlog::warn("serving the previous listing of '{}': {}", node->path,
+                   listed.error().message());
+    }
+    handle->entries.reserve(node->children.size() + 2);
+    handle->entries.push_back({".", node->ino, true, 1});
+    handle->entries.push_back({"..", node->parent, true, 2});
+    for (const auto& [name, id] : node->children) {
+      Inode* child = findLocked(id);
+      if (child == nullptr) continue;
+      handle->entries.push_back({name, id, child->is_dir, handle->entries.size() + 1});
+    }
+  }
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  const uint64_t fh = next_fh_++;
+  dirs_[fh] = std::move(handle);
+  return fh;
+}
+
+Result<std::vector<DirEntry>> Vfs::readdir(uint64_t dir_handle, uint64_t offset,
+                                           size_t max_entries) {
+  std::shared_ptr<DirHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = dirs_.find(dir_handle);
+    if (it == dirs_.end()) return Error(EBADF, "unknown directory handle");
+    handle = it->second;
+  }
+  std::vector<DirEntry> out;
+  for (uint64_t i = offset; i < handle->entries.size() && out.size() < max_entries; ++i) {
+    out.push_back(handle->entries[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
+void Vfs::releasedir(uint64_t dir_handle) {
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  dirs_.erase(dir_handle);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+Result<OpenResult> Vfs::open(InodeId ino, int flags) {
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) {
+    return Error(EROFS, "read-only filesystem");
+  }
+  auto handle = std::make_shared<FileHandle>();
+  OpenResult result;
+  std::shared_ptr<const RemoteEntry> entry;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(ino);
+    if (node == nullptr) return Error(ENOENT, "unknown inode " + std::to_string(ino));
+    if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
+    const std::string version = versionOf(node->entry);
+    result.keep_cache = !node->last_open_version || *node->last_open_version == version;
+    result.keep_cache = result.keep_cache && !config_.direct_io;
+    node->last_open_version = version;
+    node->open_handles++;
+    handle->ino = ino;
+    handle->version = version;
+    entry = std::make_shared<const RemoteEntry>(node->entry);
+  }
+  result.direct_io = config_.direct_io;
+  handle->prefetcher = std::make_unique<Prefetcher>(*remote_, pool_, entry, config_.prefetch);
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  result.fh = next_fh_++;
+  files_[result.fh] = std::move(handle);
+  return result;
+}
+
+Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
+  std::shared_ptr<FileHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = files_.find(fh);
+    if (it == files_.end()) return Error(EBADF, "unknown file handle");
+    handle = it->second;
+  }
+  {
+    // A handle pinned to a version that has since been replaced at the same path must not put
+    // old bytes into the kernel's page cache, which new opens of the inode share: ESTALE.
+    // (A file deleted remotely keeps serving its last version: nothing replaces it.)
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(handle->ino);
+    if (node != nullptr && !node->detached && versionOf(node->entry) != handle->version) {
+      return Error(ESTALE, node->path + " changed remotely since it was opened");
+    }
+  }
+  return handle->prefetcher->read(offset, out);
+}
+
+void Vfs::release(uint64_t fh) {
+  std::shared_ptr<FileHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = files_.find(fh);
+    if (it == files_.end()) return;
+    handle = std::move(it->second);
+    files_.erase(it);
+  }
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(handle->ino);
+  if (node != nullptr && node->open_handles > 0) {
+    node->open_handles--;
+    maybeFreeLocked(handle->ino);
+  }
+}
+
+StatFs Vfs::statfs() const {
+  StatFs s;
+  s.block_size = 512;
+  s.blocks = kFakeCapacityBytes / s.block_size;
+  s.blocks_free = s.blocks;
+  s.blocks_available = s.blocks;
+  s.files = 0;
+  s.files_free = 0;
+  s.name_max = kNameMax;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations
+
+Status Vfs::checkMutation(std::string_view name) const {
+  if (name.size() > kNameMax) return Error(ENAMETOOLONG, "name too long");
+  if (config_.filter_os_files && isOsJunkName(name)) {
+    return Error(EACCES, std::string(name) + " is an OS junk name (see --no-filter-os-files)");
+  }
+  return Error(EROFS, "read-only filesystem");
+}
+
+Status Vfs::mknod(InodeId, std::string_view name) { return checkMutation(name); }
+Status Vfs::mkdir(InodeId, std::string_view name) { return checkMutation(name); }
+Status Vfs::create(InodeId, std::string_view name) { return checkMutation(name); }
+Status Vfs::symlink(InodeId, std::string_view name) { return checkMutation(name); }
+Status Vfs::link(InodeId, InodeId, std::string_view new_name) { return checkMutation(new_name); }
+Status Vfs::unlink(InodeId, std::string_view) { return Error(EROFS, "read-only filesystem"); }
+Status Vfs::rmdir(InodeId, std::string_view) { return Error(EROFS, "read-only filesystem"); }
+Status Vfs::rename(InodeId, std::string_view, InodeId, std::string_view new_name) {
+  return checkMutation(new_name);
+}
+Status Vfs::setattr(InodeId) { return Error(EROFS, "read-only filesystem"); }
+Status Vfs::write(uint64_t) { return Error(EROFS, "read-only filesystem"); }
+
+// ---------------------------------------------------------------------------------------------
+// Remote sync
+
+ChangeSet Vfs::refreshLoaded() {
+  struct Dir {
+    InodeId ino;
+    size_t depth;
+    std::string path;
+  };
+  std::vector<Dir> dirs;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (const auto& [id, node] : inodes_) {
+      // Visited directories: listed ones, and ones holding files found by point lookups.
+      if (node->is_dir && !node->detached &&
+          (node->listed_at.has_value() || !node->children.empty())) {
+        dirs.push_back({id, static_cast<size_t>(std::count(node->path.begin(), node->path.end(),
+                                                           '/')) + (node->path.empty() ? 0 : 1),
+                        node->path});
+      }
+    }
+  }
+  std::sort(dirs.begin(), dirs.end(),
+            [](const Dir& a, const Dir& b) { return a.depth < b.depth || (a.depth == b.depth && a.path < b.path); });
+  ChangeSet all;
+  for (const auto& d : dirs) {
+    {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      Inode* node = findLocked(d.ino);
+      if (node == nullptr || node->detached) continue;  // removed by its parent's listing
+    }
+    Status st = ensureListed(d.ino, true, &all);
+    if (!st.ok() && st.error().code() != ENOENT) {
+      // Unreachable or failing: keep what we have; deletions need the parent's word.
+      spdlog::warn("poll: {}", st.error().message());
+    }
+  }
+  return all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Introspection
+
+uint64_t Vfs::lookupCount(InodeId ino) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(ino);
+  return node == nullptr ? 0 : node->nlookup;
+}
+
+size_t Vfs::inodeCount() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return inodes_.size();
+}
+
+size_t Vfs::openHandleCount() const {
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  return files_.size();
+}
+
+std::optional<InodeId> Vfs::inodeForPath(const std::string& path) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = path_ino_.find(path);
+  if (it == path_ino_.end()) return std::nullopt;
+  Inode* node = findLocked(it->second);
+  if (node == nullptr || node->detached) return std::nullopt;
+  return it->second;
+}
+
+std::optional<PrefetchStats> Vfs::prefetchStats(uint64_t fh) const {
+  std::shared_ptr<FileHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = files_.find(fh);
+    if (it == files_.end()) return std::nullopt;
+    handle = it->second;
+  }
+  return handle->prefetcher->stats();
+}
+
+}  // namespace hfm::vfs
