@@ -1010,7 +1010,7 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     return std::move(*denied);
   }
   auto resolve = [&](const std::string& rev) -> std::variant<std::string, HttpResponse> {
-    auto sha = store_->resolveRevision(type, id, rev);
+    auto sha = store_->resolveRevision(type, id, rev == "HEAD" ? "main" : rev);
     if (!sha) return storageError(sha.error());
     if (!*sha) return hubError(404, "RevisionNotFound", "Invalid rev id: " + rev);
     return **sha;
@@ -1392,10 +1392,19 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     if (method != "POST") return hubError(405, "", "Method not allowed");
     auto body = parseJsonObject(ctx.req.body);
     if (!body) return badRequest("Request body must be a JSON object");
+    if (body->contains("emptyBranch") && (*body)["emptyBranch"] == true) {
+      return badRequest("emptyBranch is not supported by hf-local-hub");
+    }
     std::string start = strField(*body, "startingPoint");
+    bool overwrite = body->contains("overwrite") && (*body)["overwrite"] == true;
+    if (overwrite && start.empty()) {  // documented no-op when the branch already exists
+      auto existing = store_->resolveRevision(type, id, "refs/heads/" + branch);
+      if (!existing) return storageError(existing.error());
+      if (*existing) return okJson(json::object());
+    }
     auto r = resolve(start.empty() ? "main" : start);
     if (auto* e = std::get_if<HttpResponse>(&r)) return std::move(*e);
-    auto set = store_->setRef(type, id, false, branch, std::get<std::string>(r), false);
+    auto set = store_->setRef(type, id, false, branch, std::get<std::string>(r), overwrite);
     if (!set) return storageError(set.error());
     if (!*set) return hubError(409, "", "Branch " + branch + " already exists");
     return okJson(json::object());
@@ -1436,7 +1445,10 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     if (!list) return storageError(list.error());
     json out = json::array();
     for (size_t i = 0; i < list->size() && i < limit; ++i) out.push_back(commitJson((*list)[i]));
+    auto all = store_->history(std::get<std::string>(r), 0, SIZE_MAX);
+    if (!all) return storageError(all.error());
     auto resp = okJson(out);
+    resp.headers["X-Total-Count"] = std::to_string(all->size());
     if (list->size() > limit) {
       resp.headers["Link"] = "<" + nextLink(ctx, "p", std::to_string(page_no + 1)) +
                              ">; rel=\"next\"";
