@@ -1,0 +1,108 @@
+#include "hfm/mount/mount_context.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace hfm::mount {
+namespace {
+
+std::string sourceWord(const hub::SourceId& id) {
+  return id.isBucket() ? "bucket " + id.id : std::string(hub::repoTypeName(id.repo_type)) + " " + id.id;
+}
+
+// Rewrites the first error of a mount into the one line a user should see.
+Error startupError(const Error& e, const hub::SourceId& id, const hub::Credentials& creds,
+                   const std::string& endpoint) {
+  switch (e.code()) {
+    case ENOENT:
+      return Error(ENOENT, sourceWord(id) + " not found on " + endpoint + " (" + e.message() + ")");
+    case EACCES:
+      return Error(EACCES, "access to " + sourceWord(id) + " denied with the token from " +
+                               creds.describeSource() + " (" + e.message() + ")");
+    default:
+      return Error(e.code(), "cannot reach " + endpoint + ": " + e.message());
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions& options,
+                                                        const app::MountSource& source,
+                                                        std::optional<std::string> token_override) {
+  auto ctx = std::make_unique<MountContext>();
+  {
+    auto parsed = source.kind == app::SourceKind::kBucket
+                      ? hub::parseBucketId(source.id)
+                      : hub::parseRepoId(source.id, source.revision);
+    if (!parsed) return parsed.error();
+    ctx->source = std::move(parsed).value();
+  }
+  ctx->read_only = options.read_only || !ctx->source.isBucket();
+
+  hub::CredentialOptions cred_options;
+  if (token_override && !token_override->empty()) {
+    cred_options.hf_token = token_override;
+  } else if (!options.hf_token.empty()) {
+    cred_options.hf_token = options.hf_token;
+  }
+  if (!options.token_file.empty()) cred_options.token_file = options.token_file;
+  ctx->credentials = std::make_shared<const hub::Credentials>(hub::Credentials::resolve(cred_options));
+
+  http::ClientOptions http_options;
+  if (options.read_fetch_timeout_ms > 0) {
+    http_options.request_timeout = std::chrono::milliseconds(options.read_fetch_timeout_ms);
+  }
+  ctx->http = std::make_shared<http::HttpClient>(http_options);
+
+  hub::HubOptions hub_options;
+  hub_options.endpoint = options.hub_endpoint;
+  ctx->hub = std::make_shared<hub::HubClient>(hub_options, ctx->source, ctx->credentials, ctx->http);
+  {
+    auto info = ctx->hub->info();
+    if (!info) return startupError(info.error(), ctx->source, *ctx->credentials, options.hub_endpoint);
+    ctx->info = std::move(info).value();
+  }
+
+  const auto access = ctx->read_only ? hub::XetAccess::kRead : hub::XetAccess::kWrite;
+  ctx->xet_tokens = hub::XetTokenCache::forHub(ctx->hub, access);
+  if (auto first = ctx->xet_tokens->get(false); !first) {
+    return startupError(first.error(), ctx->source, *ctx->credentials, options.hub_endpoint)
+        .withContext("xet token");
+  }
+  ctx->cas = std::make_unique<xet::CasClient>(*ctx->http, *ctx->xet_tokens);
+
+  cache::ChunkCacheOptions cache_options;
+  cache_options.cache_dir = std::filesystem::path(options.cache_dir);
+  cache_options.capacity_bytes = options.cache_size;
+  cache_options.disk = !options.no_disk_cache;
+  {
+    auto opened = cache::openChunkCache(cache_options);
+    if (!opened) return opened.error().withContext("chunk cache in " + options.cache_dir);
+    ctx->chunk_cache = std::shared_ptr<cache::ChunkCache>(std::move(opened).value());
+  }
+  ctx->fetcher = std::make_shared<cache::ChunkFetcher>(*ctx->cas, ctx->chunk_cache);
+  ctx->remote = std::make_shared<HubRemote>(ctx->hub, ctx->fetcher, ctx->read_only);
+
+  vfs::VfsConfig& config = ctx->vfs_config;
+  config.uid = options.uid.value_or(::getuid());
+  config.gid = options.gid.value_or(::getgid());
+  config.metadata_ttl = std::chrono::milliseconds(options.metadata_ttl_ms);
+  config.metadata_ttl_minimal = options.metadata_ttl_minimal;
+  config.filter_os_files = !options.no_filter_os_files;
+  config.direct_io = options.direct_io;
+  config.root_mtime_ns = ctx->info.last_modified_ms.value_or(0) * 1'000'000;
+  if (options.read_fetch_timeout_ms > 0) {
+    config.prefetch.read_timeout = std::chrono::milliseconds(options.read_fetch_timeout_ms);
+  }
+  return ctx;
+}
+
+std::string MountContext::describe(const std::string& mountpoint, const std::string& backend) const {
+  std::string text = "Mounting " + source.display() + " at " + mountpoint + " (" +
+                     (read_only ? "read-only" : "read-write") + ", backend=" + backend + ")";
+  if (info.sha) text += " commit " + *info.sha;
+  return text;
+}
+
+}  // namespace hfm::mount
