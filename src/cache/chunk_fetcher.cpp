@@ -16,7 +16,10 @@ using xet::ReconstructionPlan;
 
 ChunkFetcher::ChunkFetcher(xet::CasReader& cas, std::shared_ptr<ChunkCache> cache,
                            FetcherOptions options)
-    : cas_(cas), cache_(std::move(cache)), options_(options) {}
+    : cas_(cas),
+      cache_(std::move(cache)),
+      options_(options),
+      fetch_slots_(static_cast<std::ptrdiff_t>(std::max<size_t>(1, options.max_inflight_fetches))) {}
 
 FetcherStats ChunkFetcher::stats() const {
   std::lock_guard lock(mu_);
@@ -40,7 +43,7 @@ Result<size_t> ChunkFetcher::read(const xet::MerkleHash& file, uint64_t file_siz
   const PlanKey key{file, offset, offset + n - 1};
   for (int attempt = 0;; ++attempt) {
     HFM_ASSIGN_OR_RETURN(PlanPtr plan, this->plan(key));
-    Status st = readWithPlan(file, *plan, offset, dst);
+    Status st = readWithPlan(file, file_size, *plan, offset, dst);
     if (st) return n;
     dropPlan(key);
     if (st.error().code() != xet::kFetchUrlExpired || attempt >= options_.max_replans) {
@@ -128,15 +131,21 @@ void ChunkFetcher::dropPlan(const PlanKey& key) {
   plans_.erase(it);
 }
 
-Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, const ReconstructionPlan& plan,
-                                  uint64_t offset, std::span<uint8_t> out) {
+Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_size,
+                                  const ReconstructionPlan& plan, uint64_t offset,
+                                  std::span<uint8_t> out) {
   const uint64_t end = offset + out.size();
   if (plan.terms.empty()) {
     return Error::io("CAS says the range starts past the end of the file");
   }
-  if (plan.offset_into_first_range > offset || plan.availableBytes() < out.size()) {
+  // The plan is positioned only by offset_into_first_range, so make sure it describes bytes
+  // from `offset` on: at least the request, and nothing past the end of the file (a server
+  // ignoring the Range header would otherwise shift every byte).
+  if (plan.offset_into_first_range > offset || plan.availableBytes() < out.size() ||
+      plan.availableBytes() > file_size - offset) {
     return Error::io("reconstruction covers " + std::to_string(plan.availableBytes()) +
-                     " bytes, " + std::to_string(out.size()) + " needed");
+                     " bytes from offset " + std::to_string(offset) + ", expected " +
+                     std::to_string(out.size()) + ".." + std::to_string(file_size - offset));
   }
 
   // The terms that overlap [offset, end), with their file offsets.
@@ -207,7 +216,10 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, const Reconstruct
     }
     std::unordered_map<ChunkKey, ChunkData, ChunkKeyHash> produced;
     Status st = [&]() -> Status {
-      HFM_ASSIGN_OR_RETURN(std::vector<std::string> parts, cas_.fetch(*job.entry));
+      fetch_slots_.acquire();
+      auto parts_or = cas_.fetch(*job.entry);
+      fetch_slots_.release();
+      HFM_ASSIGN_OR_RETURN(std::vector<std::string> parts, std::move(parts_or));
       if (parts.size() != job.entry->ranges.size()) return Error::io("fetch part count mismatch");
       for (size_t r = 0; r < parts.size(); ++r) {
         const auto& range = job.entry->ranges[r];

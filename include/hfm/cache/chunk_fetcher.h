@@ -21,8 +21,9 @@
 //     identical requests share one CAS call). Terms whose chunks are all cached are copied;
 //     the others need their fetch entry: every chunk of every needed entry joins a per-chunk
 //     single-flight, so concurrent readers of the same chunk share one download; each
-//     entry this reader leads is fetched (several in parallel, at most max_parallel_fetches),
-//     decoded, inserted into the cache, and handed to waiters.
+//     entry this reader leads is fetched (several in parallel: at most max_parallel_fetches
+//     per read, max_inflight_fetches overall), decoded, inserted into the cache, and handed
+//     to waiters. A plan must cover the request and nothing past EOF, else EIO.
 //  3. A 403 from a presigned URL (ours or the one a shared flight used) drops the cached plan
 //     and re-plans, at most max_replans times. 401s are handled by the CAS client.
 // Thread-safe; any number of concurrent reads. Locks: mu_ guards the plan cache and the
@@ -35,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -49,7 +51,8 @@
 namespace hfm::cache {
 
 struct FetcherOptions {
-  size_t max_parallel_fetches = 8;  // fetch entries in flight for one read
+  size_t max_parallel_fetches = 8;   // fetch entries in flight for one read
+  size_t max_inflight_fetches = 32;  // presigned GETs in flight, all reads together
   std::chrono::seconds plan_ttl{50 * 60};
   size_t max_cached_plans = 1024;
   size_t max_layout_chunks = 1 << 20;  // chunk locations remembered, all files together
@@ -108,8 +111,9 @@ class ChunkFetcher {
   Result<PlanPtr> plan(const PlanKey& key);
   void dropPlan(const PlanKey& key);
   // One attempt at the slow path with a given plan.
-  Status readWithPlan(const xet::MerkleHash& file, const xet::ReconstructionPlan& plan,
-                      uint64_t offset, std::span<uint8_t> out);
+  Status readWithPlan(const xet::MerkleHash& file, uint64_t file_size,
+                      const xet::ReconstructionPlan& plan, uint64_t offset,
+                      std::span<uint8_t> out);
   void rememberLayout(const xet::MerkleHash& file, std::span<const std::pair<uint64_t, ChunkLoc>>);
 
   xet::CasReader& cas_;
@@ -117,6 +121,7 @@ class ChunkFetcher {
   const FetcherOptions options_;
   SingleFlight<PlanKey, PlanPtr, PlanKeyHash> plan_flights_;
   SingleFlight<ChunkKey, ChunkData, ChunkKeyHash> chunk_flights_;
+  std::counting_semaphore<> fetch_slots_;  // bounds max_inflight_fetches
 
   mutable std::mutex mu_;
   std::unordered_map<PlanKey, CachedPlan, PlanKeyHash> plans_;  // Guarded by mu_

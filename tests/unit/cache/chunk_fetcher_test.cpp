@@ -80,9 +80,10 @@ class FakeCas : public xet::CasReader {
                                                std::optional<InclusiveByteRange> range) override {
     plan_calls_.fetch_add(1);
     if (file_hash != file_) return Error::notFound("no such file");
-    const uint64_t first = range ? range->start : 0;
+    const uint64_t first = range && !ignore_range_ ? range->start : 0;
     if (first >= data_.size()) return ReconstructionPlan{};
-    const uint64_t last = std::min<uint64_t>(range ? range->end : data_.size() - 1, data_.size() - 1);
+    const uint64_t last = std::min<uint64_t>(range && !ignore_range_ ? range->end : data_.size() - 1,
+                                             data_.size() - 1);
     ReconstructionPlan plan;
     std::map<size_t, std::vector<ChunkRange>> needed;
     uint64_t pos = 0;
@@ -168,6 +169,7 @@ class FakeCas : public xet::CasReader {
   std::atomic<int> corrupt_fetches_{0};  // damage this many fetched ranges
   std::chrono::milliseconds fetch_delay_{0};
   uint32_t unpacked_delta_ = 0;  // lie about unpacked_length
+  bool ignore_range_ = false;    // answer every plan request with the whole file
 
  private:
   std::vector<FakeXorb> xorbs_;
@@ -343,6 +345,18 @@ TEST(ChunkFetcherTest, CorruptFetchOrLyingPlanIsAnErrorNeverBytes) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code(), EIO);
   EXPECT_NE(bad.error().message().find("plan says"), std::string::npos) << bad.error().message();
+}
+
+TEST(ChunkFetcherTest, PlanIgnoringTheRangeIsRejectedNotMisplaced) {
+  FakeCas cas;
+  cas.ignore_range_ = true;
+  ChunkFetcher fetcher(cas, makeMemoryChunkCache(64 << 20));
+  auto got = readRange(fetcher, cas, 20000, 1000);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code(), EIO);
+  auto from_start = readRange(fetcher, cas, 0, 1000);  // the whole-file plan fits offset 0
+  ASSERT_TRUE(from_start.ok()) << from_start.error().message();
+  EXPECT_EQ(*from_start, slice(cas.data(), 0, 1000));
 }
 
 TEST(ChunkFetcherTest, ConcurrentReadersOfTheSameChunksShareOneFetch) {
