@@ -1,0 +1,134 @@
+// Nfs3Service: the NFSv3 and MOUNTv3 procedures over a vfs::Vfs (the worker-thread half of
+// NfsServer; private to the nfs layer).
+//
+// Each call gets the XDR-encoded arguments of one procedure, decodes them with libnfs's
+// generated zdr_* codecs, runs the filesystem work and returns the XDR-encoded result body
+// (what follows the RPC reply header). The loop thread only copies those bytes out.
+//
+// Identity: handles carry a HandleTable id (stable across restarts); this class keeps a
+// path → Vfs inode cache for the current process. NFS never forgets, so the service holds no
+// Vfs lookup references: every Vfs::lookup it makes is paired with forget(ino, 1) at once.
+// That is safe because the Vfs never reuses an inode number for another path, and a handle
+// always re-resolves by path when its cached inode is gone: a file removed remotely is freed
+// by the Vfs and its handles answer NFS3ERR_STALE, instead of being pinned for ever.
+//
+// Open files: NFS has no open/close, so READ and WRITE share a small LRU of Vfs file handles
+// per inode (config.open_file_cache; entries in use are pinned and the pool grows past its
+// size rather than closing them). WRITE never reuses a read-only handle: it opens a writable
+// one and puts it in the pool only after the write succeeded (reference bugs #178/#185). A
+// handle whose version was replaced remotely (Vfs::read → ESTALE), or that the poller
+// invalidated (InvalidationSink), is dropped and the read reopens the new version (#161).
+//
+// Errors: every errno goes through one table (nfsStatFor) to an nfsstat3.
+//
+// Thread-safety: call() runs concurrently on any number of workers. Locks (never nested, and
+// never held across a Vfs call): ino_mu_ (path → inode cache), pool_mu_ (open files),
+// dir_mu_ (directory snapshots).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "hfm/nfs/handle_table.h"
+#include "hfm/util/result.h"
+#include "hfm/vfs/vfs.h"
+
+namespace hfm::nfs {
+
+// The caller's AUTH_UNIX credential (nobody when the call used AUTH_NONE).
+struct CallCredential {
+  uint32_t uid = 65534;
+  uint32_t gid = 65534;
+};
+
+// Private errno-like codes for NFS statuses that have no errno.
+inline constexpr int kErrBadCookie = -10003;
+inline constexpr int kErrTooSmall = -10005;
+inline constexpr int kErrNotSync = -10002;
+
+// The one errno → nfsstat3 table (values as in RFC 1813).
+uint32_t nfsStatFor(int err);
+
+inline constexpr size_t kFileHandleSize = 20;
+inline constexpr uint32_t kMaxTransfer = 1u << 20;  // rtmax / wtmax
+
+class Nfs3Service final : public vfs::InvalidationSink {
+ public:
+  Nfs3Service(vfs::Vfs& vfs, HandleTable& handles, size_t open_file_cache,
+              std::function<void()> on_unmount);
+  ~Nfs3Service() override;
+  Nfs3Service(const Nfs3Service&) = delete;
+  Nfs3Service& operator=(const Nfs3Service&) = delete;
+
+  // Runs procedure `proc` of `program` (NFS_PROGRAM v3 or MOUNT_PROGRAM v3) on the XDR bytes
+  // [args, args + len). Returns the encoded result, or nullopt if the arguments do not decode
+  // (the loop already checked them, so this is a bug guard) or the result cannot be encoded.
+  std::optional<std::vector<char>> call(uint32_t program, uint32_t proc, char* args, size_t len,
+                                        const CallCredential& cred);
+
+  // vfs::InvalidationSink
+  void invalidateInode(vfs::InodeId ino, bool drop_pages) override;
+  void invalidateEntry(vfs::InodeId parent, const std::string& name) override;
+
+  size_t pooledFileCount() const;
+
+  struct Resolved {
+    uint64_t id = 0;
+    std::string path;
+    vfs::Attr attr;
+  };
+
+  // The file handle bytes for a stable id (exposed for tests).
+  std::vector<char> fileHandle(uint64_t id) const;
+
+ private:
+  struct PooledFile;
+  using FileRef = std::shared_ptr<PooledFile>;
+  struct DirSnapshot;
+
+  // Resolves a handle; ESTALE for unknown/foreign/removed ones. `revalidate` asks the Vfs
+  // to revalidate the metadata (TTL-gated) as a FUSE lookup would.
+  Result<Resolved> resolve(const char* data, size_t len, bool revalidate);
+  Result<vfs::Attr> attrForPath(const std::string& path, bool is_dir, bool revalidate);
+  // LOOKUP of `name` in directory `dir`: the child's id and attributes.
+  Result<Resolved> lookupChild(const Resolved& dir, const std::string& name);
+  void remember(const std::string& path, vfs::InodeId ino);
+
+  Result<FileRef> acquireFile(vfs::InodeId ino);
+  void putFile(vfs::InodeId ino, FileRef ref);
+  void dropFile(vfs::InodeId ino);
+
+  Result<std::shared_ptr<DirSnapshot>> snapshot(const Resolved& dir, uint64_t cookie,
+                                                const char* verifier);
+
+  std::optional<std::vector<char>> nfs3(uint32_t proc, char* args, size_t len,
+                                        const CallCredential& cred);
+  std::optional<std::vector<char>> mount3(uint32_t proc, char* args, size_t len);
+
+  vfs::Vfs& vfs_;
+  HandleTable& handles_;
+  const size_t open_file_cache_;
+  const std::function<void()> on_unmount_;
+  const uint64_t write_verifier_;
+
+  mutable std::mutex ino_mu_;
+  std::unordered_map<std::string, vfs::InodeId> inos_;  // path → inode. Guarded by ino_mu_.
+
+  mutable std::mutex pool_mu_;
+  std::list<vfs::InodeId> pool_lru_;  // most recent first. Guarded by pool_mu_.
+  std::unordered_map<vfs::InodeId, std::pair<FileRef, std::list<vfs::InodeId>::iterator>>
+      pool_;  // Guarded by pool_mu_.
+
+  mutable std::mutex dir_mu_;
+  std::list<std::shared_ptr<DirSnapshot>> dirs_;  // most recent first. Guarded by dir_mu_.
+};
+
+}  // namespace hfm::nfs
