@@ -24,6 +24,11 @@ using std::chrono::milliseconds;
 // Error bodies are kept only this long (they feed error messages, nothing else).
 constexpr std::size_t kMaxErrorBody = 64 * 1024;
 constexpr long kMaxRedirects = 10;
+// Upper bound on what a Content-Length may make us reserve up front (a lying server cannot
+// make us allocate more than this before sending the bytes).
+constexpr uint64_t kMaxReserve = 256ull << 20;
+// libcurl's receive buffer: 16 KiB by default; larger means fewer callbacks on bulk reads.
+constexpr long kReceiveBufferSize = 512 * 1024;
 
 void globalInit() {
   static std::once_flag once;
@@ -127,6 +132,14 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
     const std::size_t room = kMaxErrorBody - std::min(kMaxErrorBody, attempt->response.body.size());
     attempt->response.body.append(data, std::min(n, room));
     return n;
+  }
+  if (attempt->response.body.empty()) {
+    // Reserve the announced length once, so large range bodies are not copied while growing.
+    const auto length = attempt->response.headers.find("Content-Length");
+    if (length != attempt->response.headers.end()) {
+      const uint64_t announced = std::strtoull(length->second.c_str(), nullptr, 10);
+      if (announced > 0 && announced <= kMaxReserve) attempt->response.body.reserve(announced);
+    }
   }
   attempt->response.body.append(data, n);
   return n;
@@ -360,6 +373,7 @@ struct HttpClient::Impl {
     curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(handle, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
     curl_easy_setopt(handle, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, kReceiveBufferSize);
     curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(handle, CURLOPT_TCP_KEEPIDLE, static_cast<long>(options_.tcp_keepalive.count()));
     curl_easy_setopt(handle, CURLOPT_TCP_KEEPINTVL, static_cast<long>(options_.tcp_keepalive.count()));

@@ -88,6 +88,16 @@ std::string opTypeName(BatchOp::Type type) {
   return "addFile";
 }
 
+// Adds context; when the Hub refused an anonymous request, says how to send a token (the Hub
+// answers 401 for private, gated and missing repos alike when no token is sent).
+Error requestError(const Error& error, const std::string& context, const Credentials& credentials) {
+  Error out = error.withContext(context);
+  if (error.code() == EACCES && !credentials.token()) {
+    return {EACCES, out.message() + " (no Hub token was sent: use --hf-token, --token-file or HF_TOKEN)"};
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<int64_t> parseIsoTimeMs(std::string_view text) {
@@ -250,7 +260,7 @@ Result<SourceInfo> HubClient::info() const {
   if (!source_.isBucket()) url += "/revision/" + http::percentEncode(source_.revision, true);
   auto response = http_->send(request("GET", url));
   if (!response) {
-    Error error = response.error().withContext(source_.display());
+    Error error = requestError(response.error(), source_.display(), *credentials_);
     if (source_.isBucket() && (error.code() == ENOENT || error.code() == EACCES)) {
       // A common mistake is mounting a repo as a bucket: say so instead of "not found".
       for (const RepoType type : {RepoType::kModel, RepoType::kDataset, RepoType::kSpace}) {
@@ -333,7 +343,7 @@ Status HubClient::listTree(std::string_view dir, bool recursive, const PageCallb
 
   for (std::size_t page = 0; page < kMaxPages; ++page) {
     auto response = http_->send(request("GET", url));
-    if (!response) return response.error().withContext(context);
+    if (!response) return requestError(response.error(), context, *credentials_);
     auto entries = parseEntries(response->body, remote_dir);
     if (!entries) return entries.error().withContext(context + " (GET " + http::urlForLog(url) + ")");
     HFM_TRY(on_page(std::move(entries).value()));
@@ -383,7 +393,7 @@ Result<std::vector<TreeEntry>> HubClient::pathsInfo(std::span<const std::string>
       req.body += "expand=false";
     }
     auto response = http_->send(req);
-    if (!response) return response.error().withContext(source_.display() + ": paths-info");
+    if (!response) return requestError(response.error(), source_.display() + ": paths-info", *credentials_);
     auto entries = parseEntries(response->body, source_.subdir);
     if (!entries) return entries.error().withContext(source_.display() + ": paths-info");
     std::move(entries->begin(), entries->end(), std::back_inserter(all));
@@ -396,7 +406,7 @@ Result<FileMetadata> HubClient::head(std::string_view path) const {
   req.follow_redirects = false;
   req.headers["Accept-Encoding"] = "identity";
   auto response = http_->send(req);
-  if (!response) return response.error().withContext(source_.display() + ": HEAD '" + std::string(path) + "'");
+  if (!response) return requestError(response.error(), source_.display() + ": HEAD '" + std::string(path) + "'", *credentials_);
   FileMetadata meta;
   meta.status = response->status;
   if (std::string hash = response->header("X-Xet-Hash"); isValidXetHash(hash)) meta.xet_hash = lowercase(hash);
@@ -428,7 +438,7 @@ Result<http::Response> HubClient::download(std::string_view path, std::optional<
   http::Request req = request("GET", resolveUrl(path));
   req.range = range;
   auto response = http_->sendStreaming(req, on_body);
-  if (!response) return response.error().withContext(source_.display() + ": GET '" + std::string(path) + "'");
+  if (!response) return requestError(response.error(), source_.display() + ": GET '" + std::string(path) + "'", *credentials_);
   return response;
 }
 
@@ -473,8 +483,9 @@ Status HubClient::batch(std::span<const BatchOp> ops) const {
     }
     auto response = http_->send(req);
     if (!response) {
-      return response.error().withContext(source_.display() + ": batch of " + std::to_string(last - first) +
-                                          " operation(s)");
+      return requestError(response.error(),
+                          source_.display() + ": batch of " + std::to_string(last - first) + " operation(s)",
+                          *credentials_);
     }
   }
   return okStatus();
@@ -486,7 +497,7 @@ Result<http::XetCredentials> HubClient::fetchXetToken(XetAccess access) const {
   }
   const std::string url = xetTokenUrl(access);
   auto response = http_->send(request("GET", url));
-  if (!response) return response.error().withContext(source_.display() + ": xet token");
+  if (!response) return requestError(response.error(), source_.display() + ": xet token", *credentials_);
   http::XetCredentials credentials;
   const auto body = json::parse(response->body, nullptr, false);
   if (!body.is_discarded() && body.is_object()) {

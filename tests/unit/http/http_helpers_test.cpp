@@ -20,6 +20,14 @@ TEST(HttpHelpersTest, NextLinkFindsRelNext) {
   EXPECT_FALSE(nextLink(R"(<https://a/nextpage>; rel="prev")").has_value());
 }
 
+TEST(HttpHelpersTest, LinkWithRel) {
+  const std::string header =
+      R"(<https://hf.co/api/buckets/a/b/xet-read-token>; rel="xet-auth", <https://x/n>; rel="next")";
+  EXPECT_EQ(linkWithRel(header, "xet-auth"), "https://hf.co/api/buckets/a/b/xet-read-token");
+  EXPECT_EQ(linkWithRel(header, "next"), "https://x/n");
+  EXPECT_FALSE(linkWithRel(header, "xet").has_value());
+}
+
 TEST(HttpHelpersTest, ServerRetryDelay) {
   Headers headers;
   EXPECT_FALSE(serverRetryDelay(headers).has_value());

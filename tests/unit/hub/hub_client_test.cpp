@@ -126,6 +126,14 @@ TEST(HubClientTest, UnauthorizedIsEacces) {
   EXPECT_EQ(listing.error().code(), EACCES);
   EXPECT_NE(listing.error().message().find("Invalid credentials"), std::string::npos);
   EXPECT_EQ(listing.error().message().find("hf_test"), std::string::npos);
+  EXPECT_EQ(listing.error().message().find("no Hub token"), std::string::npos);
+
+  auto anonymous = bucketClient(server, "ns/b", std::make_shared<const Credentials>(Credentials::anonymous()));
+  auto refused = anonymous.listDirectory("");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), EACCES);
+  EXPECT_NE(refused.error().message().find("no Hub token"), std::string::npos) << refused.error().message();
+  EXPECT_EQ(server.requests().back().header("authorization"), "");
 }
 
 TEST(HubClientTest, RateLimitIsRetriedThenEagain) {
