@@ -451,7 +451,9 @@ HttpResponse CasServiceImpl::getFetch(const HttpRequest& request, const std::str
   for (const auto& r : ranges) {
     if (r.last >= total) return jsonError(416, "range beyond the stored xorb");
   }
-  return rangeResponse(path.string(), total, ranges, "hfm-" + randomHex(12));
+  // Only multipart answers need a boundary; single ranges skip the RNG on the hot path.
+  return rangeResponse(path.string(), total, ranges,
+                       ranges.size() > 1 ? "hfm-" + randomHex(12) : std::string());
 }
 
 HttpResponse CasServiceImpl::getDedupShard(const MerkleHash& chunk_hash) {

@@ -3,8 +3,8 @@
 //
 // Signed fetch URLs stand in for the Hub's presigned xorb URLs: `/v1/fetch/{xorb}` with query
 // parameters `X-Xet-Signed-Range` (the exact `bytes=s-e[,s-e…]` value the client must send as
-// its Range header), `X-Xet-Expires` (unix seconds) and `X-Xet-Signature` (hex HMAC-SHA256 over
-// xorb, signed range and expiry under a per-data-dir secret). A fetch is authorised when the
+// its Range header), `X-Xet-Expires` (unix seconds) and `X-Xet-Signature` (hex MAC — keyed BLAKE3 — over
+// xorb, signed range and expiry under a per-data-dir 32-byte secret). A fetch is authorised when the
 // signature verifies, the URL has not expired, no Authorization header is sent, and every range
 // of the request's Range header is one of the signed ranges (hf.js sends all of them at once,
 // or a single one of them when it streams one term). Anything else is 403, like a CDN.
@@ -22,6 +22,7 @@
 
 #include "hfm/localhub/http_types.h"
 #include "hfm/util/result.h"
+#include "hfm/xet/merkle_hash.h"
 
 namespace hfm::localhub {
 
@@ -51,7 +52,10 @@ std::string formatRangeHeader(const std::vector<ByteRange>& ranges);
 
 class FetchUrlSigner {
  public:
-  explicit FetchUrlSigner(std::string key) : key_(std::move(key)) {}
+  // `key` holds 32 bytes (the first 32 are used; shorter keys are zero-padded).
+  explicit FetchUrlSigner(std::string_view key) {
+    for (size_t i = 0; i < key_.size() && i < key.size(); ++i) key_[i] = static_cast<uint8_t>(key[i]);
+  }
 
   // Query string (no leading '?') authorising `ranges` of `xorb_hex` until `expires_at`.
   std::string signQuery(const std::string& xorb_hex, const std::vector<ByteRange>& ranges,
@@ -70,7 +74,7 @@ class FetchUrlSigner {
  private:
   std::string signature(const std::string& xorb_hex, const std::string& signed_range,
                         const std::string& expires) const;
-  std::string key_;
+  xet::MerkleHash::Bytes key_{};
 };
 
 // A 206 answer for `ranges` of the file at `path` (whose size is `total`): a lone FileSlice
