@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -280,17 +281,24 @@ Result<std::vector<uint32_t>> decodeChunks(std::span<const uint8_t> serialized,
 }
 
 CompressionScheme chooseCompressionScheme(std::span<const uint8_t> data) {
-  // Histogram of popcount(byte) (0..8) per lane.
-  std::array<std::array<uint32_t, 9>, 4> lanes{};
+  // Byte-value histogram per lane (cheap: one increment per byte, no popcount in the loop),
+  // folded into popcount (0..8) histograms afterwards.
+  std::array<std::array<uint32_t, 256>, 4> values{};
   const size_t n = data.size();
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    ++lanes[0][static_cast<size_t>(__builtin_popcount(data[i]))];
-    ++lanes[1][static_cast<size_t>(__builtin_popcount(data[i + 1]))];
-    ++lanes[2][static_cast<size_t>(__builtin_popcount(data[i + 2]))];
-    ++lanes[3][static_cast<size_t>(__builtin_popcount(data[i + 3]))];
+    ++values[0][data[i]];
+    ++values[1][data[i + 1]];
+    ++values[2][data[i + 2]];
+    ++values[3][data[i + 3]];
   }
-  for (; i < n; ++i) ++lanes[i % 4][static_cast<size_t>(__builtin_popcount(data[i]))];
+  for (; i < n; ++i) ++values[i % 4][data[i]];
+  std::array<std::array<uint32_t, 9>, 4> lanes{};
+  for (size_t lane = 0; lane < 4; ++lane) {
+    for (size_t v = 0; v < 256; ++v) {
+      lanes[lane][static_cast<size_t>(std::popcount(static_cast<uint8_t>(v)))] += values[lane][v];
+    }
+  }
 
   std::array<double, 9> pooled{};
   double pooled_total = 0;

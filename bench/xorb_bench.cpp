@@ -1,0 +1,181 @@
+// Xorb codec throughput: chunk-stream decoding (LZ4 frame, BG4), BG4 split/regroup, xorb build
+// and full xorb parse (decode + BLAKE3 chunk hashes + merkle root).
+//
+// Data model: 16 MiB in ~64 KiB chunks mixing what Hub repos hold — float32/bf16 tensor
+// weights (lane-structured, BG4 territory), text/JSON (LZ4 territory) and already-compressed
+// bytes (stored raw). Throughput is reported over uncompressed bytes.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "hfm/xet/compression.h"
+#include "hfm/xet/xorb.h"
+
+namespace hfm::xet {
+namespace {
+
+constexpr size_t kChunk = 64 * 1024;
+constexpr size_t kTotal = 16 * 1024 * 1024;
+
+enum class Kind { kTensor, kText, kRandom, kMixed };
+
+std::vector<uint8_t> makeData(Kind kind, size_t n) {
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  const char* words[] = {"{\"id\": ", "\"name\": \"", "model", "weight", "\", ", "layer.",
+                         "attention", "0.0125", "true", "}\n", "bias", "\"shape\": [", "768, "};
+  std::vector<uint8_t> v;
+  v.reserve(n + 64);
+  size_t block = 0;
+  while (v.size() < n) {
+    Kind k = kind;
+    if (kind == Kind::kMixed) k = static_cast<Kind>(block++ % 5 < 3 ? 0 : (block % 2 ? 1 : 2));
+    const size_t end = std::min(n, v.size() + 256 * 1024);
+    while (v.size() < end) {
+      switch (k) {
+        case Kind::kTensor: {
+          const float f = normal(rng);
+          uint8_t b[4];
+          std::memcpy(b, &f, 4);
+          v.insert(v.end(), b, b + 4);
+          break;
+        }
+        case Kind::kText: {
+          const char* w = words[rng() % 13];
+          v.insert(v.end(), w, w + std::strlen(w));
+          break;
+        }
+        default:
+          v.push_back(static_cast<uint8_t>(rng()));
+      }
+    }
+  }
+  v.resize(n);
+  return v;
+}
+
+std::vector<uint8_t> serializeAll(const std::vector<uint8_t>& data, CompressionScheme scheme) {
+  std::vector<uint8_t> out;
+  for (size_t pos = 0; pos < data.size(); pos += kChunk) {
+    const size_t len = std::min(kChunk, data.size() - pos);
+    appendSerializedChunk(std::span(data).subspan(pos, len), scheme, out);
+  }
+  return out;
+}
+
+void decodeStream(benchmark::State& state, Kind kind, CompressionScheme scheme) {
+  const auto data = makeData(kind, kTotal);
+  const auto stream = serializeAll(data, scheme);
+  std::vector<uint8_t> out;
+  out.reserve(data.size());
+  for (auto _ : state) {
+    out.clear();
+    auto sizes = decodeChunks(stream, out);
+    if (!sizes.ok()) state.SkipWithError(sizes.error().message().c_str());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(data.size()));
+  state.counters["ratio"] = static_cast<double>(stream.size()) / static_cast<double>(data.size());
+}
+
+void BM_DecodeLz4Text(benchmark::State& s) { decodeStream(s, Kind::kText, CompressionScheme::kLz4); }
+void BM_DecodeLz4Tensor(benchmark::State& s) {
+  decodeStream(s, Kind::kTensor, CompressionScheme::kLz4);
+}
+void BM_DecodeBg4Tensor(benchmark::State& s) {
+  decodeStream(s, Kind::kTensor, CompressionScheme::kByteGrouping4Lz4);
+}
+void BM_DecodeAutoMixed(benchmark::State& s) {
+  decodeStream(s, Kind::kMixed, CompressionScheme::kAuto);
+}
+void BM_DecodeNoneRandom(benchmark::State& s) {
+  decodeStream(s, Kind::kRandom, CompressionScheme::kNone);
+}
+BENCHMARK(BM_DecodeLz4Text)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeLz4Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeBg4Tensor)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeAutoMixed)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeNoneRandom)->Unit(benchmark::kMillisecond);
+
+void BM_Bg4Regroup(benchmark::State& state) {
+  const auto src = makeData(Kind::kTensor, 131072 + 3);
+  std::vector<uint8_t> dst(src.size());
+  for (auto _ : state) {
+    bg4Regroup(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(src.size()));
+}
+BENCHMARK(BM_Bg4Regroup);
+
+void BM_Bg4Split(benchmark::State& state) {
+  const auto src = makeData(Kind::kTensor, 131072 + 3);
+  std::vector<uint8_t> dst(src.size());
+  for (auto _ : state) {
+    bg4Split(src, dst);
+    benchmark::DoNotOptimize(dst.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(src.size()));
+}
+BENCHMARK(BM_Bg4Split);
+
+void BM_ChooseScheme(benchmark::State& state) {
+  const auto src = makeData(Kind::kMixed, kChunk);
+  for (auto _ : state) benchmark::DoNotOptimize(chooseCompressionScheme(src));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(src.size()));
+}
+BENCHMARK(BM_ChooseScheme);
+
+// Xorb build from pre-hashed chunks: the compression cost of an upload.
+void BM_XorbBuild(benchmark::State& state) {
+  const auto scheme = static_cast<CompressionScheme>(state.range(0));
+  const auto data = makeData(Kind::kMixed, kTotal);
+  std::vector<MerkleHash> hashes;
+  for (size_t pos = 0; pos < data.size(); pos += kChunk) {
+    hashes.push_back(chunkHash(std::span(data).subspan(pos, std::min(kChunk, data.size() - pos))));
+  }
+  size_t body = 0;
+  for (auto _ : state) {
+    XorbBuilder b(scheme);
+    for (size_t pos = 0, i = 0; pos < data.size(); pos += kChunk, ++i) {
+      if (!b.add(std::span(data).subspan(pos, std::min(kChunk, data.size() - pos)), hashes[i]).ok()) {
+        state.SkipWithError("add failed");
+      }
+    }
+    auto x = b.finish();
+    body = x.body.size();
+    benchmark::DoNotOptimize(x.hash);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(data.size()));
+  state.counters["ratio"] = static_cast<double>(body) / static_cast<double>(data.size());
+}
+BENCHMARK(BM_XorbBuild)
+    ->Arg(static_cast<int>(CompressionScheme::kLz4))
+    ->Arg(static_cast<int>(CompressionScheme::kByteGrouping4Lz4))
+    ->Arg(static_cast<int>(CompressionScheme::kAuto))
+    ->Unit(benchmark::kMillisecond);
+
+// What a CAS server does per upload: decode every chunk, hash it, recompute the merkle root.
+void BM_ParseXorb(benchmark::State& state) {
+  const auto data = makeData(Kind::kMixed, kTotal);
+  XorbBuilder b;
+  for (size_t pos = 0; pos < data.size(); pos += kChunk) {
+    (void)b.add(std::span(data).subspan(pos, std::min(kChunk, data.size() - pos)));
+  }
+  const auto x = b.finish();
+  for (auto _ : state) {
+    auto p = verifyXorb(x.body, x.hash);
+    if (!p.ok()) state.SkipWithError(p.error().message().c_str());
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(data.size()));
+}
+BENCHMARK(BM_ParseXorb)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace hfm::xet
+
+BENCHMARK_MAIN();
