@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,7 +32,7 @@ constexpr const char* kToken = "hf_test";
 // Runs hf-local-hub; the destructor stops it (SIGTERM, then SIGKILL) and removes its data.
 class LocalHub {
  public:
-  LocalHub() {
+  explicit LocalHub(std::vector<std::string> extra_args = {}) {
     data_ = fs::temp_directory_path() / ("hfm-localhub-" + std::to_string(::getpid()) + "-" +
                                           std::to_string(counter_++));
     fs::remove_all(data_);
@@ -46,6 +47,7 @@ class LocalHub {
     const std::string token = std::string("user:") + kToken;
     std::vector<std::string> args = {HFM_LOCAL_HUB_BIN, "serve", "--port", "0", "--host", "127.0.0.1",
                                      "--data", data, "--token", token};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -111,9 +113,11 @@ class LocalHub {
   std::string url_;
 };
 
-std::shared_ptr<http::HttpClient> httpClient() {
+std::shared_ptr<http::HttpClient> httpClient(int attempts = 3) {
   http::ClientOptions options;
-  options.retry.initial_backoff = milliseconds(5);
+  options.retry.max_attempts = attempts;
+  options.retry.initial_backoff = milliseconds(2);
+  options.retry.max_backoff = milliseconds(10);
   options.request_timeout = milliseconds(10000);
   return std::make_shared<http::HttpClient>(options);
 }
@@ -127,13 +131,20 @@ std::shared_ptr<const Credentials> credentials(const std::string& token) {
 
 class HubLocalHubTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_FALSE(hub_.url().empty()) << "hf-local-hub did not start"; }
+  virtual std::vector<std::string> hubArgs() const { return {}; }
+  virtual int attempts() const { return 3; }
+
+  void SetUp() override {
+    hub_ = std::make_unique<LocalHub>(hubArgs());
+    http_ = httpClient(attempts());
+    ASSERT_FALSE(hub_->url().empty()) << "hf-local-hub did not start";
+  }
 
   // Bucket creation is not part of a mount's API: plain HTTP, as the reference's tests do.
   void createBucket(const std::string& id) {
     http::Request request;
     request.method = "POST";
-    request.url = hub_.url() + "/api/buckets/" + id;
+    request.url = hub_->url() + "/api/buckets/" + id;
     request.headers["Authorization"] = std::string("Bearer ") + kToken;
     request.headers["Content-Type"] = "application/json";
     request.body = "{}";
@@ -143,13 +154,23 @@ class HubLocalHubTest : public ::testing::Test {
 
   HubClient bucket(const std::string& id, int page_size = 5000, const std::string& token = kToken) {
     HubOptions options;
-    options.endpoint = hub_.url();
+    options.endpoint = hub_->url();
     options.bucket_tree_limit = page_size;
     return HubClient(options, parseBucketId(id).value(), credentials(token), http_);
   }
 
-  LocalHub hub_;
-  std::shared_ptr<http::HttpClient> http_ = httpClient();
+  std::unique_ptr<LocalHub> hub_;
+  std::shared_ptr<http::HttpClient> http_;
+};
+
+// A quarter of all requests fail (5xx, reset without answer, truncated body); with 10
+// attempts per request the chance that any request of this test exhausts them is ~1e-5.
+class HubLocalHubFaultsTest : public HubLocalHubTest {
+ protected:
+  std::vector<std::string> hubArgs() const override {
+    return {"--fault-rate", "0.25", "--faults", "5xx,reset,truncate"};
+  }
+  int attempts() const override { return 10; }
 };
 
 TEST_F(HubLocalHubTest, WhoamiAndBucketInfo) {
@@ -240,7 +261,7 @@ TEST_F(HubLocalHubTest, XetTokensPointAtTheServersCas) {
     auto token = client->fetchXetToken(access);
     ASSERT_TRUE(token.ok()) << token.error().message();
     EXPECT_FALSE(token->access_token.empty());
-    EXPECT_EQ(token->cas_url, hub_.url());
+    EXPECT_EQ(token->cas_url, hub_->url());
     EXPECT_GT(token->expires_at, XetTokenCache::systemNow());
   }
   auto cache = XetTokenCache::forHub(client, XetAccess::kRead);
@@ -249,6 +270,34 @@ TEST_F(HubLocalHubTest, XetTokensPointAtTheServersCas) {
   ASSERT_TRUE(first.ok() && second.ok());
   EXPECT_EQ(first->access_token, second->access_token);
   EXPECT_EQ(cache->fetchCount(), 1u);
+}
+
+TEST_F(HubLocalHubFaultsTest, RetriesHideInjectedFaults) {
+  createBucket("user/b");
+  auto client = bucket("user/b");
+  std::vector<BatchOp> ops;
+  for (int i = 0; i < 20; ++i) ops.push_back(BatchOp::addFile("f/" + std::to_string(i), kEmptyHash, 1));
+  auto added = client.batch(ops);
+  ASSERT_TRUE(added.ok()) << added.error().message();
+  for (int round = 0; round < 20; ++round) {
+    auto listing = client.listRecursive("f");
+    ASSERT_TRUE(listing.ok()) << listing.error().message();
+    EXPECT_EQ(listing->size(), 20u);
+  }
+  auto token = client.fetchXetToken(XetAccess::kRead);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+
+  // The faults really happened: raw requests needed more attempts than requests.
+  int attempts_total = 0;
+  for (int i = 0; i < 40; ++i) {
+    http::Request request;
+    request.url = hub_->url() + "/api/buckets/user/b/tree?recursive=true";
+    request.headers["Authorization"] = std::string("Bearer ") + kToken;
+    auto response = http_->send(request);
+    ASSERT_TRUE(response.ok()) << response.error().message();
+    attempts_total += response->attempts;
+  }
+  EXPECT_GT(attempts_total, 40);
 }
 
 }  // namespace
