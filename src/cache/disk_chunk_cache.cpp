@@ -276,36 +276,39 @@ class DiskChunkCache final : public ChunkCache {
     const fs::path path = pathOf(key);
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return nullptr;
-    struct stat st{};
-    std::vector<uint8_t> buf;
-    bool ok = ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) > kHeaderSize &&
-              static_cast<uint64_t>(st.st_size) <= kHeaderSize + kMaxChunkBytes;
-    if (ok) {
-      buf.resize(static_cast<size_t>(st.st_size));
+    auto readAt = [fd](uint8_t* p, size_t n, off_t at) {
       size_t got = 0;
-      while (got < buf.size()) {
-        const ssize_t r = ::pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
+      while (got < n) {
+        const ssize_t r = ::pread(fd, p + got, n - got, at + static_cast<off_t>(got));
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
+        if (r <= 0) return false;
         got += static_cast<size_t>(r);
       }
-      ok = got == buf.size();
+      return true;
+    };
+    struct stat st{};
+    uint8_t h[kHeaderSize];
+    std::vector<uint8_t> data;
+    bool ok = ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) > kHeaderSize &&
+              static_cast<uint64_t>(st.st_size) <= kHeaderSize + kMaxChunkBytes &&
+              readAt(h, kHeaderSize, 0);
+    // The data goes straight into the buffer handed out; the header is read on its own.
+    if (ok) {
+      data.resize(static_cast<size_t>(st.st_size) - kHeaderSize);
+      ok = readAt(data.data(), data.size(), static_cast<off_t>(kHeaderSize));
     }
     ::close(fd);
     if (!ok) {
       spdlog::warn("chunk cache: dropping unreadable entry {}", path.string());
       return nullptr;
     }
-    const uint8_t* h = buf.data();
-    const uint32_t length = getLe32(h + 44);
-    const std::span<const uint8_t> data(buf.data() + kHeaderSize, buf.size() - kHeaderSize);
     if (std::memcmp(h, kMagic, 8) != 0 || std::memcmp(h + 8, key.xorb.raw().data(), 32) != 0 ||
-        getLe32(h + 40) != key.index || length != data.size() ||
+        getLe32(h + 40) != key.index || getLe32(h + 44) != data.size() ||
         getLe64(h + kChecksumOffset) != checksum(h, data)) {
       spdlog::warn("chunk cache: dropping corrupt entry {}", path.string());
       return nullptr;
     }
-    return std::make_shared<const std::vector<uint8_t>>(data.begin(), data.end());
+    return std::make_shared<const std::vector<uint8_t>>(std::move(data));
   }
 
   // Evicts LRU entries until `incoming` more bytes fit. Requires mu_.

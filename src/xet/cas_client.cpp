@@ -96,6 +96,16 @@ Result<std::vector<std::string>> CasClient::fetch(const FetchEntry& entry) {
     return Error(kFetchUrlExpired, context + ": 403, presigned URL expired or refused");
   }
   if (!response->ok()) return http::statusError(*response, context);
+  // Common case: one range answered with exactly its bytes; hand the body over without a copy.
+  if (response->status == 206 && entry.ranges.size() == 1 &&
+      !multipartBoundary(response->header("Content-Type"))) {
+    auto range = parseContentRange(response->header("Content-Range"));
+    if (range && *range == entry.ranges[0].bytes && range->size() == response->body.size()) {
+      std::vector<std::string> out;
+      out.push_back(std::move(response->body));
+      return out;
+    }
+  }
   auto parts = splitFetchResponse(*response, entry);
   if (!parts) return parts.error().withContext(context);
   return parts;
