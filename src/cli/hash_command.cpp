@@ -4,8 +4,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -13,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -246,8 +245,8 @@ std::string formatDigest(const std::string& path, const FileDigest& digest,
   out += (escaped ? "\\" : "") + digest.file_hash.hex() + "  " + name + "\n";
   if (options.chunks) {
     for (const auto& c : digest.chunks) {
-      out += "  " + c.hash.hex() + " " + std::to_string(c.offset) + " " +
-             std::to_string(c.length) + "\n";
+      out += "  " + c.hash.hex() + " " + std::to_string(c.offset) + " " + std::to_string(c.length) +
+             "\n";
     }
   }
   return out;

@@ -1,6 +1,7 @@
 #include "hfm/xet/chunker.h"
 
 #include <algorithm>
+#include <array>
 
 namespace hfm::xet {
 namespace {
@@ -31,11 +32,11 @@ inline size_t scan(const uint8_t* p, size_t n, uint64_t& h) {
   uint64_t x = h;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-#define HFM_GEAR_STEP(k)                                   \
-  x = gearStep(x, p[i + (k)]);                             \
-  if (x <= kMatchMax) [[unlikely]] {                       \
-    h = x;                                                 \
-    return i + (k);                                        \
+#define HFM_GEAR_STEP(k)             \
+  x = gearStep(x, p[i + (k)]);       \
+  if (x <= kMatchMax) [[unlikely]] { \
+    h = x;                           \
+    return i + (k);                  \
   }
     HFM_GEAR_STEP(0)
     HFM_GEAR_STEP(1)
@@ -58,6 +59,54 @@ inline size_t scan(const uint8_t* p, size_t n, uint64_t& h) {
   return n;
 }
 
+// Same contract as scan(), faster on long ranges. scan() is bound by the latency of the
+// shift-add chain (one byte per cycle); since the hash only depends on the last 64 bytes, the
+// state at any point can be recomputed from the 64 bytes before it. So each round is split
+// into kLanes consecutive lanes scanned in lockstep (kLanes chains in flight). The first lane
+// continues the true state; the others start 64 bytes early from zero. A match in lane k only
+// counts once lanes 0..k-1 are known not to match further on; they are finished serially.
+// Four lanes of 4 KiB measured fastest here (2 lanes: -15%, 3: -8%, shorter lanes: worse).
+inline size_t scanLanes(const uint8_t* p, size_t n, uint64_t& h) {
+  constexpr size_t kLanes = 4;
+  constexpr size_t kLane = 4096;
+  constexpr size_t kRound = kLanes * kLane;
+  uint64_t x = h;
+  size_t pos = 0;
+  for (; n - pos >= kRound; pos += kRound) {
+    const uint8_t* base = p + pos;
+    std::array<uint64_t, kLanes> lane{};
+    lane[0] = x;
+#pragma GCC unroll 8
+    for (size_t k = 1; k < kLanes; ++k) {
+      lane[k] = feed(base + k * kLane - kHashWindow, kHashWindow, 0);
+    }
+#pragma GCC unroll 4
+    for (size_t i = 0; i < kLane; ++i) {
+#pragma GCC unroll 8
+      for (size_t k = 0; k < kLanes; ++k) lane[k] = gearStep(lane[k], base[k * kLane + i]);
+#pragma GCC unroll 8
+      for (size_t k = 0; k < kLanes; ++k) {
+        if (lane[k] <= kMatchMax) [[unlikely]] {
+          for (size_t j = 0; j < k; ++j) {  // earlier lanes' remaining bytes come first
+            const size_t rest = kLane - i - 1;
+            const size_t m = scan(base + j * kLane + i + 1, rest, lane[j]);
+            if (m < rest) {
+              h = lane[j];
+              return pos + j * kLane + i + 1 + m;
+            }
+          }
+          h = lane[k];
+          return pos + k * kLane + i;
+        }
+      }
+    }
+    x = lane[kLanes - 1];
+  }
+  const size_t m = scan(p + pos, n - pos, x);
+  h = x;
+  return pos + m;
+}
+
 }  // namespace
 
 std::optional<size_t> Chunker::nextBoundary(std::span<const uint8_t> data) {
@@ -74,7 +123,7 @@ std::optional<size_t> Chunker::nextBoundary(std::span<const uint8_t> data) {
 
   uint64_t h = feed(p + start, std::max(start, check) - start, hash_);
   const size_t from = std::max(start, check);
-  const size_t match = from + scan(p + from, limit - from, h);
+  const size_t match = from + scanLanes(p + from, limit - from, h);
   if (match < limit) {
     pending_ = 0;
     hash_ = 0;

@@ -7,8 +7,8 @@
 namespace hfm::xet {
 namespace {
 
-constexpr size_t kMaxGroup = 9;       // 2 * mean branching factor + 1
-constexpr uint64_t kBranchMod = 4;    // mean branching factor
+constexpr size_t kMaxGroup = 9;     // 2 * mean branching factor + 1
+constexpr uint64_t kBranchMod = 4;  // mean branching factor
 
 // Number of nodes at the front of `level` that become one parent (§3.3 cutting rule).
 size_t nextGroupSize(std::span<const ChunkInfo> level) {

@@ -25,8 +25,8 @@ namespace hfm::cli {
 
 struct HashOptions {
   bool json = false;
-  bool chunks = false;              // also list every chunk (offset, length, hash)
-  std::vector<std::string> files;   // "-" or empty = standard input
+  bool chunks = false;             // also list every chunk (offset, length, hash)
+  std::vector<std::string> files;  // "-" or empty = standard input
 };
 
 struct ChunkRecord {

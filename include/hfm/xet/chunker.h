@@ -20,8 +20,8 @@
 namespace hfm::xet {
 
 inline constexpr size_t kTargetChunkSize = 64 * 1024;
-inline constexpr size_t kMinChunkSize = kTargetChunkSize / 8;   // 8 KiB
-inline constexpr size_t kMaxChunkSize = kTargetChunkSize * 2;   // 128 KiB
+inline constexpr size_t kMinChunkSize = kTargetChunkSize / 8;  // 8 KiB
+inline constexpr size_t kMaxChunkSize = kTargetChunkSize * 2;  // 128 KiB
 // A boundary needs the top 16 bits of the gear hash to be zero.
 inline constexpr uint64_t kGearMask = 0xFFFF'0000'0000'0000ULL;
 
@@ -48,7 +48,7 @@ class Chunker {
   uint64_t pendingBytes() const { return pending_; }
 
  private:
-  uint64_t hash_ = 0;    // gear hash state after the last byte fed to it
+  uint64_t hash_ = 0;     // gear hash state after the last byte fed to it
   uint64_t pending_ = 0;  // < kMaxChunkSize between calls
 };
 

@@ -1,10 +1,9 @@
 #include "hfm/cli/hash_command.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -59,7 +58,8 @@ class HashCommandTest : public testing::Test {
   std::string write(const std::string& name, const std::vector<uint8_t>& data) {
     const std::string path = (dir_ / name).string();
     std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    out.write(reinterpret_cast<const char*>(data.data()),
+              static_cast<std::streamsize>(data.size()));
     return path;
   }
 
@@ -90,8 +90,8 @@ class HashCommandTest : public testing::Test {
 
 TEST_F(HashCommandTest, PipelineMatchesOneShotHashingForAnyBlockSize) {
   const std::vector<size_t> sizes = {0, 1, 8191, 8192, 131072, 131073, 1000000, 3 << 20};
-  const std::vector<HashPipelineConfig> configs = {{4 << 20, 4}, {1000, 2}, {4096, 3},
-                                                   {65537, 2}, {131072, 5}};
+  const std::vector<HashPipelineConfig> configs = {
+      {4 << 20, 4}, {1000, 2}, {4096, 3}, {65537, 2}, {131072, 5}};
   for (size_t size : sizes) {
     const auto data = randomBytes(size, static_cast<uint32_t>(size));
     const auto path = write("f.bin", data);
@@ -175,16 +175,15 @@ TEST_F(HashCommandTest, UnreadablePathsAreClearErrors) {
 TEST_F(HashCommandTest, FormatsTextAndJson) {
   FileDigest digest;
   digest.size = 200000;
-  digest.file_hash = *xet::MerkleHash::fromHex(
-      "d88d9e0b760f32c90b7c6592b4cb85251c01bb797371e3c637087b96ac578723");
+  digest.file_hash =
+      *xet::MerkleHash::fromHex("d88d9e0b760f32c90b7c6592b4cb85251c01bb797371e3c637087b96ac578723");
   digest.chunk_count = 2;
-  digest.chunks = {
-      {0, 131072,
-       *xet::MerkleHash::fromHex(
-           "118bbac5c38b2bca9c2b7ae8307786de066696b91b2b5ccb7dbbd4608c966882")},
-      {131072, 68928,
-       *xet::MerkleHash::fromHex(
-           "7884d4de4bcc904767362a91e97eb6c2b6bc5f3a61b640d0cad8bb1129ff0827")}};
+  digest.chunks = {{0, 131072,
+                    *xet::MerkleHash::fromHex(
+                        "118bbac5c38b2bca9c2b7ae8307786de066696b91b2b5ccb7dbbd4608c966882")},
+                   {131072, 68928,
+                    *xet::MerkleHash::fromHex(
+                        "7884d4de4bcc904767362a91e97eb6c2b6bc5f3a61b640d0cad8bb1129ff0827")}};
   const std::string h = digest.file_hash.hex();
   EXPECT_EQ(formatDigest("a b.bin", digest, {}), h + "  a b.bin\n");
   EXPECT_EQ(formatDigest("we\\ird\nname", digest, {}), "\\" + h + "  we\\\\ird\\nname\n");
@@ -201,9 +200,10 @@ TEST_F(HashCommandTest, FormatsTextAndJson) {
                 "\"7884d4de4bcc904767362a91e97eb6c2b6bc5f3a61b640d0cad8bb1129ff0827\"}]}\n");
   HashOptions text_chunks;
   text_chunks.chunks = true;
-  EXPECT_EQ(formatDigest("x", digest, text_chunks),
-            h + "  x\n  118bbac5c38b2bca9c2b7ae8307786de066696b91b2b5ccb7dbbd4608c966882 0 131072\n"
-                "  7884d4de4bcc904767362a91e97eb6c2b6bc5f3a61b640d0cad8bb1129ff0827 131072 68928\n");
+  EXPECT_EQ(
+      formatDigest("x", digest, text_chunks),
+      h + "  x\n  118bbac5c38b2bca9c2b7ae8307786de066696b91b2b5ccb7dbbd4608c966882 0 131072\n"
+          "  7884d4de4bcc904767362a91e97eb6c2b6bc5f3a61b640d0cad8bb1129ff0827 131072 68928\n");
 }
 
 TEST_F(HashCommandTest, RunContinuesPastFailuresAndReportsThem) {
@@ -243,9 +243,10 @@ TEST_F(HashCommandTest, BinaryEndToEnd) {
 
   run = shell(bin + " hash --json --chunks " + file);
   EXPECT_EQ(run.status, 0);
-  EXPECT_NE(run.out.find("{\"offset\": 991092, \"length\": 8908, \"hash\": "
-                         "\"03e5b5f5a088269ec4b329f1e04debfac4cb54b9c0facf038f7e8e0f054be7e2\"}]}\n"),
-            std::string::npos)
+  EXPECT_NE(
+      run.out.find("{\"offset\": 991092, \"length\": 8908, \"hash\": "
+                   "\"03e5b5f5a088269ec4b329f1e04debfac4cb54b9c0facf038f7e8e0f054be7e2\"}]}\n"),
+      std::string::npos)
       << run.out;
 
   run = shell(bin + " hash " + (dir_ / "missing").string() + " " + file);

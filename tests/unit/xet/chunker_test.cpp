@@ -74,7 +74,8 @@ TEST(GearTableTest, IntegrityFiguresOfTheSpec) {
 
   std::array<uint8_t, 256 * 8> packed{};
   for (size_t i = 0; i < 256; ++i) {
-    for (size_t b = 0; b < 8; ++b) packed[8 * i + b] = static_cast<uint8_t>(kGearTable[i] >> (8 * b));
+    for (size_t b = 0; b < 8; ++b)
+      packed[8 * i + b] = static_cast<uint8_t>(kGearTable[i] >> (8 * b));
   }
   std::array<uint8_t, SHA256_DIGEST_LENGTH> digest{};
   SHA256(packed.data(), packed.size(), digest.data());
@@ -149,6 +150,40 @@ TEST(ChunkerTest, MatchesTheSlowReferenceModel) {
     const auto expected = referenceEnds(data);
     EXPECT_EQ(chunkEnds(data), expected);
     EXPECT_EQ(streamedEnds(data, {1, 7, 64, 65, 8127, 8128, 100000}), expected);
+  }
+}
+
+// The first 64 bytes of xet-core's "hitting data" pattern: a window whose gear hash matches.
+// Since the hash depends only on the last 64 bytes, planting it anywhere puts a match at its
+// last byte, which lets the test place matches where it likes (e.g. several per 16 KiB).
+constexpr std::array<uint8_t, 64> kMatchingWindow = {
+    154, 52,  42,  34,  159, 75,  126, 224, 70,  236, 12,  196, 79,  236, 178, 124,
+    127, 50,  99,  178, 44,  176, 174, 126, 250, 235, 205, 174, 252, 122, 35,  10,
+    20,  101, 214, 69,  193, 8,   115, 105, 158, 228, 120, 111, 136, 162, 198, 251,
+    211, 183, 253, 252, 164, 147, 63,  16,  186, 162, 117, 23,  170, 36,  205, 187};
+
+TEST(ChunkerTest, MatchesReferenceWithPlantedMatches) {
+  uint64_t h = 0;
+  for (uint8_t b : kMatchingWindow) h = (h << 1) + kGearTable[b];
+  ASSERT_EQ(h & kGearMask, 0u);
+
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 150; ++trial) {
+    auto data = randomBytes(300000, static_cast<uint32_t>(1000 + trial));
+    // Clusters of matches, a few hundred bytes to a few KiB apart, then some anywhere.
+    const size_t clusters = 1 + rng() % 4;
+    for (size_t c = 0; c < clusters; ++c) {
+      size_t at = rng() % (data.size() - 70000);
+      for (size_t k = 0; k < 1 + rng() % 5; ++k) {
+        std::copy(kMatchingWindow.begin(), kMatchingWindow.end(),
+                  data.begin() + static_cast<std::ptrdiff_t>(at));
+        at += 64 + rng() % 9000;
+      }
+    }
+    const auto expected = referenceEnds(data);
+    SCOPED_TRACE(trial);
+    ASSERT_EQ(chunkEnds(data), expected);
+    ASSERT_EQ(streamedEnds(data, {1 + rng() % 70000, 1 + rng() % 5000}), expected);
   }
 }
 

@@ -40,8 +40,7 @@ TEST(HashingTest, SingleZeroLeafFileHash) {
 TEST(HashingTest, UpstreamHmacAndVerificationVectors) {
   const MerkleHash a = hashOf("118bbac5c38b2bca9c2b7ae8307786de066696b91b2b5ccb7dbbd4608c966882");
   const MerkleHash b = hashOf("7884d4de4bcc904767362a91e97eb6c2b6bc5f3a61b640d0cad8bb1129ff0827");
-  const MerkleHash key =
-      hashOf("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+  const MerkleHash key = hashOf("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
   EXPECT_EQ(hmacChunkHash(a, key).hex(),
             "1e1f5ae2bae99fe030647a14a8c5fe6cdce57826387a7552236dfbebed533e04");
   const std::vector<MerkleHash> term = {a, b};
@@ -81,7 +80,8 @@ MerkleHash builderRoot(std::span<const ChunkInfo> leaves) {
 }
 
 TEST(MerkleBuilderTest, EqualsMerkleRootOnListedSizes) {
-  for (size_t n : std::vector<size_t>{0, 1, 2, 3, 4, 8, 9, 10, 11, 17, 18, 81, 82, 100, 729, 730, 1000}) {
+  for (size_t n :
+       std::vector<size_t>{0, 1, 2, 3, 4, 8, 9, 10, 11, 17, 18, 81, 82, 100, 729, 730, 1000}) {
     const auto leaves = randomLeaves(n, static_cast<uint32_t>(n));
     EXPECT_EQ(builderRoot(leaves), merkleRoot(leaves)) << n;
   }
