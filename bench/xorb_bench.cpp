@@ -57,11 +57,14 @@ std::vector<uint8_t> makeData(Kind kind, size_t n) {
   return v;
 }
 
+// CDC-like chunk sizes: 8 KiB .. 128 KiB, mean ~64 KiB (block boundaries fall mid-chunk).
 std::vector<uint8_t> serializeAll(const std::vector<uint8_t>& data, CompressionScheme scheme) {
+  std::mt19937 rng(99);
   std::vector<uint8_t> out;
-  for (size_t pos = 0; pos < data.size(); pos += kChunk) {
-    const size_t len = std::min(kChunk, data.size() - pos);
+  for (size_t pos = 0; pos < data.size();) {
+    const size_t len = std::min<size_t>(8192 + rng() % (131072 - 8192 * 2), data.size() - pos);
     appendSerializedChunk(std::span(data).subspan(pos, len), scheme, out);
+    pos += len;
   }
   return out;
 }

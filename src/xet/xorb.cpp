@@ -314,6 +314,19 @@ Result<ParsedXorb> verifyXorb(std::span<const uint8_t> body, const MerkleHash& e
   return x;
 }
 
+Result<OffsetRange> chunkRangeOffsets(std::span<const uint32_t> end_offsets, uint32_t first,
+                                      uint32_t last) {
+  if (first >= last || last > end_offsets.size()) {
+    return Error::invalid("chunk range [" + std::to_string(first) + ", " + std::to_string(last) +
+                          ") invalid for a xorb of " + std::to_string(end_offsets.size()) +
+                          " chunks");
+  }
+  const uint64_t begin = first == 0 ? 0 : end_offsets[first - 1];
+  const uint64_t end = end_offsets[last - 1];
+  if (end < begin) return Error::invalid("chunk offsets decrease");
+  return OffsetRange{begin, end};
+}
+
 Result<std::vector<uint8_t>> toStoredXorb(std::span<const uint8_t> body, uint32_t nonce) {
   HFM_ASSIGN_OR_RETURN(ParsedXorb x, parseXorb(body));
   if (x.footer) return Error::invalid("xorb already carries a footer");

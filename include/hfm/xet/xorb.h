@@ -115,6 +115,18 @@ Result<ParsedXorb> parseXorb(std::span<const uint8_t> object);
 // the recomputed xorb hash differs from `expected`. Returns the parsed xorb on success.
 Result<ParsedXorb> verifyXorb(std::span<const uint8_t> body, const MerkleHash& expected);
 
+// Offsets [begin, end) covering chunks [first, last) given cumulative end offsets (§6.1): with
+// chunk_boundary_offsets these are serialized byte offsets into the xorb (an HTTP Range / url_range
+// is "begin-(end-1)"); with unpacked_chunk_offsets, uncompressed offsets. EINVAL unless
+// first < last ≤ offsets.size().
+struct OffsetRange {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  friend bool operator==(const OffsetRange&, const OffsetRange&) = default;
+};
+Result<OffsetRange> chunkRangeOffsets(std::span<const uint32_t> end_offsets, uint32_t first,
+                                      uint32_t last);
+
 // Stored form of an upload body: body ‖ V1 footer rebuilt from the chunk data.
 Result<std::vector<uint8_t>> toStoredXorb(std::span<const uint8_t> body, uint32_t nonce = 0);
 

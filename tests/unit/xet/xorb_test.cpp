@@ -168,14 +168,15 @@ TEST(XorbTest, RoundTripsSeveralMegabytesWithEveryScheme) {
 
     // decodeChunks over an arbitrary chunk range, as fetched by byte range from CAS.
     const size_t a = 3, e = 9;
-    const uint32_t from = x.chunk_boundary_offsets[a - 1], to = x.chunk_boundary_offsets[e - 1];
+    const auto r = chunkRangeOffsets(x.chunk_boundary_offsets, a, e).value();
     std::vector<uint8_t> out;
-    auto sizes = decodeChunks(std::span(x.body).subspan(from, to - from), out);
+    auto sizes = decodeChunks(std::span(x.body).subspan(r.begin, r.end - r.begin), out);
     ASSERT_TRUE(sizes.ok());
     EXPECT_EQ(sizes->size(), e - a);
-    const uint32_t u0 = x.unpacked_chunk_offsets[a - 1], u1 = x.unpacked_chunk_offsets[e - 1];
-    EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + u0, data.begin() + u1));
-    EXPECT_EQ(out.size(), u1 - u0);
+    const auto u = chunkRangeOffsets(x.unpacked_chunk_offsets, a, e).value();
+    EXPECT_EQ(out.size(), u.end - u.begin);
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + static_cast<long>(u.begin),
+                           data.begin() + static_cast<long>(u.end)));
   }
 }
 
@@ -234,6 +235,20 @@ TEST(XorbTest, MatchesReferenceXorbHashesOfSpecVectors) {
     ++checked;
   }
   EXPECT_GE(checked, 9);
+}
+
+TEST(XorbTest, ChunkRangeOffsetsFollowSection61) {
+  // Hello world: one chunk, serialized bytes 0..18 (Range "bytes=0-18"), unpacked 0..10.
+  const std::vector<uint32_t> serialized = {19};
+  EXPECT_EQ(chunkRangeOffsets(serialized, 0, 1).value(), (OffsetRange{0, 19}));
+  const std::vector<uint32_t> ends = {100, 250, 400, 1000};
+  EXPECT_EQ(chunkRangeOffsets(ends, 1, 3).value(), (OffsetRange{100, 400}));
+  EXPECT_EQ(chunkRangeOffsets(ends, 3, 4).value(), (OffsetRange{400, 1000}));
+  EXPECT_FALSE(chunkRangeOffsets(ends, 2, 2).ok());
+  EXPECT_FALSE(chunkRangeOffsets(ends, 3, 5).ok());
+  EXPECT_FALSE(chunkRangeOffsets({}, 0, 1).ok());
+  const std::vector<uint32_t> bad = {10, 5};
+  EXPECT_FALSE(chunkRangeOffsets(bad, 1, 2).ok());
 }
 
 TEST(XorbBuilderTest, ChunkCountLimitFollowsXetCoreRule) {
