@@ -177,45 +177,67 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
   const uint64_t end = offset + len;
   out = out.first(static_cast<size_t>(len));
 
-  bool random = false;
+  bool direct = false;           // fetch exactly [offset, end) synchronously
   uint64_t direct_end = offset;  // [offset, direct_end) is fetched synchronously
   std::vector<std::shared_ptr<Part>> needed;
   {
     std::lock_guard<std::mutex> lock(mu_);
     bool sequential = false;
+    bool restart = false;
+    const auto near_last = [&] {
+      return offset + config_.random_reorder_tolerance >= last_end_ &&
+             offset <= last_end_ + config_.random_reorder_tolerance;
+    };
     switch (mode_) {
       case Mode::kNone:
         sequential = true;
         break;
       case Mode::kStream: {
-        const uint64_t lo =
-            last_end_ > config_.backward_tolerance ? last_end_ - config_.backward_tolerance : 0;
-        const uint64_t hi = std::max(last_end_, issued_end_) + config_.forward_tolerance;
+        const uint64_t lo = high_water_ > config_.backward_tolerance
+                                ? high_water_ - config_.backward_tolerance
+                                : 0;
+        const uint64_t hi = std::max(high_water_, issued_end_) + config_.forward_tolerance;
         sequential = offset >= lo && offset <= hi;
+        if (!sequential && misses_ > 0 && near_last()) {
+          // The previous read left the stream and this one continues from it: the reader
+          // moved; follow it with a new stream.
+          sequential = true;
+          restart = true;
+        }
         break;
       }
       case Mode::kRandom:
-        sequential = offset + config_.random_reorder_tolerance >= last_end_ &&
-                     offset <= last_end_ + config_.random_reorder_tolerance;
+        sequential = near_last();
         break;
     }
-    if (!sequential) {
+    if (!sequential && mode_ == Mode::kStream && misses_ == 0) {
+      // One read outside the stream is tolerated without dropping it: a straggler of the
+      // kernel's parallel read-ahead, or a peek elsewhere (a header, a footer).
+      misses_++;
+      last_end_ = end;
+      stats_.random_reads++;
+      stats_.bytes_direct += len;
+      direct = true;
+    } else if (!sequential) {
+      spdlog::trace("{}: random read {}+{} (last_end {}, high_water {}, issued_end {})",
+                    file_->path, offset, len, last_end_, high_water_, issued_end_);
       dropStreamLocked();
       mode_ = Mode::kRandom;
       window_ = config_.initial_window;
       streak_ = 0;
+      misses_ = 0;
       issued_end_ = 0;
       last_batch_start_ = 0;
       last_end_ = end;
       high_water_ = end;
       stats_.random_reads++;
       stats_.bytes_direct += len;
-      random = true;
+      direct = true;
     } else {
       stats_.sequential_reads++;
-      if (mode_ != Mode::kStream) {
-        // A new stream; a random read that this one continues counts as its first read.
-        streak_ = mode_ == Mode::kRandom ? 2 : 1;
+      if (mode_ != Mode::kStream || restart) {
+        // A new stream; a read that this one continues counts as its first read.
+        streak_ = mode_ == Mode::kNone ? 1 : 2;
         dropStreamLocked();
         mode_ = Mode::kStream;
         window_ = config_.initial_window;
@@ -226,6 +248,7 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
       } else {
         streak_++;
       }
+      misses_ = 0;
       if (offset > issued_end_) {
         // A small skip forward past everything requested: restart the parts at the new offset,
         // keeping the window (the access is still sequential).
@@ -249,7 +272,7 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
     }
   }
 
-  if (random) {
+  if (direct) {
     HFM_TRY(fetchExact(remote_, *file_, offset, out, config_.fetch_attempts,
                        config_.retry_backoff));
     return static_cast<size_t>(len);

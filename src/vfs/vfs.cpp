@@ -638,6 +638,13 @@ void Vfs::release(uint64_t fh) {
     handle = std::move(it->second);
     files_.erase(it);
   }
+  if (spdlog::should_log(spdlog::level::debug)) {
+    const auto s = handle->prefetcher->stats();
+    spdlog::debug("release fh {}: {} sequential / {} random reads, {} streams, {} batches, "
+                  "{} bytes prefetched, {} bytes direct",
+                  fh, s.sequential_reads, s.random_reads, s.stream_starts, s.batches.size(),
+                  s.bytes_prefetched, s.bytes_direct);
+  }
   std::unique_lock<std::shared_mutex> lock(mu_);
   Inode* node = findLocked(handle->ino);
   if (node != nullptr && node->open_handles > 0) {

@@ -9,14 +9,19 @@
 //  1. Every read is classified against the handle's history:
 //     - the first read of a handle is sequential (a new stream starts at its offset);
 //     - while a stream is running, a read is sequential if its offset lies within
-//       [last_end - kBackwardTolerance, max(last_end, issued_end) + forward_tolerance]:
+//       [high_water - backward_tolerance, max(high_water, issued_end) + forward_tolerance]:
 //       slightly behind (the kernel's parallel readahead arrives out of order over several
 //       FUSE threads), inside the bytes already requested, or a small skip forward;
-//     - after a random read, only a read that continues where the previous one ended (within
-//       random_reorder_tolerance) starts a stream again;
-//     - anything else is random: the stream is dropped (in-flight parts are cancelled or left
-//       to finish unobserved), the window is reset to the initial size and exactly the bytes
-//       asked for are fetched, synchronously, with no read-ahead.
+//     - one read outside the stream is tolerated: its exact bytes are fetched synchronously
+//       and the stream is kept (a straggler of the kernel's parallel read-ahead, or a peek at
+//       a header or footer);
+//     - a read that continues where such an outside read ended (within
+//       random_reorder_tolerance) means the reader moved: a new stream starts there; after a
+//       random read, the same rule starts a stream again;
+//     - a second consecutive read outside the stream (or any read in random mode that does not
+//       continue the previous one) is random: the stream is dropped (in-flight parts are
+//       cancelled or left to finish unobserved), the window is reset to the initial size and
+//       exactly the bytes asked for are fetched, synchronously, with no read-ahead.
 //  2. A stream fetches "parts". The first batch is small (initial_window, or the request size
 //     if larger) so the first byte comes back quickly. Each later batch is twice the size of the
 //     previous one, up to max_window ("TCP slow start"). A batch larger than max_request is
@@ -24,8 +29,8 @@
 //  3. A new read-ahead batch is issued when a confirmed-sequential read (the second read of a
 //     stream or later) touches the most recently issued batch; so while the reader consumes one
 //     batch, the next, bigger one is being fetched in the background on the WorkerPool.
-//  4. Parts entirely more than kBackwardTolerance behind the highest offset served are freed,
-//     so one handle holds at most about kBackwardTolerance + 2 * max_window + one request of
+//  4. Parts entirely more than backward_tolerance behind the highest offset served are freed,
+//     so one handle holds at most about backward_tolerance + 2 * max_window + one request of
 //     memory: the buffer is bounded by construction, there is no producer running unchecked.
 //  5. A reader waits for the parts covering its range (at most read_timeout each), without
 //     holding the handle lock, so concurrent reads on one handle proceed in parallel. Fetches
@@ -59,9 +64,12 @@ namespace hfm::vfs {
 
 struct PrefetchConfig {
   uint64_t initial_window = 1024 * 1024;           // first batch of a stream
-  uint64_t max_window = 64ull * 1024 * 1024;       // batches double up to this
+  uint64_t max_window = 32ull * 1024 * 1024;       // batches double up to this
   uint64_t max_request = 8ull * 1024 * 1024;       // largest single Remote::read
-  uint64_t backward_tolerance = 1024 * 1024;       // out-of-order reads behind, and bytes kept
+  // Out-of-order reads behind the highest offset served, and bytes kept behind it. Must cover
+  // the kernel's read-ahead window (the FUSE adapter raises bdi read_ahead_kb to 16 MiB): the
+  // kernel sends that window as parallel 1 MiB requests that arrive in any order.
+  uint64_t backward_tolerance = 16ull * 1024 * 1024;
   uint64_t forward_tolerance = 16ull * 1024 * 1024;  // skip ahead still counted as sequential
   uint64_t random_reorder_tolerance = 256 * 1024;  // after a random read
   std::chrono::milliseconds read_timeout{30000};   // per part wait; 0 = unbounded
@@ -125,6 +133,7 @@ class Prefetcher {
   uint64_t last_end_ = 0;           // end of the previous read. Guarded by mu_.
   uint64_t high_water_ = 0;         // highest end served in this stream. Guarded by mu_.
   uint64_t streak_ = 0;             // sequential reads since the stream started. Guarded by mu_.
+  uint64_t misses_ = 0;             // consecutive reads outside the stream. Guarded by mu_.
   PrefetchStats stats_;             // Guarded by mu_.
 };
 

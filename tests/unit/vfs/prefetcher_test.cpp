@@ -82,8 +82,10 @@ TEST_F(PrefetcherTest, RandomAccessFetchesExactlyTheRequestedBytes) {
   remote_.resetCounts();
   std::mt19937_64 rng(42);
   for (int i = 0; i < 200; ++i) {
-    // Offsets at least 32 MiB apart from the previous one: always outside every tolerance.
-    const uint64_t off = (i % 2 == 0 ? 40 * kMiB : 2 * kMiB) + (rng() % (20 * kMiB));
+    // Offsets at least 5 MiB apart from the previous one and beyond the stream the first
+    // read started (which reaches 1 MiB + 16 MiB of forward tolerance).
+    const uint64_t off = (i % 2 == 0 ? 40 * kMiB + (rng() % (20 * kMiB))
+                                     : 20 * kMiB + (rng() % (15 * kMiB)));
     expectRead(p, off, 4 * kKiB);
   }
   auto s = p.stats();
@@ -108,6 +110,23 @@ TEST_F(PrefetcherTest, OutOfOrderKernelReadaheadStillCountsAsSequential) {
   EXPECT_EQ(s.batches, (std::vector<uint64_t>{1 * kMiB, 2 * kMiB, 4 * kMiB, 8 * kMiB, 8 * kMiB,
                                               1 * kMiB - 128 * kKiB}));
   EXPECT_EQ(remote_.counts().bytes_read, 24 * kMiB);
+}
+
+TEST_F(PrefetcherTest, OneStragglerFarBehindDoesNotDropTheStream) {
+  auto file = addFile(40 * kMiB);
+  auto c = config();
+  c.backward_tolerance = 1 * kMiB;
+  Prefetcher p(remote_, pool_, file, c);
+  for (uint64_t off = 0; off < 8 * kMiB; off += 128 * kKiB) expectRead(p, off, 128 * kKiB);
+  const auto batches = p.stats().batches.size();
+  expectRead(p, 2 * kMiB, 128 * kKiB);  // 6 MiB behind: its bytes are no longer held
+  for (uint64_t off = 8 * kMiB; off < 16 * kMiB; off += 128 * kKiB) expectRead(p, off, 128 * kKiB);
+  auto s = p.stats();
+  EXPECT_EQ(s.random_reads, 1u);
+  EXPECT_EQ(s.stream_starts, 1u);
+  EXPECT_EQ(s.bytes_direct, 128 * kKiB);
+  EXPECT_GT(s.batches.size(), batches);  // the stream kept growing
+  EXPECT_EQ(s.batches[batches], 8 * kMiB);
 }
 
 TEST_F(PrefetcherTest, SeekResetsTheWindow) {
