@@ -202,6 +202,21 @@ std::optional<HttpResponse> CasServiceImpl::handle(const HttpRequest& request) {
     if (!parseHash(parts[2])) return jsonError(400, "invalid xorb hash");
     return getFetch(request, std::string(parts[2]));
   }
+  if (!v2 && route == "files" && parts.size() == 3) {
+    // xet-core's local server answers HEAD /v1/files/{id} with the file size.
+    if (method != "GET" && method != "HEAD") return methodNotAllowed();
+    auto hash = parseHash(parts[2]);
+    if (!hash) return jsonError(400, "invalid file hash \"" + std::string(parts[2]) + "\"");
+    if (auto denied = checkToken(request, false)) return denied;
+    auto size = fileSize(*hash);
+    if (!size) return jsonError(404, "file " + hash->hex() + " not found");
+    HttpResponse r = HttpResponse::json(200, json{{"size", *size}}.dump());
+    if (method == "HEAD") {
+      r.body.clear();
+      r.headers["Content-Length"] = std::to_string(*size);
+    }
+    return r;
+  }
   if (v2 && route == "file-chunk-hashes") {
     // Partial-edit support is optional: clients fall back to re-chunking on any non-2xx.
     return jsonError(501, "file-chunk-hashes is not implemented by hf-local-hub");
@@ -349,7 +364,7 @@ HttpResponse CasServiceImpl::postShard(const HttpRequest& request, bool v2) {
                  json{{"type", "validating"}, {"verified", total}, {"total", total}},
                  json{{"type", "committing"}, {"stage", "uploading"}},
                  json{{"type", "committing"}, {"stage", "syncing"}},
-                 json{{"type", "result"}, {"result", result}}});
+                 json{{"type", "result"}}});
 }
 
 Result<std::optional<CasFile>> CasServiceImpl::findFile(const MerkleHash& hash) {

@@ -168,6 +168,16 @@ CREATE TABLE IF NOT EXISTS chunks (
 
 constexpr size_t kXorbCacheEntries = 4096;
 
+// Temp files of writes cut short by a crash ("<name>.tmp.<pid>.<n>"); never referenced.
+void removeStaleTempFiles(const fs::path& cas_dir) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(cas_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec) && it->path().filename().string().find(".tmp.") != std::string::npos) {
+      fs::remove(it->path(), ec);
+    }
+  }
+}
+
 }  // namespace
 
 Status writeFileDurably(const fs::path& path, std::string_view data) {
@@ -210,6 +220,7 @@ Result<std::unique_ptr<CasStore>> CasStore::open(const fs::path& cas_dir) {
   HFM_TRY(ensureDir(cas_dir));
   HFM_TRY(ensureDir(cas_dir / "xorbs"));
   HFM_TRY(ensureDir(cas_dir / "shards"));
+  removeStaleTempFiles(cas_dir);
   sqlite3* db = nullptr;
   auto db_path = cas_dir / "index.sqlite";
   int rc = sqlite3_open_v2(db_path.c_str(), &db,

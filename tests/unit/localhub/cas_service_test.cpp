@@ -392,6 +392,11 @@ TEST_F(CasServiceTest, RejectsBadXorbs) {
   EXPECT_EQ(r.status, 400);
   r = call("POST", "/v1/xorbs/default/not-a-hash", write_token_, str(x.body));
   EXPECT_EQ(r.status, 400);
+  r = call("POST", "/v1/xorbs/default/" + x.hash.hex(), write_token_,
+           std::string(64u * 1024 * 1024 + 1, '\0'));
+  EXPECT_EQ(r.status, 413);
+  r = call("POST", "/v1/xorbs/other/" + x.hash.hex(), write_token_, str(x.body));
+  EXPECT_EQ(r.status, 400);
   // Nothing was stored.
   r = call("HEAD", "/v1/xorbs/default/" + x.hash.hex(), read_token_);
   EXPECT_EQ(r.status, 404);
@@ -614,8 +619,15 @@ TEST_F(CasServiceTest, EverythingSurvivesARestart) {
   auto before = call("GET", "/v2/reconstructions/" + file.file_hash.hex(), read_token_);
   std::string old_url = json::parse(bodyBytes(before))["xorbs"][x.hash.hex()][0]["url"];
 
+  // A write cut short by a crash leaves a temp file; reopening removes it.
+  auto stale = dir_ / "cas" / "xorbs" / x.hash.hex().substr(0, 2) / (x.hash.hex() + ".xorb.tmp.1.0");
+  { std::ofstream(stale) << "partial"; }
   reopen();
+  EXPECT_FALSE(fs::exists(stale));
   EXPECT_EQ(downloadV2(file.file_hash), str(data));
+  auto head = call("HEAD", "/v1/files/" + file.file_hash.hex(), read_token_);
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["Content-Length"], std::to_string(data.size()));
   EXPECT_EQ(cas_->fileSize(file.file_hash), data.size());
   EXPECT_EQ(cas_->fileHashForSha256(file.sha256->hex()), file.file_hash);
   EXPECT_EQ(*cas_->readFileRange(file.file_hash, 0, data.size()), str(data));
