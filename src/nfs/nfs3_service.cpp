@@ -448,6 +448,9 @@ std::optional<std::vector<char>> Nfs3Service::mount3(uint32_t proc, char* args, 
       std::vector<char> fh;
       int flavors[] = {AUTH_UNIX, AUTH_NONE};
       auto attr = attrForPath(p, true, false);
+      if (!attr.ok() && attr.error().code() == ESTALE && attrForPath(p, false, false).ok()) {
+        attr = Error(ENOTDIR, "'" + p + "' is a file");
+      }
       if (!attr.ok()) {
         const int err = attr.error().code();
         res.fhs_status = err == ENOENT || err == ESTALE ? MNT3ERR_NOENT
@@ -566,7 +569,8 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (!r.ok()) return encode(zdr_ACCESS3res, &res, 128);
       const vfs::Attr& at = r->attr;
       uint32_t bits = at.mode & 07;
-      if (cred.uid == 0) bits = 07;
+      // root: read and write as the mode and the mount allow, execute if anyone may.
+      if (cred.uid == 0) bits = 06 | ((at.mode & 0111) != 0 ? 01 : 0);
       else if (cred.uid == at.uid) bits = (at.mode >> 6) & 07;
       else if (cred.gid == at.gid) bits = (at.mode >> 3) & 07;
       uint32_t allowed = 0;

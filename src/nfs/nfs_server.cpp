@@ -115,8 +115,11 @@ uint32_t encodeBlob(ZDR* zdr, void* obj, ...) {
 
 uint32_t decodeNothing(ZDR*, void*, ...) { return TRUE; }
 
+// libnfs hands the decoder uninitialised memory, but the generated codecs treat non-null
+// pointers in it (strings, arrays) as buffers to decode into: zero it first.
 template <typename T, uint32_t (*Fn)(ZDR*, T*)>
 uint32_t decodeWith(ZDR* zdr, void* obj, ...) {
+  std::memset(obj, 0, sizeof(T));
   return Fn(zdr, static_cast<T*>(obj));
 }
 
@@ -432,7 +435,8 @@ NfsServer::Impl::ReadOutcome NfsServer::Impl::readFrom(Connection& c) {
       const uint32_t mark = be32(c.mark);
       const size_t len = mark & 0x7fffffffu;
       if (!c.record) c.record = std::make_shared<std::vector<char>>(4);
-      if (c.record->size() - 4 + len > kMaxRecord || ++c.fragments > kMaxFragments) {
+      ++c.fragments;
+      if (c.record->size() - 4 + len > kMaxRecord || c.fragments > kMaxFragments) {
         spdlog::warn("nfs: closing connection {}: RPC record of {}+ bytes in {} fragments "
                      "exceeds the limit", c.id, c.record->size() - 4 + len, c.fragments);
         return ReadOutcome::kMalformed;

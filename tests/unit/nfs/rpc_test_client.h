@@ -1,0 +1,271 @@
+// RpcTestClient: a synchronous NFSv3/MOUNTv3 client for the tests, on libnfs's raw async
+// client API (rpc_nfs3_*_async / rpc_mount3_*_async) driven by a poll loop with a deadline.
+// Every helper returns the nfsstat3 (or mountstat3) of the reply, or kNoReply when the call
+// failed at the RPC level (connection closed, timeout, PROC_UNAVAIL...).
+#pragma once
+
+#include <poll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nfsc/libnfs-zdr.h>
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-mount.h>
+#include <nfsc/libnfs-raw-nfs.h>
+
+namespace hfm::nfs::testing {
+
+using Fh = std::vector<char>;
+inline constexpr uint32_t kNoReply = 0xffffffffu;
+
+struct DirEntryOut {
+  std::string name;
+  uint64_t fileid = 0;
+  uint64_t cookie = 0;
+  std::optional<Fh> fh;
+  std::optional<fattr3> attr;
+};
+
+struct DirPage {
+  uint32_t status = kNoReply;
+  std::vector<DirEntryOut> entries;
+  char verf[NFS3_COOKIEVERFSIZE] = {};
+  bool eof = false;
+};
+
+class RpcTestClient {
+ public:
+  explicit RpcTestClient(uint16_t port) {
+    rpc_ = rpc_init_context();
+    Pending p;
+    if (rpc_connect_port_async(rpc_, "127.0.0.1", port, NFS_PROGRAM, NFS_V3, &RpcTestClient::done,
+                               &p) != 0) {
+      return;
+    }
+    connected_ = wait(p, std::chrono::seconds(10)) && p.status == RPC_STATUS_SUCCESS;
+  }
+  ~RpcTestClient() {
+    if (rpc_ != nullptr) rpc_destroy_context(rpc_);
+  }
+  RpcTestClient(const RpcTestClient&) = delete;
+  RpcTestClient& operator=(const RpcTestClient&) = delete;
+
+  bool connected() const { return connected_; }
+  struct rpc_context* rpc() { return rpc_; }
+
+  // Issues one call and waits for its reply; `on_reply` sees the decoded reply.
+  bool run(const std::function<int(struct rpc_context*, rpc_cb, void*)>& issue,
+           const std::function<void(void*)>& on_reply,
+           std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    if (!connected_) return false;
+    Pending p;
+    p.on_reply = on_reply;
+    if (issue(rpc_, &RpcTestClient::done, &p) != 0) return false;
+    return wait(p, timeout) && p.status == RPC_STATUS_SUCCESS;
+  }
+
+  uint32_t status(const std::function<int(struct rpc_context*, rpc_cb, void*)>& issue) {
+    uint32_t st = kNoReply;
+    run(issue, [&](void* data) { st = *static_cast<uint32_t*>(data); });
+    return st;
+  }
+
+  bool nullCall(int program) {
+    if (program == MOUNT_PROGRAM) {
+      return run([](auto* rpc, rpc_cb cb, void* p) { return rpc_mount3_null_async(rpc, cb, p); },
+                 [](void*) {});
+    }
+    return run([](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_null_async(rpc, cb, p); },
+               [](void*) {});
+  }
+
+  uint32_t mount(const std::string& path, Fh* fh) {
+    uint32_t st = kNoReply;
+    std::string arg = path;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_mount3_mnt_async(rpc, cb, arg.data(), p); },
+        [&](void* data) {
+          auto* res = static_cast<mountres3*>(data);
+          st = res->fhs_status;
+          if (st == MNT3_OK && fh != nullptr) {
+            const auto& h = res->mountres3_u.mountinfo.fhandle;
+            fh->assign(h.fhandle3_val, h.fhandle3_val + h.fhandle3_len);
+          }
+        });
+    return st;
+  }
+
+  uint32_t getattr(const Fh& fh, fattr3* out = nullptr) {
+    Fh copy = fh;
+    GETATTR3args args{};
+    setFh(args.object, copy);
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_getattr_async(rpc, cb, &args, p); },
+        [&](void* data) {
+          auto* res = static_cast<GETATTR3res*>(data);
+          st = res->status;
+          if (st == NFS3_OK && out != nullptr) *out = res->GETATTR3res_u.resok.obj_attributes;
+        });
+    return st;
+  }
+
+  uint32_t lookup(const Fh& dir, const std::string& name, Fh* out, fattr3* attr = nullptr) {
+    Fh copy = dir;
+    std::string n = name;
+    LOOKUP3args args{};
+    setFh(args.what.dir, copy);
+    args.what.name = n.data();
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_lookup_async(rpc, cb, &args, p); },
+        [&](void* data) {
+          auto* res = static_cast<LOOKUP3res*>(data);
+          st = res->status;
+          if (st != NFS3_OK) return;
+          const auto& h = res->LOOKUP3res_u.resok.object.data;
+          if (out != nullptr) out->assign(h.data_val, h.data_val + h.data_len);
+          if (attr != nullptr && res->LOOKUP3res_u.resok.obj_attributes.attributes_follow) {
+            *attr = res->LOOKUP3res_u.resok.obj_attributes.post_op_attr_u.attributes;
+          }
+        });
+    return st;
+  }
+
+  // Walks "a/b/c" from `root`.
+  uint32_t lookupPath(const Fh& root, const std::string& path, Fh* out) {
+    Fh cur = root;
+    size_t start = 0;
+    while (start < path.size()) {
+      size_t slash = path.find('/', start);
+      if (slash == std::string::npos) slash = path.size();
+      Fh next;
+      const uint32_t st = lookup(cur, path.substr(start, slash - start), &next);
+      if (st != NFS3_OK) return st;
+      cur = next;
+      start = slash + 1;
+    }
+    *out = cur;
+    return NFS3_OK;
+  }
+
+  uint32_t read(const Fh& fh, uint64_t offset, uint32_t count, std::vector<uint8_t>* data,
+                bool* eof = nullptr) {
+    Fh copy = fh;
+    READ3args args{};
+    setFh(args.file, copy);
+    args.offset = offset;
+    args.count = count;
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_read_async(rpc, cb, &args, p); },
+        [&](void* data_ptr) {
+          auto* res = static_cast<READ3res*>(data_ptr);
+          st = res->status;
+          if (st != NFS3_OK) return;
+          const auto& d = res->READ3res_u.resok.data;
+          data->assign(reinterpret_cast<uint8_t*>(d.data_val),
+                       reinterpret_cast<uint8_t*>(d.data_val) + d.data_len);
+          if (eof != nullptr) *eof = res->READ3res_u.resok.eof != 0;
+        });
+    return st;
+  }
+
+  DirPage readdir(const Fh& fh, uint64_t cookie, const char* verf, uint32_t count) {
+    Fh copy = fh;
+    READDIR3args args{};
+    setFh(args.dir, copy);
+    args.cookie = cookie;
+    if (verf != nullptr) std::memcpy(args.cookieverf, verf, NFS3_COOKIEVERFSIZE);
+    args.count = count;
+    DirPage page;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_readdir_async(rpc, cb, &args, p); },
+        [&](void* data) {
+          auto* res = static_cast<READDIR3res*>(data);
+          page.status = res->status;
+          if (page.status != NFS3_OK) return;
+          std::memcpy(page.verf, res->READDIR3res_u.resok.cookieverf, NFS3_COOKIEVERFSIZE);
+          page.eof = res->READDIR3res_u.resok.reply.eof != 0;
+          for (entry3* e = res->READDIR3res_u.resok.reply.entries; e != nullptr; e = e->nextentry) {
+            page.entries.push_back({e->name, e->fileid, e->cookie, std::nullopt, std::nullopt});
+          }
+        });
+    return page;
+  }
+
+  DirPage readdirplus(const Fh& fh, uint64_t cookie, const char* verf, uint32_t dircount,
+                      uint32_t maxcount) {
+    Fh copy = fh;
+    READDIRPLUS3args args{};
+    setFh(args.dir, copy);
+    args.cookie = cookie;
+    if (verf != nullptr) std::memcpy(args.cookieverf, verf, NFS3_COOKIEVERFSIZE);
+    args.dircount = dircount;
+    args.maxcount = maxcount;
+    DirPage page;
+    run([&](auto* rpc, rpc_cb cb, void* p) {
+          return rpc_nfs3_readdirplus_async(rpc, cb, &args, p);
+        },
+        [&](void* data) {
+          auto* res = static_cast<READDIRPLUS3res*>(data);
+          page.status = res->status;
+          if (page.status != NFS3_OK) return;
+          std::memcpy(page.verf, res->READDIRPLUS3res_u.resok.cookieverf, NFS3_COOKIEVERFSIZE);
+          page.eof = res->READDIRPLUS3res_u.resok.reply.eof != 0;
+          for (entryplus3* e = res->READDIRPLUS3res_u.resok.reply.entries; e != nullptr;
+               e = e->nextentry) {
+            DirEntryOut out{e->name, e->fileid, e->cookie, std::nullopt, std::nullopt};
+            if (e->name_handle.handle_follows) {
+              const auto& h = e->name_handle.post_op_fh3_u.handle.data;
+              out.fh = Fh(h.data_val, h.data_val + h.data_len);
+            }
+            if (e->name_attributes.attributes_follow) {
+              out.attr = e->name_attributes.post_op_attr_u.attributes;
+            }
+            page.entries.push_back(std::move(out));
+          }
+        });
+    return page;
+  }
+
+  static void setFh(nfs_fh3& out, Fh& fh) {
+    out.data.data_len = static_cast<u_int>(fh.size());
+    out.data.data_val = fh.data();
+  }
+
+ private:
+  struct Pending {
+    bool done = false;
+    int status = -1;
+    std::function<void(void*)> on_reply;
+  };
+
+  static void done(struct rpc_context*, int status, void* data, void* private_data) {
+    auto* p = static_cast<Pending*>(private_data);
+    p->done = true;
+    p->status = status;
+    if (status == RPC_STATUS_SUCCESS && p->on_reply && data != nullptr) p->on_reply(data);
+  }
+
+  bool wait(Pending& p, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!p.done) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      pollfd pfd{rpc_get_fd(rpc_), static_cast<short>(rpc_which_events(rpc_)), 0};
+      const int n = ::poll(&pfd, 1, 100);
+      if (n < 0) return false;
+      if (rpc_service(rpc_, n > 0 ? pfd.revents : 0) < 0) {
+        if (!p.done) return false;
+      }
+    }
+    return true;
+  }
+
+  struct rpc_context* rpc_ = nullptr;
+  bool connected_ = false;
+};
+
+}  // namespace hfm::nfs::testing
