@@ -1,12 +1,12 @@
 // `hf-mount hash [--json] [--chunks] FILE...`: prints the Xet file hash of local files, the
 // hash the Hub shows as a file's xet hash, computed exactly as xet-core does (spec §2, §3).
 //
-// Files are streamed: a reader thread reads and chunks fixed-size blocks and hands them
-// through a bounded queue to a hasher thread (BLAKE3 per chunk + incremental merkle), so
-// memory does not grow with the file size (with --chunks, 40 bytes per chunk are kept to be
-// printed). Output is one line per file, `<file_hash>  <path>` like sha256sum, or one JSON
-// object per line with --json. A file that cannot be read is reported on stderr, the others
-// are still hashed, and the exit code is 1; bad usage exits with 2.
+// Files are streamed through a bounded pool of blocks: the calling thread reads, a chunker
+// thread finds chunk boundaries, a hasher thread computes BLAKE3 per chunk and the incremental
+// merkle tree, so both cores work and memory does not grow with the file size (with --chunks, 40
+// bytes per chunk are kept to be printed). Output is one line per file, `<file_hash>  <path>` like
+// sha256sum, or one JSON object per line with --json. A file that cannot be read is reported on
+// stderr, the others are still hashed, and the exit code is 1; bad usage exits with 2.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +46,7 @@ struct FileDigest {
 // Tuning of the read/hash pipeline; the defaults are what the command uses.
 struct HashPipelineConfig {
   size_t block_size = 4 << 20;  // bytes read and chunked per block
-  size_t blocks = 4;            // blocks in flight between the two threads (memory bound)
+  size_t blocks = 6;            // blocks in flight between the stages (the memory bound)
 };
 
 // Hashes everything readable from `fd` until EOF. `name` is only used in error messages.
