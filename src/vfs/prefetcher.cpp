@@ -210,10 +210,13 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
         sequential = near_last();
         break;
     }
-    if (!sequential && mode_ == Mode::kStream && misses_ == 0) {
-      // One read outside the stream is tolerated without dropping it: a straggler of the
-      // kernel's parallel read-ahead, or a peek elsewhere (a header, a footer).
-      misses_++;
+    const bool straggler = !sequential && mode_ == Mode::kStream && offset < high_water_ &&
+                           offset + config_.backward_tolerance + config_.max_window >= high_water_;
+    if (straggler || (!sequential && mode_ == Mode::kStream && misses_ == 0)) {
+      // Reads a little behind the stream (stragglers of the kernel's parallel read-ahead, which
+      // lag more under CPU pressure) never drop it; one other read outside the stream (a peek
+      // at a header or footer) is tolerated too. Both get exactly their bytes.
+      if (!straggler) misses_++;
       last_end_ = end;
       stats_.random_reads++;
       stats_.bytes_direct += len;

@@ -12,9 +12,11 @@
 //       [high_water - backward_tolerance, max(high_water, issued_end) + forward_tolerance]:
 //       slightly behind (the kernel's parallel readahead arrives out of order over several
 //       FUSE threads), inside the bytes already requested, or a small skip forward;
-//     - one read outside the stream is tolerated: its exact bytes are fetched synchronously
-//       and the stream is kept (a straggler of the kernel's parallel read-ahead, or a peek at
-//       a header or footer);
+//     - a read behind the stream by less than backward_tolerance + max_window is a straggler
+//       (the kernel's parallel read-ahead lags more under CPU pressure): its exact bytes are
+//       fetched synchronously and the stream is kept;
+//     - one other read outside the stream is tolerated the same way (a peek at a header or a
+//       footer);
 //     - a read that continues where such an outside read ended (within
 //       random_reorder_tolerance) means the reader moved: a new stream starts there; after a
 //       random read, the same rule starts a stream again;
