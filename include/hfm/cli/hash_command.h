@@ -3,7 +3,7 @@
 //
 // Files are streamed through a bounded pool of blocks: the calling thread reads, a chunker
 // thread finds chunk boundaries, a hasher thread computes BLAKE3 per chunk and the incremental
-// merkle tree, so both cores work and memory does not grow with the file size (with --chunks, 40
+// merkle tree, so both cores work and memory does not grow with the file size (with --chunks, 48
 // bytes per chunk are kept to be printed). Output is one line per file, `<file_hash>  <path>` like
 // sha256sum, or one JSON object per line with --json. A file that cannot be read is reported on
 // stderr, the others are still hashed, and the exit code is 1; bad usage exits with 2.

@@ -261,5 +261,26 @@ TEST_F(HashCommandTest, BinaryEndToEnd) {
   EXPECT_EQ(shell(bin + " frobnicate").status, 2);
 }
 
+TEST_F(HashCommandTest, BinaryMemoryStaysBoundedOnALargeStream) {
+  const std::string bin = std::string(HFM_BINARY_DIR) + "/src/bin/hf-mount";
+  if (!fs::exists("/usr/bin/time")) GTEST_SKIP() << "needs /usr/bin/time to read the peak RSS";
+  // 512 MiB of zeros: 4096 maximum-size chunks, all with the same hash.
+  constexpr size_t kChunks = 4096;
+  const std::vector<uint8_t> chunk(xet::kMaxChunkSize, 0);
+  xet::MerkleBuilder merkle;
+  const xet::ChunkInfo leaf{xet::chunkHash(chunk), chunk.size()};
+  for (size_t i = 0; i < kChunks; ++i) merkle.add(leaf);
+
+  const std::string rss = (dir_ / "rss").string();
+  auto run = shell("head -c " + std::to_string(kChunks * chunk.size()) + " /dev/zero | " +
+                   "/usr/bin/time -o " + rss + " -f %M " + bin + " hash --json");
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "{\"path\": \"-\", \"size\": 536870912, \"file_hash\": \"" +
+                         merkle.fileHash().hex() + "\"}\n");
+  const long peak_kib = std::stol(slurp(rss));
+  EXPECT_GT(peak_kib, 0);
+  EXPECT_LT(peak_kib, 64 * 1024) << "peak RSS " << peak_kib << " KiB for a 512 MiB stream";
+}
+
 }  // namespace
 }  // namespace hfm::cli
