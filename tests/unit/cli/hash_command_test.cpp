@@ -70,14 +70,18 @@ class HashCommandTest : public testing::Test {
     return s.str();
   }
 
-  // Runs a shell command line; returns its exit status, stdout and stderr.
+  // Runs a shell command line (killed after 120 s, so a hang fails instead of blocking the
+  // suite); returns its exit status, stdout and stderr.
   struct Run {
     int status = -1;
     std::string out, err;
   };
   Run shell(const std::string& command) {
     const std::string out = (dir_ / "stdout").string(), err = (dir_ / "stderr").string();
-    const int raw = std::system((command + " >" + out + " 2>" + err).c_str());
+    std::string quoted = "'";
+    for (char c : command) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    quoted += "'";
+    const int raw = std::system(("timeout 120 sh -c " + quoted + " >" + out + " 2>" + err).c_str());
     Run run;
     run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
     run.out = slurp(out);
