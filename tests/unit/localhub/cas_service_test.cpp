@@ -9,6 +9,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
+#include <atomic>
 
 #include "hfm/localhub/cas_service.h"
 #include "hfm/xet/compression.h"
@@ -337,6 +339,54 @@ TEST_F(CasServiceTest, UploadsAreValidatedIdempotentAndDownloadable) {
   ASSERT_TRUE(parsed->footer.has_value());
   EXPECT_EQ(parsed->hash, x.hash);
   EXPECT_EQ(blob.substr(0, x.body.size()), str(x.body));
+}
+
+TEST_F(CasServiceTest, ConcurrentIdenticalUploadsInsertOnce) {
+  auto x = buildXorb(randomBytes(200000, 14), 50000);
+  auto file = shardFile({{&x, 0, 4}}, true);
+  const std::string shard = uploadShardBody({file}, {shardXorb(x)});
+  std::atomic<int> inserted{0}, shard_new{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&] {
+      auto r = postXorb(x);
+      if (r.status != 200) {
+        ++failures;
+        return;
+      }
+      if (json::parse(bodyBytes(r))["was_inserted"] == true) ++inserted;
+      r = call("POST", "/v1/shards", write_token_, shard);
+      if (r.status != 200) {
+        ++failures;
+        return;
+      }
+      if (json::parse(bodyBytes(r))["result"] == 1) ++shard_new;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(inserted.load(), 1);
+  EXPECT_EQ(shard_new.load(), 1);
+  EXPECT_EQ(cas_->fileSize(file.file_hash), 200000u);
+}
+
+TEST_F(CasServiceTest, AcceptsXorbsSentWithAFooter) {
+  // hf_xet clients may append the V1 footer; the stored blob is the same either way.
+  auto data = randomBytes(90000, 15);
+  auto x = buildXorb(data, 30000);
+  auto stored = x.storedForm();
+  auto r = call("POST", "/v1/xorbs/default/" + x.hash.hex(), write_token_, str(stored));
+  ASSERT_EQ(r.status, 200) << bodyBytes(r);
+  auto file = shardFile({{&x, 0, 3}}, false);
+  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+            200);
+  EXPECT_EQ(downloadV2(file.file_hash), str(data));
+  // A footer that disagrees with the chunks is refused.
+  auto other = buildXorb(randomBytes(90000, 16), 30000);
+  std::vector<uint8_t> mixed = other.body;
+  mixed.insert(mixed.end(), stored.begin() + static_cast<ptrdiff_t>(x.body.size()), stored.end());
+  EXPECT_EQ(call("POST", "/v1/xorbs/default/" + other.hash.hex(), write_token_, str(mixed)).status,
+            400);
 }
 
 TEST_F(CasServiceTest, V2ShardStreamsFramesAndErrors) {
