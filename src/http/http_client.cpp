@@ -428,8 +428,9 @@ struct HttpClient::Impl {
     char* effective = nullptr;
     curl_easy_getinfo(handle, CURLINFO_EFFECTIVE_URL, &effective);
     if (effective != nullptr) attempt.response.effective_url = effective;
-    // The handle must not keep pointers to this request's data.
-    curl_easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
+    // The pooled handle must not keep pointers to this attempt's stack or request data
+    // (error buffer, callbacks' state, headers, body); reset keeps its live connections.
+    curl_easy_reset(handle);
     curl_slist_free_all(header_list);
     return code;
   }
