@@ -175,6 +175,9 @@ void opInit(void* userdata, fuse_conn_info* conn) {
   }
   if ((conn->capable & FUSE_CAP_ASYNC_READ) != 0) conn->want |= FUSE_CAP_ASYNC_READ;
   if ((conn->capable & FUSE_CAP_PARALLEL_DIROPS) != 0) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // READDIRPLUS when the kernel thinks it pays (first listing, or after lookups of entries).
+  if ((conn->capable & FUSE_CAP_READDIRPLUS) != 0) conn->want |= FUSE_CAP_READDIRPLUS;
+  if ((conn->capable & FUSE_CAP_READDIRPLUS_AUTO) != 0) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
                                        FUSE_CAP_SPLICE_MOVE);
   conn->max_write = kMaxIo;
@@ -348,6 +351,47 @@ void opReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
   fuse_reply_buf(req, buf.data(), pos);
 }
 
+// READDIRPLUS: entries with attributes, so `ls -l` and `find` need no LOOKUP per entry. Every
+// entry except "." and ".." hands the kernel one reference (as LOOKUP does); an entry that
+// does not fit in the reply buffer gives it back.
+void opReaddirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  auto* impl = implOf(req);
+  if (off < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  auto r = impl->vfs.readdir(fi->fh, static_cast<uint64_t>(off), size / 80 + 1);
+  if (!r.ok()) {
+    fuse_reply_err(req, r.error().code());
+    return;
+  }
+  std::vector<char> buf(size);
+  size_t pos = 0;
+  for (const auto& e : *r) {
+    const bool dot = e.name == "." || e.name == "..";
+    fuse_entry_param param{};
+    if (dot) {
+      param.attr.st_ino = e.ino;
+      param.attr.st_mode = S_IFDIR;
+    } else {
+      auto attr = impl->vfs.retain(e.ino);
+      if (!attr.ok()) continue;  // vanished since opendir
+      param.ino = e.ino;
+      param.attr = toStat(*attr);
+      param.entry_timeout = impl->timeout();
+      param.attr_timeout = impl->timeout();
+    }
+    const size_t need = fuse_add_direntry_plus(req, buf.data() + pos, size - pos, e.name.c_str(),
+                                               &param, static_cast<off_t>(e.next_offset));
+    if (need > size - pos) {
+      if (!dot) impl->vfs.forget(e.ino, 1);
+      break;
+    }
+    pos += need;
+  }
+  fuse_reply_buf(req, buf.data(), pos);
+}
+
 void opReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   implOf(req)->vfs.releasedir(fi->fh);
   fuse_reply_err(req, 0);
@@ -391,6 +435,7 @@ fuse_lowlevel_ops makeOps() {
   ops.release = opRelease;
   ops.opendir = opOpendir;
   ops.readdir = opReaddir;
+  ops.readdirplus = opReaddirplus;
   ops.releasedir = opReleasedir;
   ops.statfs = opStatfs;
   // flush, fsync, getxattr, access ... are left out on purpose: the kernel remembers ENOSYS and

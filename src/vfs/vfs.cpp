@@ -512,6 +512,14 @@ void Vfs::forgetMulti(std::span<const std::pair<InodeId, uint64_t>> items) {
   }
 }
 
+Result<Attr> Vfs::retain(InodeId ino) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(ino);
+  if (node == nullptr) return Error(ENOENT, "unknown inode " + std::to_string(ino));
+  if (ino != kRootInode) node->nlookup++;
+  return attrLocked(*node);
+}
+
 Result<Attr> Vfs::getattr(InodeId ino) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   Inode* node = findLocked(ino);

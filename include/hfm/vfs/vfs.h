@@ -163,6 +163,11 @@ class Vfs {
   void forget(InodeId ino, uint64_t nlookup);
   void forgetMulti(std::span<const std::pair<InodeId, uint64_t>> items);
 
+  // FUSE READDIRPLUS: each entry handed to the kernel with attributes counts as a lookup.
+  // Adds one reference to `ino` (as lookup() does) and returns its attributes, without any
+  // remote call. ENOENT if the inode is gone. Never call it for "." and "..".
+  Result<Attr> retain(InodeId ino);
+
   // FUSE GETATTR. ENOENT for unknown inodes. Does not contact the remote.
   Result<Attr> getattr(InodeId ino);
 

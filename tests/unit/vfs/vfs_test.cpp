@@ -138,6 +138,18 @@ TEST_F(VfsTest, LookupCountsAndForget) {
   EXPECT_EQ(mustLookup(*v, kRootInode, "README.md"), ino);
 }
 
+TEST_F(VfsTest, RetainCountsLikeALookup) {
+  auto v = makeVfs();
+  const InodeId ino = mustLookup(*v, kRootInode, "README.md");
+  auto attr = v->retain(ino);
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, 6u);
+  EXPECT_EQ(v->lookupCount(ino), 2u);
+  EXPECT_EQ(v->retain(987654).error().code(), ENOENT);
+  v->forget(ino, 2);
+  EXPECT_EQ(v->lookupCount(ino), 0u);
+}
+
 TEST_F(VfsTest, RemovedInodeLivesUntilForgottenAndKeepsItsNumberForThePath) {
   auto v = makeVfs();
   ASSERT_TRUE(v->preloadRoot().ok());
