@@ -49,6 +49,8 @@ class Notifier : public vfs::InvalidationSink {
       queue_.clear();
     }
     cv_.notify_all();
+    // requestStop() (signal thread) and serve() (main thread) may both disarm.
+    std::lock_guard<std::mutex> join_lock(join_mu_);
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
   }
 
@@ -111,6 +113,7 @@ class Notifier : public vfs::InvalidationSink {
   std::deque<Item> queue_;  // Guarded by mu_.
   bool armed_ = true;       // Guarded by mu_.
   std::atomic<uint64_t> sent_{0};
+  std::mutex join_mu_;  // serializes joining thread_
   std::thread thread_;
 };
 
