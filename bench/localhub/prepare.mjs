@@ -6,7 +6,6 @@
 // Usage: node prepare.mjs HUB_URL TOKEN [FILE_BYTES]
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const hub = await import(
@@ -19,11 +18,25 @@ if (!hubUrl || !token) {
 	process.exit(2);
 }
 const size = Number(sizeArg ?? 16_000_000);
+
+// Seeded xorshift32 bytes: incompressible, and the same chunk boundaries on every run, so the
+// "one-chunk" target has the same size from run to run.
+function seededBytes(n) {
+	const out = new Uint8Array(n);
+	let x = 0x9e3779b9;
+	for (let i = 0; i < n; i += 4) {
+		x ^= x << 13;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		for (let b = 0; b < 4 && i + b < n; b++) out[i + b] = (x >>> (8 * b)) & 0xff;
+	}
+	return out;
+}
 const repo = { type: "bucket", name: "user/bench" };
 const common = { hubUrl, accessToken: token };
 
 await hub.createRepo({ ...common, repo });
-await hub.uploadFile({ ...common, repo, file: { path: "data.bin", content: new Blob([randomBytes(size)]) } });
+await hub.uploadFile({ ...common, repo, file: { path: "data.bin", content: new Blob([seededBytes(size)]) } });
 const [info] = await hub.pathsInfo({ ...common, repo, paths: ["data.bin"] });
 if (!info?.xetHash) throw new Error("uploaded file has no xetHash");
 
