@@ -712,6 +712,7 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     int64_t now = nowMs();
     std::string_view body = ctx.req.body;
     size_t line_no = 0;
+    bool saw_delete = false;
     while (!body.empty()) {
       auto nl = body.find('\n');
       std::string_view line = body.substr(0, nl);
@@ -731,10 +732,14 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
       ++processed;
       if (type == "deleteFile") {
         ops.push_back({BucketOp::Kind::kDelete, BucketFileRecord{path, "", 0, 0, 0, ""}});
+        saw_delete = true;
         continue;
       }
       if (type != "addFile" && type != "copyFile") {
         return badRequest(where + "unknown operation type '" + type + "'");
+      }
+      if (saw_delete) {
+        return badRequest(where + "addFile and copyFile operations must come before deleteFile");
       }
       std::string hash = lower(strField(j, "xetHash"));
       if (!isHex(hash, 64)) return badRequest(where + "'xetHash' must be 64 hex characters");
@@ -917,6 +922,7 @@ json commitJson(const CommitRecord& c) {
 HttpResponse HubService::reposApi(Ctx& ctx) {
   const auto& s = ctx.segs;
   if (s.size() != 3) return hubError(404, "", "Not found");
+  if (s[2] == "move" && ctx.req.method == "POST") return moveRepo(ctx);
   bool create = s[2] == "create" && ctx.req.method == "POST";
   bool remove = s[2] == "delete" && ctx.req.method == "DELETE";
   if (!create && !remove) return hubError(404, "", "Not found");
@@ -987,6 +993,40 @@ HttpResponse HubService::reposApi(Ctx& ctx) {
     return r;
   }
   return okJson({{"url", url}, {"name", id}, {"id", id}});
+}
+
+HttpResponse HubService::moveRepo(Ctx& ctx) {
+  if (!ctx.user) return hubError(401, "", "You must be authenticated");
+  auto body = json::parse(ctx.req.body, nullptr, false);
+  if (!body.is_object()) return badRequest("Request body must be a JSON object");
+  std::string from = strField(body, "fromRepo");
+  std::string to = strField(body, "toRepo");
+  std::string type = body.contains("type") ? strField(body, "type") : "model";
+  if (type != "model" && type != "dataset" && type != "space" && type != "bucket") {
+    return badRequest("'type' must be model, dataset, space or bucket");
+  }
+  auto split = [](const std::string& id) -> std::optional<std::pair<std::string, std::string>> {
+    auto slash = id.find('/');
+    if (slash == std::string::npos) return std::nullopt;
+    std::string ns = id.substr(0, slash);
+    std::string name = id.substr(slash + 1);
+    if (invalidRepoName(ns) || invalidRepoName(name)) return std::nullopt;
+    return std::make_pair(ns, name);
+  };
+  auto f = split(from);
+  auto t = split(to);
+  if (!f || !t) return badRequest("'fromRepo' and 'toRepo' must be valid namespace/name ids");
+  // Only the owner may move, and only into a namespace it writes to.
+  if (f->first != *ctx.user || t->first != *ctx.user) {
+    return hubError(403, "", "You don't have write access to both namespaces");
+  }
+  Status st = type == "bucket" ? store_->moveBucket(from, to) : store_->moveRepo(type, from, to);
+  if (!st) {
+    if (st.error().code() == ENOENT) return hubError(404, "RepoNotFound", st.error().message());
+    if (st.error().code() == EEXIST) return hubError(409, "", st.error().message());
+    return storageError(st.error());
+  }
+  return okJson({{"url", ctx.base + "/" + (type == "bucket" ? std::string("buckets/") : webPrefix(type)) + to}});
 }
 
 HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {

@@ -343,6 +343,29 @@ Status HubStore::applyBucketOps(const std::string& id, const std::vector<BucketO
   return okStatus();
 }
 
+Status HubStore::moveBucket(const std::string& from, const std::string& to) {
+  std::lock_guard lock(mu_);
+  HFM_TRY(exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Error e) {
+    (void)exec("ROLLBACK");
+    return e;
+  };
+  Stmt exists(db_, "SELECT (SELECT COUNT(*) FROM buckets WHERE id=?1),"
+                   " (SELECT COUNT(*) FROM buckets WHERE id=?2)");
+  exists.bind(1, from).bind(2, to);
+  if (exists.step() != SQLITE_ROW) return fail(exists.error("move bucket"));
+  if (exists.integer(0) == 0) return fail(Error(ENOENT, "Bucket " + from + " not found"));
+  if (exists.integer(1) != 0) return fail(Error(EEXIST, "Bucket " + to + " already exists"));
+  for (const char* sql : {"UPDATE buckets SET id=?2 WHERE id=?1",
+                          "UPDATE bucket_files SET bucket=?2 WHERE bucket=?1"}) {
+    Stmt s(db_, sql);
+    s.bind(1, from).bind(2, to);
+    if (auto st = run(s, "move bucket"); !st) return fail(st.error());
+  }
+  HFM_TRY(exec("COMMIT"));
+  return okStatus();
+}
+
 // ---------------------------------------------------------------- repos
 
 Result<bool> HubStore::createRepo(const RepoRecord& repo, const std::vector<RepoOp>& initial_files,
@@ -408,6 +431,34 @@ Result<bool> HubStore::deleteRepo(const std::string& type, const std::string& id
   bool existed = sqlite3_changes(db_) > 0;
   HFM_TRY(exec("COMMIT"));
   return existed;
+}
+
+Status HubStore::moveRepo(const std::string& type, const std::string& from,
+                          const std::string& to) {
+  std::lock_guard lock(mu_);
+  std::string fk = repoKey(type, from);
+  std::string tk = repoKey(type, to);
+  HFM_TRY(exec("BEGIN IMMEDIATE"));
+  auto fail = [&](Error e) {
+    (void)exec("ROLLBACK");
+    return e;
+  };
+  Stmt exists(db_, "SELECT (SELECT COUNT(*) FROM repos WHERE rkey=?1),"
+                   " (SELECT COUNT(*) FROM repos WHERE rkey=?2)");
+  exists.bind(1, fk).bind(2, tk);
+  if (exists.step() != SQLITE_ROW) return fail(exists.error("move repo"));
+  if (exists.integer(0) == 0) return fail(Error(ENOENT, "Repository " + from + " not found"));
+  if (exists.integer(1) != 0) return fail(Error(EEXIST, "Repository " + to + " already exists"));
+  for (const char* sql : {"UPDATE repos SET rkey=?2, id=?3 WHERE rkey=?1",
+                          "UPDATE refs SET rkey=?2 WHERE rkey=?1",
+                          "UPDATE commits SET rkey=?2 WHERE rkey=?1"}) {
+    Stmt s(db_, sql);
+    s.bind(1, fk).bind(2, tk);
+    if (std::string_view(sql).find("?3") != std::string_view::npos) s.bind(3, to);
+    if (auto st = run(s, "move repo"); !st) return fail(st.error());
+  }
+  HFM_TRY(exec("COMMIT"));
+  return okStatus();
 }
 
 Result<std::optional<std::string>> HubStore::resolveRevision(const std::string& type,

@@ -43,6 +43,7 @@ class HubService {
   HttpResponse bucketsApi(Ctx& ctx, size_t at);
   HttpResponse bucketResolve(Ctx& ctx);
   HttpResponse reposApi(Ctx& ctx);
+  HttpResponse moveRepo(Ctx& ctx);
   HttpResponse repoApi(Ctx& ctx, const std::string& type, size_t at);
   HttpResponse lfsBatch(Ctx& ctx, const std::string& type, size_t at);
   HttpResponse repoResolve(Ctx& ctx, const std::string& type, size_t at);

@@ -125,6 +125,9 @@ class HubStore {
   // Applies all ops in one transaction, in order.
   Status applyBucketOps(const std::string& id, const std::vector<BucketOp>& ops, int64_t now_ms);
 
+  // Renames a bucket with its files. ENOENT if `from` is missing, EEXIST if `to` exists.
+  Status moveBucket(const std::string& from, const std::string& to);
+
   // --- repos
   // Creates the repo with an initial commit holding `initial_files` on branch "main";
   // false if it already exists.
@@ -132,6 +135,8 @@ class HubStore {
                           const std::string& author, int64_t now_ms);
   Result<std::optional<RepoRecord>> repo(const std::string& type, const std::string& id);
   Result<bool> deleteRepo(const std::string& type, const std::string& id);
+  // Renames a repo with its history and refs. ENOENT if `from` is missing, EEXIST if `to` exists.
+  Status moveRepo(const std::string& type, const std::string& from, const std::string& to);
   // Branch, tag, "refs/heads/x", "refs/tags/x" or a full 40-hex commit sha of this repo.
   Result<std::optional<std::string>> resolveRevision(const std::string& type,
                                                      const std::string& id,

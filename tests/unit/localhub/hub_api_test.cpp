@@ -529,6 +529,45 @@ TEST_F(HubApiTest, RepoCommitRejectsBadInput) {
   EXPECT_EQ(get("/api/datasets/alice/none", {alice()}).header("x-error-code"), "RepoNotFound");
 }
 
+TEST_F(HubApiTest, BatchRequiresAddsBeforeDeletes) {
+  makeBucket("alice/o");
+  std::string body = std::string(R"({"type":"deleteFile","path":"old"})") + "\n" + addLine("new", kHashA);
+  EXPECT_EQ(post("/api/buckets/alice/o/batch", body, {alice()}).status, 400);
+  // A rename: add the new path, delete the old one, in one batch.
+  ASSERT_EQ(post("/api/buckets/alice/o/batch", addLine("old", kHashA), {alice()}).status, 200);
+  body = addLine("new", kHashA) + R"({"type":"deleteFile","path":"old"})";
+  ASSERT_EQ(post("/api/buckets/alice/o/batch", body, {alice()}).status, 200);
+  EXPECT_EQ(treePaths("/api/buckets/alice/o/tree"), std::set<std::string>{"new"});
+}
+
+TEST_F(HubApiTest, MovesBucketsAndRepos) {
+  makeBucket("alice/from");
+  ASSERT_EQ(post("/api/buckets/alice/from/batch", addLine("f.txt", kHashA), {alice()}).status, 200);
+  makeBucket("alice/taken");
+  auto move = [&](const std::string& type, const std::string& from, const std::string& to,
+                  const std::string& auth) {
+    return post("/api/repos/move", json{{"fromRepo", from}, {"toRepo", to}, {"type", type}}.dump(),
+                {auth})
+        .status;
+  };
+  EXPECT_EQ(move("bucket", "alice/from", "alice/taken", alice()), 409);
+  EXPECT_EQ(move("bucket", "alice/from", "bob/stolen", alice()), 403);
+  EXPECT_EQ(move("bucket", "alice/from", "alice/x", bob()), 403);
+  EXPECT_EQ(move("bucket", "alice/nothing", "alice/x", alice()), 404);
+  EXPECT_EQ(move("bucket", "alice/from", "alice/bad..", alice()), 400);
+  ASSERT_EQ(move("bucket", "alice/from", "alice/to", alice()), 200);
+  EXPECT_EQ(get("/api/buckets/alice/from", {alice()}).status, 404);
+  EXPECT_EQ(treePaths("/api/buckets/alice/to/tree"), std::set<std::string>{"f.txt"});
+
+  ASSERT_EQ(post("/api/repos/create", R"({"name":"r1"})", {alice()}).status, 200);
+  ASSERT_EQ(move("model", "alice/r1", "alice/r2", alice()), 200);
+  EXPECT_EQ(get("/api/models/alice/r1", {alice()}).status, 404);
+  auto info = get("/api/models/alice/r2");
+  ASSERT_EQ(info.status, 200);
+  EXPECT_EQ(json::parse(info.body)["id"], "alice/r2");
+  EXPECT_EQ(get("/alice/r2/resolve/main/.gitattributes").status, 200);
+}
+
 TEST_F(HubApiTest, DataSurvivesRestart) {
   makeBucket("alice/keep");
   ASSERT_EQ(post("/api/buckets/alice/keep/batch", addLine("k/v.txt", kHashA), {alice()}).status, 200);
