@@ -1,14 +1,11 @@
 #include "hfm/xet/compression.h"
 
-#include <lz4frame.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 
 namespace hfm::xet {
@@ -32,48 +29,10 @@ void writeChunkHeader(const ChunkHeader& h, uint8_t* p) {
   writeU24(h.uncompressed_size, p + 5);
 }
 
-struct DctxDeleter {
-  void operator()(LZ4F_dctx* d) const { LZ4F_freeDecompressionContext(d); }
-};
-struct CctxDeleter {
-  void operator()(LZ4F_cctx* c) const { LZ4F_freeCompressionContext(c); }
-};
-
-// One context per thread: creating an LZ4F context allocates, and chunks are small.
-LZ4F_dctx* threadDctx() {
-  thread_local std::unique_ptr<LZ4F_dctx, DctxDeleter> ctx = [] {
-    LZ4F_dctx* d = nullptr;
-    if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION))) std::abort();
-    return std::unique_ptr<LZ4F_dctx, DctxDeleter>(d);
-  }();
-  return ctx.get();
-}
-
-LZ4F_cctx* threadCctx() {
-  thread_local std::unique_ptr<LZ4F_cctx, CctxDeleter> ctx = [] {
-    LZ4F_cctx* c = nullptr;
-    if (LZ4F_isError(LZ4F_createCompressionContext(&c, LZ4F_VERSION))) std::abort();
-    return std::unique_ptr<LZ4F_cctx, CctxDeleter>(c);
-  }();
-  return ctx.get();
-}
-
+// Per-thread buffer for the BG4 transform (chunks are small and frequent).
 std::vector<uint8_t>& threadScratch() {
   thread_local std::vector<uint8_t> scratch;
   return scratch;
-}
-
-LZ4F_preferences_t lz4Preferences() {
-  LZ4F_preferences_t prefs{};
-  prefs.frameInfo.blockSizeID = LZ4F_max64KB;
-  prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-  prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
-  prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
-  prefs.frameInfo.frameType = LZ4F_frame;
-  prefs.frameInfo.contentSize = 0;
-  prefs.compressionLevel = 0;
-  prefs.autoFlush = 1;
-  return prefs;
 }
 
 }  // namespace
@@ -120,63 +79,6 @@ void appendChunkHeader(const ChunkHeader& header, std::vector<uint8_t>& out) {
 bool startsWithXorbFooter(std::span<const uint8_t> bytes) {
   static constexpr char kIdent[7] = {'X', 'E', 'T', 'B', 'L', 'O', 'B'};
   return bytes.size() >= 7 && std::memcmp(bytes.data(), kIdent, 7) == 0;
-}
-
-Status lz4FrameDecompress(std::span<const uint8_t> src, std::span<uint8_t> dst) {
-  LZ4F_dctx* dctx = threadDctx();
-  size_t in_pos = 0;
-  size_t out_pos = 0;
-  size_t hint = 0;
-  bool any_frame = false;
-  while (in_pos < src.size()) {
-    size_t in_size = src.size() - in_pos;
-    size_t out_size = dst.size() - out_pos;
-    LZ4F_decompressOptions_t opts{};
-    hint = LZ4F_decompress(dctx, dst.data() + out_pos, &out_size, src.data() + in_pos, &in_size,
-                           &opts);
-    if (LZ4F_isError(hint)) {
-      LZ4F_resetDecompressionContext(dctx);
-      return Error::io(std::string("LZ4 frame decode failed: ") + LZ4F_getErrorName(hint));
-    }
-    any_frame = true;
-    in_pos += in_size;
-    out_pos += out_size;
-    if (in_size == 0 && out_size == 0) {
-      // No progress: the output is full but the frame still has data to produce.
-      LZ4F_resetDecompressionContext(dctx);
-      return Error::io("LZ4 frame decodes to more than the " + std::to_string(dst.size()) +
-                       " bytes announced by the chunk header");
-    }
-  }
-  if (!any_frame || hint != 0) {
-    LZ4F_resetDecompressionContext(dctx);
-    return Error::io("LZ4 frame truncated");
-  }
-  if (out_pos != dst.size()) {
-    return Error::io("LZ4 frame decoded to " + std::to_string(out_pos) + " bytes, header says " +
-                     std::to_string(dst.size()));
-  }
-  return okStatus();
-}
-
-void lz4FrameCompress(std::span<const uint8_t> src, std::vector<uint8_t>& out) {
-  const LZ4F_preferences_t prefs = lz4Preferences();
-  const size_t bound = LZ4F_compressBound(src.size(), &prefs) + LZ4F_HEADER_SIZE_MAX + 8;
-  const size_t start = out.size();
-  out.resize(start + bound);
-  LZ4F_cctx* cctx = threadCctx();
-  uint8_t* dst = out.data() + start;
-  size_t pos = 0;
-  size_t n = LZ4F_compressBegin(cctx, dst, bound, &prefs);
-  if (LZ4F_isError(n)) std::abort();  // only fails on a too-small buffer: impossible here
-  pos += n;
-  n = LZ4F_compressUpdate(cctx, dst + pos, bound - pos, src.data(), src.size(), nullptr);
-  if (LZ4F_isError(n)) std::abort();
-  pos += n;
-  n = LZ4F_compressEnd(cctx, dst + pos, bound - pos, nullptr);
-  if (LZ4F_isError(n)) std::abort();
-  pos += n;
-  out.resize(start + pos);
 }
 
 void bg4Split(std::span<const uint8_t> src, std::span<uint8_t> dst) {

@@ -1,6 +1,7 @@
 // Fuzzes the serialized-chunk decoder (xorb upload bodies and CAS byte ranges): any input must
 // decode or fail cleanly; whatever decodes must survive re-encoding with every scheme.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <span>
 #include <vector>
@@ -31,6 +32,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::vector<uint8_t> back;
   auto sizes2 = decodeChunks(again, back);
-  if (!sizes2.ok() || *sizes2 != *sizes || back != out) std::abort();
+  if (!sizes2.ok()) {
+    std::fprintf(stderr, "re-encoded stream does not decode: %s\n",
+                 sizes2.error().message().c_str());
+    std::abort();
+  }
+  if (*sizes2 != *sizes || back != out) {
+    std::fprintf(stderr, "re-encoded stream decodes differently (%zu vs %zu chunks)\n",
+                 sizes2->size(), sizes->size());
+    std::abort();
+  }
   return 0;
 }

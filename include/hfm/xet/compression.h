@@ -79,11 +79,18 @@ CompressionScheme chooseCompressionScheme(std::span<const uint8_t> data);
 
 // --- Building blocks, exposed for tests, benchmarks and tools ---------------------------------
 
-// LZ4 frame encoding of `src` appended to `out` (independent blocks, no checksums).
+// LZ4 frame encoding of `src` appended to `out`: 64 KiB independent blocks (incompressible blocks
+// stored raw), no checksums, no content size.
 void lz4FrameCompress(std::span<const uint8_t> src, std::vector<uint8_t>& out);
 
-// Decodes LZ4 frame(s) in `src` that must produce exactly `dst.size()` bytes into `dst`.
+// Decodes LZ4 frame(s) in `src` that must produce exactly `dst.size()` bytes into `dst`. Accepts
+// linked or independent blocks, 64 KiB..4 MiB block sizes, block/content checksums (verified),
+// content size (checked), concatenated and skippable frames; rejects dictionary frames. EIO on
+// any violation. Stateless: safe to call from any thread.
 Status lz4FrameDecompress(std::span<const uint8_t> src, std::span<uint8_t> dst);
+
+// XXH32 (used by the LZ4 frame format for its header/block/content checksums).
+uint32_t xxHash32(std::span<const uint8_t> data, uint32_t seed);
 
 // BG4 group sizes for a buffer of n bytes: q+1 for groups g < n%4, q otherwise (q = n/4).
 inline size_t bg4GroupSize(size_t n, size_t group) { return n / 4 + (group < n % 4 ? 1 : 0); }
