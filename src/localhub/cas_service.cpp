@@ -114,6 +114,12 @@ class CasServiceImpl final : public CasService {
   HttpResponse headXorb(const MerkleHash& hash);
   HttpResponse postShard(const HttpRequest& request, bool v2);
   HttpResponse getReconstruction(const HttpRequest& request, const MerkleHash& hash, bool v2);
+  // GET /v1/reconstructions?file_id=…&file_id=… (xet-core's batch query).
+  HttpResponse getBatchReconstruction(const HttpRequest& request);
+  static nlohmann::json termsJson(const ReconstructionPlan& plan);
+  // V2 "xorbs" map (signed multi-range URLs) or V1 "fetch_info" map (one URL per range).
+  nlohmann::json fetchJson(const std::map<MerkleHash, std::vector<FetchRange>>& ranges,
+                           const std::string& host, bool v2) const;
   HttpResponse getFetch(const HttpRequest& request, const std::string& xorb_hex);
   HttpResponse getDedupShard(const MerkleHash& chunk_hash);
 
@@ -179,6 +185,11 @@ std::optional<HttpResponse> CasServiceImpl::handle(const HttpRequest& request) {
     if (method != "POST") return methodNotAllowed();
     if (auto denied = checkToken(request, true)) return denied;
     return postShard(request, v2);
+  }
+  if (!v2 && route == "reconstructions" && parts.size() == 2) {
+    if (method != "GET" && method != "HEAD") return methodNotAllowed();
+    if (auto denied = checkToken(request, false)) return denied;
+    return getBatchReconstruction(request);
   }
   if (route == "reconstructions" && parts.size() == 3) {
     if (method != "GET" && method != "HEAD") return methodNotAllowed();
@@ -376,6 +387,74 @@ Result<std::optional<CasFile>> CasServiceImpl::findFile(const MerkleHash& hash) 
   return store_->getFile(hash);
 }
 
+json CasServiceImpl::termsJson(const ReconstructionPlan& plan) {
+  json terms = json::array();
+  for (const auto& t : plan.terms) {
+    terms.push_back({{"hash", t.xorb.hex()},
+                     {"unpacked_length", t.unpacked_bytes},
+                     {"range", {{"start", t.chunk_start}, {"end", t.chunk_end}}}});
+  }
+  return terms;
+}
+
+json CasServiceImpl::fetchJson(const std::map<MerkleHash, std::vector<FetchRange>>& ranges,
+                               const std::string& host, bool v2) const {
+  const std::string base = "http://" + host + "/v1/fetch/";
+  const int64_t expires = nowSecs() + options_.fetch_url_ttl_secs;
+  json fetch = json::object();
+  for (const auto& [xorb, list] : ranges) {
+    const std::string hex = xorb.hex();
+    json entries = json::array();
+    if (v2) {
+      for (size_t i = 0; i < list.size(); i += kMaxRangesPerUrl) {
+        std::vector<ByteRange> signed_ranges;
+        json descs = json::array();
+        for (size_t j = i; j < std::min(list.size(), i + kMaxRangesPerUrl); ++j) {
+          signed_ranges.push_back({list[j].byte_start, list[j].byte_last});
+          descs.push_back({{"chunks", {{"start", list[j].chunk_start}, {"end", list[j].chunk_end}}},
+                           {"bytes", {{"start", list[j].byte_start}, {"end", list[j].byte_last}}}});
+        }
+        entries.push_back({{"url", base + hex + "?" + signer_.signQuery(hex, signed_ranges, expires)},
+                           {"ranges", std::move(descs)}});
+      }
+    } else {
+      for (const auto& fr : list) {
+        std::vector<ByteRange> one{{fr.byte_start, fr.byte_last}};
+        entries.push_back({{"range", {{"start", fr.chunk_start}, {"end", fr.chunk_end}}},
+                           {"url", base + hex + "?" + signer_.signQuery(hex, one, expires)},
+                           {"url_range", {{"start", fr.byte_start}, {"end", fr.byte_last}}}});
+      }
+    }
+    fetch[hex] = std::move(entries);
+  }
+  return fetch;
+}
+
+HttpResponse CasServiceImpl::getBatchReconstruction(const HttpRequest& request) {
+  std::string host = request.header("host");
+  if (host.empty()) return jsonError(400, "Host header required to build fetch URLs");
+  auto [first, last] = request.query.equal_range("file_id");
+  if (first == last) return jsonError(400, "file_id query parameter required");
+  json files = json::object();
+  ReconstructionPlan all;  // every file's terms, for one merged fetch_info
+  for (auto it = first; it != last; ++it) {
+    auto hash = MerkleHash::fromHex(it->second);
+    if (!hash) return jsonError(400, "invalid file hash \"" + it->second + "\"");
+    auto found = findFile(*hash);
+    if (!found) return jsonError(500, found.error().message());
+    if (!*found) return jsonError(404, "file " + hash->hex() + " not found");
+    const CasFile& file = **found;
+    auto plan = planReconstruction(file, 0, file.size == 0 ? 0 : file.size - 1, lookup_);
+    if (!plan) return jsonError(500, plan.error().message());
+    files[hash->hex()] = termsJson(*plan);
+    all.terms.insert(all.terms.end(), plan->terms.begin(), plan->terms.end());
+  }
+  auto ranges = fetchRanges(all, lookup_);
+  if (!ranges) return jsonError(500, ranges.error().message());
+  json body = {{"files", std::move(files)}, {"fetch_info", fetchJson(*ranges, host, false)}};
+  return HttpResponse::json(200, body.dump());
+}
+
 HttpResponse CasServiceImpl::getReconstruction(const HttpRequest& request, const MerkleHash& hash,
                                                bool v2) {
   auto found = findFile(hash);
@@ -411,41 +490,8 @@ HttpResponse CasServiceImpl::getReconstruction(const HttpRequest& request, const
 
   std::string host = request.header("host");
   if (host.empty()) return jsonError(400, "Host header required to build fetch URLs");
-  const std::string base = "http://" + host + "/v1/fetch/";
-  const int64_t expires = nowSecs() + options_.fetch_url_ttl_secs;
-
-  json terms = json::array();
-  for (const auto& t : plan->terms) {
-    terms.push_back({{"hash", t.xorb.hex()},
-                     {"unpacked_length", t.unpacked_bytes},
-                     {"range", {{"start", t.chunk_start}, {"end", t.chunk_end}}}});
-  }
-  json fetch = json::object();
-  for (const auto& [xorb, list] : *ranges) {
-    const std::string hex = xorb.hex();
-    json entries = json::array();
-    if (v2) {
-      for (size_t i = 0; i < list.size(); i += kMaxRangesPerUrl) {
-        std::vector<ByteRange> signed_ranges;
-        json descs = json::array();
-        for (size_t j = i; j < std::min(list.size(), i + kMaxRangesPerUrl); ++j) {
-          signed_ranges.push_back({list[j].byte_start, list[j].byte_last});
-          descs.push_back({{"chunks", {{"start", list[j].chunk_start}, {"end", list[j].chunk_end}}},
-                           {"bytes", {{"start", list[j].byte_start}, {"end", list[j].byte_last}}}});
-        }
-        entries.push_back({{"url", base + hex + "?" + signer_.signQuery(hex, signed_ranges, expires)},
-                           {"ranges", std::move(descs)}});
-      }
-    } else {
-      for (const auto& fr : list) {
-        std::vector<ByteRange> one{{fr.byte_start, fr.byte_last}};
-        entries.push_back({{"range", {{"start", fr.chunk_start}, {"end", fr.chunk_end}}},
-                           {"url", base + hex + "?" + signer_.signQuery(hex, one, expires)},
-                           {"url_range", {{"start", fr.byte_start}, {"end", fr.byte_last}}}});
-      }
-    }
-    fetch[hex] = std::move(entries);
-  }
+  json fetch = fetchJson(*ranges, host, v2);
+  json terms = termsJson(*plan);
   json body = {{"offset_into_first_range", plan->offset_into_first_range},
                {"terms", std::move(terms)}};
   body[v2 ? "xorbs" : "fetch_info"] = std::move(fetch);

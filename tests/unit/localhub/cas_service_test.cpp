@@ -549,6 +549,41 @@ TEST_F(CasServiceTest, ReconstructionRangesAndEmptyFiles) {
   EXPECT_EQ(r.status, 404);
 }
 
+TEST_F(CasServiceTest, BatchReconstructionCoversSeveralFiles) {
+  auto x = buildXorb(randomBytes(40000, 17), 10000);  // 4 chunks
+  ASSERT_EQ(postXorb(x).status, 200);
+  auto f1 = shardFile({{&x, 0, 2}}, false);
+  auto f2 = shardFile({{&x, 1, 4}}, false);
+  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({f1, f2}, {shardXorb(x)})).status,
+            200);
+  HttpRequest req;
+  req.method = "GET";
+  req.path = "/v1/reconstructions";
+  req.headers["Host"] = "127.0.0.1:4242";
+  req.headers["Authorization"] = "Bearer " + read_token_;
+  req.query.emplace("file_id", f1.file_hash.hex());
+  req.query.emplace("file_id", f2.file_hash.hex());
+  auto r = cas_->handle(req);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_EQ(r->status, 200) << bodyBytes(*r);
+  json j = json::parse(bodyBytes(*r));
+  EXPECT_EQ(j["files"][f1.file_hash.hex()][0]["range"]["end"], 2);
+  EXPECT_EQ(j["files"][f2.file_hash.hex()][0]["range"]["start"], 1);
+  // Overlapping chunk ranges of the two files merge into one fetch of chunks [0, 4).
+  auto info = j["fetch_info"][x.hash.hex()];
+  ASSERT_EQ(info.size(), 1u);
+  EXPECT_EQ(info[0]["range"]["start"], 0);
+  EXPECT_EQ(info[0]["range"]["end"], 4);
+  EXPECT_EQ(info[0]["url_range"]["end"], x.body.size() - 1);
+  auto fr = fetchUrl(info[0]["url"], "bytes=0-" + std::to_string(x.body.size() - 1));
+  EXPECT_EQ(bodyBytes(fr), str(x.body));
+
+  req.query.emplace("file_id", "zz");
+  EXPECT_EQ(cas_->handle(req)->status, 400);
+  req.query.clear();
+  EXPECT_EQ(cas_->handle(req)->status, 400);
+}
+
 TEST_F(CasServiceTest, SignedUrlsAndMultiRangeFetches) {
   auto data = randomBytes(60000, 10);
   auto x = buildXorb(data, 10000);  // 6 chunks
