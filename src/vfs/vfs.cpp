@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <thread>
 #include <utility>
 
 #include "hfm/util/log.h"
@@ -722,17 +724,41 @@ ChangeSet Vfs::refreshLoaded() {
   std::sort(dirs.begin(), dirs.end(),
             [](const Dir& a, const Dir& b) { return a.depth < b.depth || (a.depth == b.depth && a.path < b.path); });
   ChangeSet all;
-  for (const auto& d : dirs) {
+  std::mutex all_mu;
+  auto refreshOne = [&](const Dir& d) {
     {
       std::shared_lock<std::shared_mutex> lock(mu_);
       Inode* node = findLocked(d.ino);
-      if (node == nullptr || node->detached) continue;  // removed by its parent's listing
+      if (node == nullptr || node->detached) return;  // removed by its parent's listing
     }
-    Status st = ensureListed(d.ino, true, &all);
+    ChangeSet local;
+    Status st = ensureListed(d.ino, true, &local);
     if (!st.ok() && st.error().code() != ENOENT) {
       // Unreachable or failing: keep what we have; deletions need the parent's word.
       spdlog::warn("poll: {}", st.error().message());
     }
+    std::lock_guard<std::mutex> lock(all_mu);
+    for (auto& p : local.added) all.added.push_back(std::move(p));
+    for (auto& p : local.changed) all.changed.push_back(std::move(p));
+    for (auto& p : local.deleted) all.deleted.push_back(std::move(p));
+  };
+  // One depth at a time (parents before children, so a directory deleted with its parent is
+  // skipped), at most poll_listing_concurrency listings in flight (#139/#159).
+  const size_t width = std::max<size_t>(config_.poll_listing_concurrency, 1);
+  for (size_t begin = 0; begin < dirs.size();) {
+    size_t level_end = begin;
+    while (level_end < dirs.size() && dirs[level_end].depth == dirs[begin].depth) ++level_end;
+    std::atomic<size_t> next{begin};
+    auto worker = [&] {
+      for (size_t i = next++; i < level_end; i = next++) refreshOne(dirs[i]);
+    };
+    const size_t helpers = std::min(width, level_end - begin) - 1;
+    std::vector<std::thread> threads;
+    threads.reserve(helpers);
+    for (size_t t = 0; t < helpers; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    begin = level_end;
   }
   return all;
 }

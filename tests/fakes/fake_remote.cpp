@@ -166,7 +166,10 @@ std::optional<Error> FakeRemote::injectLocked(Op op, std::unique_lock<std::mutex
 Result<std::vector<vfs::RemoteEntry>> FakeRemote::listDirectory(const std::string& dir) {
   std::unique_lock<std::mutex> lock(mu_);
   counts_.list++;
-  if (auto err = injectLocked(kList, lock)) return *err;
+  counts_.max_concurrent_lists = std::max(counts_.max_concurrent_lists, ++lists_in_flight_);
+  auto err = injectLocked(kList, lock);  // may sleep (latency) with the lock released
+  lists_in_flight_--;
+  if (err) return *err;
   const std::string prefix = dir.empty() ? std::string() : dir + "/";
   const std::string match = raw_prefix_ ? dir : prefix;
   std::vector<vfs::RemoteEntry> out;

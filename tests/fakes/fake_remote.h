@@ -36,6 +36,7 @@ class FakeRemote : public vfs::Remote {
     uint64_t read = 0;
     uint64_t revision = 0;
     uint64_t bytes_read = 0;
+    uint64_t max_concurrent_lists = 0;  // most listDirectory calls in flight at once
   };
 
   explicit FakeRemote(bool read_only = true) : read_only_(read_only) {}
@@ -94,6 +95,7 @@ class FakeRemote : public vfs::Remote {
   bool raw_prefix_ = false;                                                 // Guarded by mu_.
   std::chrono::microseconds latency_{0};                                    // Guarded by mu_.
   Counts counts_;                                                           // Guarded by mu_.
+  uint64_t lists_in_flight_ = 0;                                            // Guarded by mu_.
   std::vector<std::pair<uint64_t, uint64_t>> read_log_;                     // Guarded by mu_.
 };
 

@@ -71,6 +71,7 @@ struct VfsConfig {
   size_t negative_cache_max = 1000;
   bool direct_io = false;                         // --direct-io: no page cache for file data
   size_t worker_threads = 8;                      // background fetch pool
+  size_t poll_listing_concurrency = 4;            // --poll-listing-concurrency
   int64_t root_mtime_ns = 0;                      // repo lastModified / bucket updatedAt
   PrefetchConfig prefetch;
   // Time source for TTLs (tests inject a fake clock). Default: steady_clock::now.
@@ -213,9 +214,10 @@ class Vfs {
 
   // --- remote sync ---
 
-  // Re-lists every directory that has been listed, parents before children, and applies the
-  // differences (the poller's round). Deleted files with open handles stay readable; changed
-  // files get their kernel cache invalidated. A directory whose listing fails is left alone
+  // Re-lists every directory that has been visited, parents before children (at most
+  // poll_listing_concurrency listings at a time, on short-lived threads of the calling
+  // thread), and applies the differences (the poller's round). Deleted files with open
+  // handles stay readable; changed files get their kernel cache invalidated. A directory whose listing fails is left alone
   // unless its parent's listing shows it gone.
   ChangeSet refreshLoaded();
 

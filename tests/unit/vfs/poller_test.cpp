@@ -67,6 +67,29 @@ TEST(PollerTest, ReportsAdditionsChangesAndDeletionsOfVisitedDirectories) {
   EXPECT_TRUE(vfs.inodeForPath("dir/new.txt").has_value());
 }
 
+TEST(PollerTest, ListingsRunConcurrentlyUpToTheLimit) {
+  auto remote = std::make_shared<FakeRemote>();
+  for (int i = 0; i < 12; ++i) remote->putFile("d" + std::to_string(i) + "/f.txt", "x");
+  VfsConfig config;
+  config.poll_listing_concurrency = 4;
+  Vfs vfs(remote, config);
+  ASSERT_TRUE(vfs.preloadRoot().ok());
+  for (int i = 0; i < 12; ++i) {
+    auto d = vfs.lookup(kRootInode, "d" + std::to_string(i));
+    ASSERT_TRUE(d.ok());
+    auto fh = vfs.opendir(d->ino);
+    ASSERT_TRUE(fh.ok());
+    vfs.releasedir(*fh);
+  }
+  remote->resetCounts();
+  remote->setLatency(std::chrono::milliseconds(30));
+  vfs.refreshLoaded();
+  const auto c = remote->counts();
+  EXPECT_EQ(c.list, 13u);  // the root, then its 12 subdirectories
+  EXPECT_GT(c.max_concurrent_lists, 1u);
+  EXPECT_LE(c.max_concurrent_lists, 4u);
+}
+
 TEST(PollerTest, UnauthorizedProbesBackOff) {
   auto remote = std::make_shared<FakeRemote>();
   remote->putFile("a.txt", "a");
