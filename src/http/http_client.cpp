@@ -99,7 +99,12 @@ std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user
   const std::size_t n = size * count;
   std::string_view line(data, n);
   if (line.starts_with("HTTP/")) {
-    // A new response begins (redirect hop, 100 Continue): forget the previous one's headers.
+    // A new response begins (redirect hop, 100 Continue): forget the previous one's headers,
+    // but keep the first redirect's (they describe the resource; the CDN's may not).
+    const long previous = attempt->response.status;
+    if (previous >= 300 && previous < 400 && attempt->response.redirect_headers.empty()) {
+      attempt->response.redirect_headers = std::move(attempt->response.headers);
+    }
     attempt->response.headers.clear();
     attempt->response.body.clear();
     const auto sp = line.find(' ');

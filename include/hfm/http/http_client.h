@@ -89,6 +89,9 @@ struct Response {
   std::string body;  // empty for sendStreaming() successes (bytes went to the callback)
   std::string effective_url;  // after redirects
   int attempts = 1;  // how many attempts this result took
+  // When a redirect was followed: the headers of the first response (e.g. the Hub's own
+  // X-Linked-Etag / X-Repo-Commit before the CDN answered); empty otherwise.
+  Headers redirect_headers;
 
   // Header value or `fallback` (names are case-insensitive).
   std::string header(std::string_view name, std::string fallback = {}) const;

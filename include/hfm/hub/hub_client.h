@@ -130,6 +130,8 @@ class HubClient {
 
   // GET on the resolve URL (redirects followed; Authorization is not forwarded to another
   // host), optionally a byte range, body streamed to `on_body`. For files without a xet hash.
+  // When the Hub redirected (LFS files), the Hub's own headers (X-Linked-Etag, X-Repo-Commit)
+  // are in Response::redirect_headers; Response::headers are the storage host's.
   Result<http::Response> download(std::string_view path, std::optional<http::ByteRange> range,
                                   const http::BodyCallback& on_body) const;
 

@@ -111,6 +111,29 @@ TEST(HttpClientTest, HeadAndUnfollowedRedirect) {
   EXPECT_EQ(server.requestCount(), 2u);
 }
 
+TEST(HttpClientTest, FollowedRedirectKeepsTheFirstHopsHeaders) {
+  FakeHttpServer server([](const RecordedRequest& r) {
+    if (r.path == "/resolve/f") {
+      return FakeResponse::text(302, "")
+          .withHeader("Location", "/cdn/f")
+          .withHeader("X-Linked-Etag", "\"sha256\"");
+    }
+    return FakeResponse::text(200, "bytes").withHeader("ETag", "\"cdn-md5\"");
+  });
+  HttpClient client(fastOptions());
+  auto response = client.send(get(server, "/resolve/f"));
+  ASSERT_TRUE(response.ok()) << response.error().message();
+  EXPECT_EQ(response->body, "bytes");
+  EXPECT_EQ(response->header("ETag"), "\"cdn-md5\"");
+  EXPECT_EQ(response->header("X-Linked-Etag"), "");
+  EXPECT_EQ(response->redirect_headers.at("x-linked-etag"), "\"sha256\"");
+  EXPECT_EQ(response->effective_url, server.url() + "/cdn/f");
+
+  auto direct = client.send(get(server, "/cdn/f"));
+  ASSERT_TRUE(direct.ok());
+  EXPECT_TRUE(direct->redirect_headers.empty());
+}
+
 TEST(HttpClientTest, RetriesServerErrorsThenSucceeds) {
   FakeHttpServer server([](const RecordedRequest&) { return FakeResponse::text(200, "ok"); });
   server.enqueue(FakeResponse::text(503, "busy"));
