@@ -636,7 +636,16 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
       return Error(ESTALE, node->path + " changed remotely since it was opened");
     }
   }
-  return handle->prefetcher->read(offset, out);
+  auto got = handle->prefetcher->read(offset, out);
+  if (!got.ok()) {
+    const int code = got.error().code();
+    // read(2) has no ENOENT/ENOTDIR/EISDIR: a version that vanished from the store is an I/O
+    // error for the reader.
+    if (code == ENOENT || code == ENOTDIR || code == EISDIR) {
+      return Error(EIO, got.error().message());
+    }
+  }
+  return got;
 }
 
 void Vfs::release(uint64_t fh) {

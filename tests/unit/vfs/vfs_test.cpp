@@ -478,6 +478,19 @@ TEST_F(VfsTest, ReadErrorsPassThroughAndTheVfsRecovers) {
   EXPECT_EQ(v->read(o->fh, 0, buf).error().code(), EBADF);
 }
 
+TEST_F(VfsTest, AVanishedVersionReadsAsEio) {
+  auto v = makeVfs();
+  const InodeId ino = mustLookup(*v, kRootInode, "README.md");
+  auto o = v->open(ino, O_RDONLY);
+  ASSERT_TRUE(o.ok());
+  remote_->failAlways(FakeRemote::kRead, ENOENT);
+  std::vector<uint8_t> buf(16);
+  auto r = v->read(o->fh, 0, buf);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), EIO);
+  v->release(o->fh);
+}
+
 TEST_F(VfsTest, ListingErrorsAreReportedUnlessAnOlderListingExists) {
   auto v = makeVfs();
   const InodeId data = mustLookup(*v, kRootInode, "data");
