@@ -1393,6 +1393,7 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     auto sha = store_->commit(type, id, rev, parent, title, description, *ctx.user, ops, nowMs());
     if (!sha) {
       if (sha.error().code() == EAGAIN) return hubError(412, "", sha.error().message());
+      if (sha.error().code() == EEXIST) return badRequest(sha.error().message());
       return storageError(sha.error());
     }
     return okJson({{"success", true},

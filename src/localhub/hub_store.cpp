@@ -638,6 +638,20 @@ Result<std::string> HubStore::commitLocked(const std::string& rkey, const std::s
   }
   for (const auto& op : ops) {
     if (op.kind == RepoOp::Kind::kPut) {
+      // Git trees cannot hold a file and a folder of the same name.
+      const std::string& p = op.file.path;
+      for (auto slash = p.find('/'); slash != std::string::npos; slash = p.find('/', slash + 1)) {
+        Stmt parent_file(db_, "SELECT 1 FROM repo_files WHERE sha=? AND path=?");
+        parent_file.bind(1, sha).bind(2, p.substr(0, slash));
+        if (parent_file.step() == SQLITE_ROW) {
+          return Error(EEXIST, "cannot add " + p + ": " + p.substr(0, slash) + " is a file");
+        }
+      }
+      Stmt children(db_, "SELECT 1 FROM repo_files WHERE sha=? AND path>=? AND path<? LIMIT 1");
+      children.bind(1, sha).bind(2, p + "/").bind(3, p + "0");
+      if (children.step() == SQLITE_ROW) {
+        return Error(EEXIST, "cannot add " + p + ": it is a folder");
+      }
       Stmt s(db_, "INSERT OR REPLACE INTO repo_files(sha, path, size, oid, blob_sha256, "
                   "lfs_sha256, xet_hash, last_commit) VALUES(?,?,?,?,?,?,?,?)");
       s.bind(1, sha).bind(2, op.file.path).bind(3, static_cast<int64_t>(op.file.size))

@@ -522,6 +522,17 @@ TEST_F(HubApiTest, RepoCommitRejectsBadInput) {
     EXPECT_EQ(r.status, status) << body << " -> " << r.body;
   }
   EXPECT_EQ(json::parse(get("/api/datasets/alice/d/commits/main").body).size(), 1u);
+  // A file and a folder of the same name cannot coexist in a git tree.
+  auto file_op = [](const std::string& path) {
+    return json{{"key", "file"}, {"value", {{"path", path}, {"content", "aGk="}, {"encoding", "base64"}}}}.dump() + "\n";
+  };
+  ASSERT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x/y.txt"), {alice()}).status, 200);
+  EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x"), {alice()}).status, 400);
+  EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x/y.txt/z"), {alice()}).status, 400);
+  EXPECT_EQ(get("/datasets/alice/d/resolve/main/x/y.txt").body, "hi");
+  EXPECT_EQ(get("/datasets/alice/d/raw/main/x/y.txt").body, "hi");
+  EXPECT_EQ(json::parse(get("/api/datasets/alice/d/tree/main").body).size(), 2u);  // .gitattributes, x
+  EXPECT_EQ(get("/api/datasets/alice/d/tree/main/nope").header("x-error-code"), "EntryNotFound");
   EXPECT_EQ(post("/api/datasets/alice/d/commit/nobranch", header, {alice()}).status, 404);
   EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header).status, 401);
   EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header, {bob()}).status, 403);
