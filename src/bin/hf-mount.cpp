@@ -1,6 +1,7 @@
 // hf-mount: mounts Hugging Face buckets and repos, and offers local tools (`hash`). This main
 // only wires subcommands; each lives in the cli layer. Exit codes: 0 ok, 1 a subcommand
 // failed, 2 bad usage.
+
 // CLI11 2.1's inlined string helpers trip GCC 12's -Wnull-dereference (a false positive in
 // libstdc++'s basic_string); silence it for this header only.
 #pragma GCC diagnostic push
@@ -12,7 +13,9 @@
 
 #include "hfm/cli/hash_command.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"hf-mount: Hugging Face Storage Buckets and Hub repos as local folders"};
   app.set_version_flag("--version", std::string("hf-mount ") + HFM_VERSION);
   app.require_subcommand(1, 1);
@@ -27,4 +30,15 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // e.g. out of memory: report instead of aborting
+    std::cerr << "hf-mount: " << e.what() << "\n";
+    return 1;
+  }
 }

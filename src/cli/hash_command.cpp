@@ -242,16 +242,15 @@ std::string formatDigest(const std::string& path, const FileDigest& digest,
                          const HashOptions& options) {
   std::string out;
   if (options.json) {
-    out += "{\"path\": " + jsonString(path) + ", \"size\": " + std::to_string(digest.size) +
-           ", \"file_hash\": \"" + digest.file_hash.hex() + "\"";
+    out += R"({"path": )" + jsonString(path) + R"(, "size": )" + std::to_string(digest.size) +
+           R"(, "file_hash": ")" + digest.file_hash.hex() + '"';
     if (options.chunks) {
-      out += ", \"chunks\": [";
+      out += R"(, "chunks": [)";
       for (size_t i = 0; i < digest.chunks.size(); ++i) {
         const auto& c = digest.chunks[i];
         if (i > 0) out += ", ";
-        out += "{\"offset\": " + std::to_string(c.offset) +
-               ", \"length\": " + std::to_string(c.length) + ", \"hash\": \"" + c.hash.hex() +
-               "\"}";
+        out += R"({"offset": )" + std::to_string(c.offset) + R"(, "length": )" +
+               std::to_string(c.length) + R"(, "hash": ")" + c.hash.hex() + R"("})";
       }
       out += "]";
     }
@@ -272,7 +271,7 @@ std::string formatDigest(const std::string& path, const FileDigest& digest,
 
 int runHash(const HashOptions& options, std::ostream& out, std::ostream& err) {
   std::vector<std::string> files = options.files;
-  if (files.empty()) files.push_back("-");
+  if (files.empty()) files.emplace_back("-");
   int status = 0;
   for (const auto& path : files) {
     auto digest = hashPath(path, options.chunks);
@@ -292,7 +291,7 @@ void addHashCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "hash", "Print the Xet file hash of local files (as shown by the Hub), like sha256sum");
   cmd->add_flag("--json", options->json,
-                "One JSON object per line: {\"path\", \"size\", \"file_hash\"}");
+                R"(One JSON object per line: {"path", "size", "file_hash"})");
   cmd->add_flag("--chunks", options->chunks,
                 "Also list every chunk: offset, length and chunk hash");
   cmd->add_option("files", options->files, "Files to hash; '-' or none reads standard input");

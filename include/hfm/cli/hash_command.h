@@ -17,9 +17,9 @@
 #include "hfm/util/result.h"
 #include "hfm/xet/merkle_hash.h"
 
-namespace CLI {
+namespace CLI {  // NOLINT(readability-identifier-naming): CLI11's namespace
 class App;
-}
+}  // namespace CLI
 
 namespace hfm::cli {
 

@@ -19,7 +19,7 @@
 
 namespace hfm::xet {
 
-inline constexpr size_t kTargetChunkSize = 64 * 1024;
+inline constexpr size_t kTargetChunkSize = size_t{64} * 1024;
 inline constexpr size_t kMinChunkSize = kTargetChunkSize / 8;  // 8 KiB
 inline constexpr size_t kMaxChunkSize = kTargetChunkSize * 2;  // 128 KiB
 // A boundary needs the top 16 bits of the gear hash to be zero.
