@@ -1,7 +1,8 @@
 // Every published Xet conformance vector (spec §10) and every entry of testdata/xet/vectors.json,
 // checked against the chunker, the hash functions and the incremental merkle builder. Expected
-// values come from upstream sources (xet-core chunking.rs / aggregated_hashes.rs tests and
-// huggingface.js xetchunk-wasm tests), never from this implementation's own output.
+// values come from upstream sources (xet-core af1a3ff9: xet_data/src/deduplication/chunking.rs
+// and xet_core_structures/src/merklehash/aggregated_hashes.rs tests; huggingface.js
+// packages/xetchunk-wasm/tests/index.test.ts), never from this implementation's own output.
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
 
