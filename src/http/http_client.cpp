@@ -408,15 +408,17 @@ struct HttpClient::Impl {
     header_list = curl_slist_append(header_list, "Expect:");
     curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list);
 
-    const bool has_body = !request.body.empty() || request.method == "POST" || request.method == "PUT";
+    const std::string_view payload = request.body_view ? *request.body_view : std::string_view(request.body);
+    const bool has_body = !payload.empty() || request.method == "POST" || request.method == "PUT";
     if (request.method == "HEAD") {
       curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
     } else if (request.method == "GET" && !has_body) {
       curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
     } else {
       if (has_body) {
-        curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-        curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
+        curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+        // Never NULL: libcurl would then read the body from its default read callback (stdin).
+        curl_easy_setopt(handle, CURLOPT_POSTFIELDS, payload.data() != nullptr ? payload.data() : "");
       }
       if (request.method != "POST") curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, request.method.c_str());
     }

@@ -75,6 +75,9 @@ struct Request {
   std::string url;
   Headers headers;  // sent as given (the caller adds Authorization, Content-Type, ...)
   std::string body;  // sent for any method when non-empty or when method is POST/PUT
+  // Sent instead of `body` when set, without copying (xorb uploads); the bytes must stay
+  // valid until the call returns.
+  std::optional<std::string_view> body_view;
   std::optional<ByteRange> range;  // adds a Range header (or set headers["Range"] yourself)
   // Per-attempt limit for the whole exchange; defaults to ClientOptions::request_timeout.
   std::optional<std::chrono::milliseconds> timeout;

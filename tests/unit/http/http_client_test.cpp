@@ -85,6 +85,36 @@ TEST(HttpClientTest, SendsMethodHeadersAndBody) {
   EXPECT_EQ(seen[0].header("expect"), "");
 }
 
+TEST(HttpClientTest, BodyViewIsSentWithoutCopy) {
+  FakeHttpServer server([](const RecordedRequest& r) {
+    return FakeResponse::json(200, "{\"got\":" + std::to_string(r.body.size()) + "}");
+  });
+  HttpClient client(fastOptions());
+  const std::string payload = blob(3 << 20);
+  Request request = get(server, "/v1/xorbs/default/abc");
+  request.method = "POST";
+  request.body = "ignored when body_view is set";
+  request.body_view = payload;
+  auto response = client.send(request);
+  ASSERT_TRUE(response.ok()) << response.error().message();
+  EXPECT_EQ(response->body, "{\"got\":" + std::to_string(payload.size()) + "}");
+  EXPECT_EQ(server.requests().at(0).body, payload);
+
+  Request put = get(server, "/empty");
+  put.method = "PUT";
+  put.body_view = std::string_view();
+  ASSERT_TRUE(client.send(put).ok());
+  EXPECT_EQ(server.requests().at(1).method, "PUT");
+  EXPECT_EQ(server.requests().at(1).header("content-length"), "0");
+
+  Request post = get(server, "/empty-post");
+  post.method = "POST";
+  post.body_view = std::string_view();
+  ASSERT_TRUE(client.send(post).ok());
+  EXPECT_EQ(server.requests().at(2).method, "POST");
+  EXPECT_EQ(server.requests().at(2).body, "");
+}
+
 TEST(HttpClientTest, HeadAndUnfollowedRedirect) {
   FakeHttpServer server([](const RecordedRequest& r) {
     if (r.path == "/moved") {
