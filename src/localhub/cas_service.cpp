@@ -93,11 +93,12 @@ Status preadExact(const fs::path& path, uint64_t offset, uint64_t length, std::s
 class CasServiceImpl final : public CasService {
  public:
   CasServiceImpl(std::unique_ptr<CasStore> store, const XetTokens* tokens, CasOptions options,
-                 std::string url_key)
+                 const std::string& url_key, const std::string& dedup_key)
       : store_(std::move(store)),
         tokens_(tokens),
         options_(options),
-        signer_(std::move(url_key)),
+        signer_(url_key),
+        dedup_key_(MerkleHash::fromRaw(bytesOf(dedup_key))),
         lookup_([this](const MerkleHash& h) { return store_->getXorb(h); }) {}
 
   std::optional<HttpResponse> handle(const HttpRequest& request) override;
@@ -130,6 +131,7 @@ class CasServiceImpl final : public CasService {
   const XetTokens* tokens_;
   CasOptions options_;
   FetchUrlSigner signer_;
+  MerkleHash dedup_key_;  // HMAC key of global-dedup answers, stable across restarts
   XorbLookup lookup_;
 };
 
@@ -523,8 +525,6 @@ HttpResponse CasServiceImpl::getDedupShard(const MerkleHash& chunk_hash) {
   if (!*xorb_hash) return jsonError(404, "chunk not found");
   auto xorb = store_->getXorb(**xorb_hash);
   if (!xorb || !*xorb) return jsonError(500, "dedup index names a missing xorb");
-  auto key = store_->secret("dedup-hmac-key");
-  if (!key) return jsonError(500, key.error().message());
   const CasXorb& x = **xorb;
   xet::Shard shard;
   xet::ShardXorb sx;
@@ -537,7 +537,7 @@ HttpResponse CasServiceImpl::getDedupShard(const MerkleHash& chunk_hash) {
   sx.num_bytes_on_disk = static_cast<uint32_t>(x.serializedSize());
   shard.xorbs.push_back(std::move(sx));
   xet::StoredShardOptions opts;
-  opts.hmac_key = MerkleHash::fromRaw(bytesOf(*key));
+  opts.hmac_key = dedup_key_;
   const int64_t now = nowSecs();
   opts.creation_timestamp = static_cast<uint64_t>(now);
   opts.key_expiry = static_cast<uint64_t>(now + options_.dedup_key_ttl_secs);
@@ -603,8 +603,9 @@ Result<std::unique_ptr<CasService>> CasService::open(const fs::path& data_dir,
                                                      const CasOptions& options) {
   HFM_ASSIGN_OR_RETURN(auto store, CasStore::open(data_dir / "cas"));
   HFM_ASSIGN_OR_RETURN(auto url_key, store->secret("fetch-url-key"));
+  HFM_ASSIGN_OR_RETURN(auto dedup_key, store->secret("dedup-hmac-key"));
   return std::unique_ptr<CasService>(
-      new CasServiceImpl(std::move(store), tokens, options, std::move(url_key)));
+      new CasServiceImpl(std::move(store), tokens, options, url_key, dedup_key));
 }
 
 }  // namespace hfm::localhub
