@@ -25,8 +25,9 @@ enum class Kind { kTensor, kText, kRandom, kMixed };
 std::vector<uint8_t> makeData(Kind kind, size_t n) {
   std::mt19937 rng(1234);
   std::normal_distribution<float> normal(0.0f, 0.02f);
-  const char* words[] = {"{\"id\": ", "\"name\": \"", "model", "weight", "\", ", "layer.",
-                         "attention", "0.0125", "true", "}\n", "bias", "\"shape\": [", "768, "};
+  const char* words[] = {"{\"id\": ", "\"name\": \"", "model",  "weight", "\", ",
+                         "layer.",    "attention",    "0.0125", "true",   "}\n",
+                         "bias",      "\"shape\": [", "768, "};
   std::vector<uint8_t> v;
   v.reserve(n + 64);
   size_t block = 0;
@@ -84,7 +85,9 @@ void decodeStream(benchmark::State& state, Kind kind, CompressionScheme scheme) 
   state.counters["ratio"] = static_cast<double>(stream.size()) / static_cast<double>(data.size());
 }
 
-void BM_DecodeLz4Text(benchmark::State& s) { decodeStream(s, Kind::kText, CompressionScheme::kLz4); }
+void BM_DecodeLz4Text(benchmark::State& s) {
+  decodeStream(s, Kind::kText, CompressionScheme::kLz4);
+}
 void BM_DecodeLz4Tensor(benchmark::State& s) {
   decodeStream(s, Kind::kTensor, CompressionScheme::kLz4);
 }
@@ -144,7 +147,8 @@ void BM_XorbBuild(benchmark::State& state) {
   for (auto _ : state) {
     XorbBuilder b(scheme);
     for (size_t pos = 0, i = 0; pos < data.size(); pos += kChunk, ++i) {
-      if (!b.add(std::span(data).subspan(pos, std::min(kChunk, data.size() - pos)), hashes[i]).ok()) {
+      if (!b.add(std::span(data).subspan(pos, std::min(kChunk, data.size() - pos)), hashes[i])
+               .ok()) {
         state.SkipWithError("add failed");
       }
     }

@@ -162,16 +162,17 @@ Result<std::vector<uint32_t>> decodeChunks(std::span<const uint8_t> serialized,
     const auto rest = serialized.subspan(pos);
     if (startsWithXorbFooter(rest)) break;
     auto header = parseChunkHeader(rest);
-    if (!header) return header.error().withContext("chunk " + std::to_string(sizes.size()) +
-                                                   " at offset " + std::to_string(pos));
+    if (!header)
+      return header.error().withContext("chunk " + std::to_string(sizes.size()) + " at offset " +
+                                        std::to_string(pos));
     if (rest.size() - kChunkHeaderSize < header->compressed_size) {
       return Error::invalid("chunk " + std::to_string(sizes.size()) + " at offset " +
                             std::to_string(pos) + " truncated: payload " +
                             std::to_string(header->compressed_size) + " bytes, " +
                             std::to_string(rest.size() - kChunkHeaderSize) + " available");
     }
-    auto st = decodeChunkPayload(*header, rest.subspan(kChunkHeaderSize, header->compressed_size),
-                                 out);
+    auto st =
+        decodeChunkPayload(*header, rest.subspan(kChunkHeaderSize, header->compressed_size), out);
     if (!st) {
       return st.error().withContext("chunk " + std::to_string(sizes.size()) + " at offset " +
                                     std::to_string(pos));

@@ -9,9 +9,9 @@
 
 namespace hfm::xet {
 
-const std::array<uint8_t, 32> kShardMagic = {
-    'H', 'F', 'R', 'e', 'p', 'o', 'M', 'e', 't', 'a', 'D', 'a', 't', 'a', 0,   85,
-    105, 103, 69,  106, 123, 129, 87,  131, 165, 189, 217, 92,  205, 209, 74,  169};
+const std::array<uint8_t, 32> kShardMagic = {'H', 'F', 'R', 'e', 'p', 'o', 'M', 'e', 't', 'a', 'D',
+                                             'a', 't', 'a', 0,   85,  105, 103, 69,  106, 123, 129,
+                                             87,  131, 165, 189, 217, 92,  205, 209, 74,  169};
 
 namespace {
 
@@ -189,7 +189,8 @@ Result<std::vector<uint8_t>> serializeUploadShard(const Shard& shard) {
 Result<std::vector<uint8_t>> serializeStoredShard(const Shard& shard,
                                                   const StoredShardOptions& options) {
   std::vector<uint8_t> out;
-  HFM_ASSIGN_OR_RETURN(Layout layout, writeSections(shard, kShardFooterSize, options.hmac_key, out));
+  HFM_ASSIGN_OR_RETURN(Layout layout,
+                       writeSections(shard, kShardFooterSize, options.hmac_key, out));
   auto by_key = [](const auto& a, const auto& b) {
     return a.key != b.key ? a.key < b.key : a.index < b.index;
   };
@@ -268,8 +269,8 @@ Result<Shard> parseShard(std::span<const uint8_t> bytes) {
     return shardError(40, "unsupported footer_size " + std::to_string(footer_size));
   }
   if (bytes.size() - kShardHeaderSize < footer_size) {
-    return shardError(kShardHeaderSize, "too short for the " + std::to_string(footer_size) +
-                                            "-byte footer");
+    return shardError(kShardHeaderSize,
+                      "too short for the " + std::to_string(footer_size) + "-byte footer");
   }
   // Sections live in [48, end); the footer, if any, occupies the last 200 bytes.
   const size_t end = bytes.size() - footer_size;
@@ -307,7 +308,8 @@ Result<Shard> parseShard(std::span<const uint8_t> bytes) {
     verified = with_verification;
     file_records.push_back(static_cast<uint32_t>(std::min<uint64_t>(record, UINT32_MAX)));
     pos += kShardRecordSize;
-    const uint64_t body = static_cast<uint64_t>(n) * (with_verification ? 2 : 1) + (with_ext ? 1 : 0);
+    const uint64_t body =
+        static_cast<uint64_t>(n) * (with_verification ? 2 : 1) + (with_ext ? 1 : 0);
     HFM_TRY(need(body, "file entry"));
     f.terms.reserve(n);
     for (uint32_t i = 0; i < n; ++i, pos += kShardRecordSize) {
@@ -423,8 +425,8 @@ Result<Shard> parseShard(std::span<const uint8_t> bytes) {
     if (count == 0) return static_cast<const uint8_t*>(nullptr);
     if (offset < cas_end || offset > fo || count > (fo - offset) / entry) {
       return shardError(fo + field_at, std::string(name) + " lookup table (offset " +
-                                           std::to_string(offset) + ", " +
-                                           std::to_string(count) + " entries) out of bounds");
+                                           std::to_string(offset) + ", " + std::to_string(count) +
+                                           " entries) out of bounds");
     }
     return bytes.data() + offset;
   };
@@ -469,11 +471,12 @@ Result<Shard> parseShard(std::span<const uint8_t> bytes) {
     }
     return okStatus();
   };
-  HFM_TRY(check_simple(fl, f.file_lookup_num_entry, file_records,
-                       [&](size_t k) { return shard.files[k].file_hash; }, shard.file_lookup,
-                       "file"));
-  HFM_TRY(check_simple(xl, f.xorb_lookup_num_entry, xorb_records,
-                       [&](size_t k) { return shard.xorbs[k].hash; }, shard.xorb_lookup, "xorb"));
+  HFM_TRY(check_simple(
+      fl, f.file_lookup_num_entry, file_records, [&](size_t k) { return shard.files[k].file_hash; },
+      shard.file_lookup, "file"));
+  HFM_TRY(check_simple(
+      xl, f.xorb_lookup_num_entry, xorb_records, [&](size_t k) { return shard.xorbs[k].hash; },
+      shard.xorb_lookup, "xorb"));
   uint64_t prev = 0;
   for (uint64_t i = 0; i < f.chunk_lookup_num_entry; ++i) {
     ShardChunkLookupEntry e{loadU64(cl + 16 * i), loadU32(cl + 16 * i + 8),
@@ -498,7 +501,8 @@ ShardChunkIndex::ShardChunkIndex(const Shard& shard)
     : key_(shard.footer ? shard.footer->chunk_hash_hmac_key : MerkleHash{}) {
   for (size_t x = 0; x < shard.xorbs.size(); ++x) {
     const auto& chunks = shard.xorbs[x].chunks;
-    for (size_t c = 0; c < chunks.size(); ++c) map_.try_emplace(chunks[c].hash, ChunkLocation{x, c});
+    for (size_t c = 0; c < chunks.size(); ++c)
+      map_.try_emplace(chunks[c].hash, ChunkLocation{x, c});
   }
 }
 

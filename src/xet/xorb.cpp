@@ -202,16 +202,15 @@ Result<XorbFooter> parseXorbFooter(std::span<const uint8_t> object) {
       return footerError("unsupported boundaries section version " + std::to_string(v));
     }
     if (const uint32_t n2 = c.u32(); n2 != n) {
-      return footerError("boundaries section chunk count " + std::to_string(n2) + " != " +
-                         std::to_string(n));
+      return footerError("boundaries section chunk count " + std::to_string(n2) +
+                         " != " + std::to_string(n));
     }
     f.chunk_boundary_offsets.reserve(n);
     for (uint32_t i = 0; i < n; ++i) f.chunk_boundary_offsets.push_back(c.u32());
     f.unpacked_chunk_offsets.reserve(n);
     for (uint32_t i = 0; i < n; ++i) f.unpacked_chunk_offsets.push_back(c.u32());
     if (const uint32_t n3 = c.u32(); n3 != n) {
-      return footerError("trailing chunk count " + std::to_string(n3) + " != " +
-                         std::to_string(n));
+      return footerError("trailing chunk count " + std::to_string(n3) + " != " + std::to_string(n));
     }
     const uint32_t hashes_off = c.u32();
     const uint32_t bounds_off = c.u32();
@@ -229,10 +228,11 @@ Result<XorbFooter> parseXorbFooter(std::span<const uint8_t> object) {
     return footerError("unsupported version " + std::to_string(f.version));
   }
   HFM_TRY(checkOffsets(f.chunk_boundary_offsets, "chunk boundary"));
-  const uint32_t chunks_end = f.chunk_boundary_offsets.empty() ? 0 : f.chunk_boundary_offsets.back();
+  const uint32_t chunks_end =
+      f.chunk_boundary_offsets.empty() ? 0 : f.chunk_boundary_offsets.back();
   if (chunks_end != start) {
-    return footerError("last chunk boundary " + std::to_string(chunks_end) +
-                       " != footer offset " + std::to_string(start));
+    return footerError("last chunk boundary " + std::to_string(chunks_end) + " != footer offset " +
+                       std::to_string(start));
   }
   return f;
 }

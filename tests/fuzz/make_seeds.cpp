@@ -22,7 +22,8 @@ namespace {
 void write(const fs::path& dir, const std::string& name, const std::vector<uint8_t>& bytes) {
   fs::create_directories(dir);
   std::ofstream(dir / name, std::ios::binary)
-      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
 }
 
 std::vector<uint8_t> sample(size_t n, int kind, uint32_t seed) {
@@ -30,8 +31,12 @@ std::vector<uint8_t> sample(size_t n, int kind, uint32_t seed) {
   std::vector<uint8_t> v(n);
   for (size_t i = 0; i < n; ++i) {
     switch (kind) {
-      case 0: v[i] = static_cast<uint8_t>("hello xet world "[i % 16]); break;
-      case 1: v[i] = static_cast<uint8_t>(rng()); break;
+      case 0:
+        v[i] = static_cast<uint8_t>("hello xet world "[i % 16]);
+        break;
+      case 1:
+        v[i] = static_cast<uint8_t>(rng());
+        break;
       default: {  // float32-like lanes
         const float f = std::sin(static_cast<float>(i / 4) * 0.01f);
         uint8_t b[4];
@@ -46,7 +51,8 @@ std::vector<uint8_t> sample(size_t n, int kind, uint32_t seed) {
 SerializedXorb buildXorb(uint32_t seed, size_t chunks) {
   XorbBuilder b;
   for (size_t i = 0; i < chunks; ++i) {
-    const auto data = sample(200 + 97 * i, static_cast<int>(i % 3), seed + static_cast<uint32_t>(i));
+    const auto data =
+        sample(200 + 97 * i, static_cast<int>(i % 3), seed + static_cast<uint32_t>(i));
     if (!b.add(data).ok()) std::abort();
   }
   return b.finish();
@@ -94,8 +100,8 @@ int main(int argc, char** argv) {
 
   // Chunk streams, one per scheme, then mixed.
   int n = 0;
-  for (auto scheme : {CompressionScheme::kNone, CompressionScheme::kLz4,
-                      CompressionScheme::kByteGrouping4Lz4}) {
+  for (auto scheme :
+       {CompressionScheme::kNone, CompressionScheme::kLz4, CompressionScheme::kByteGrouping4Lz4}) {
     for (int kind = 0; kind < 3; ++kind) {
       std::vector<uint8_t> s;
       appendSerializedChunk(sample(300 + static_cast<size_t>(kind), kind, 1), scheme, s);
@@ -135,10 +141,12 @@ int main(int argc, char** argv) {
   const Shard three = shardFor({x1, x5, x9});
   write(shards, "upload1", serializeUploadShard(one).value());
   write(shards, "upload3", serializeUploadShard(three).value());
-  write(shards, "stored3", serializeStoredShard(three, {MerkleHash{}, 1700000000, 1800000000}).value());
+  write(shards, "stored3",
+        serializeStoredShard(three, {MerkleHash{}, 1700000000, 1800000000}).value());
   Shard dedup = three;
   dedup.files.clear();
-  write(shards, "dedup_hmac", serializeStoredShard(dedup, {x1.hash, 1700000000, 1700003600}).value());
+  write(shards, "dedup_hmac",
+        serializeStoredShard(dedup, {x1.hash, 1700000000, 1700003600}).value());
   {
     auto v = serializeUploadShard(one).value();
     const size_t fo = v.size();

@@ -44,7 +44,7 @@ struct ChunkHeader {
 
 inline constexpr size_t kChunkHeaderSize = 8;
 inline constexpr uint8_t kChunkHeaderVersion = 0;
-inline constexpr uint32_t kMaxUncompressedChunkSize = 131072;  // per chunk
+inline constexpr uint32_t kMaxUncompressedChunkSize = 131072;    // per chunk
 inline constexpr uint32_t kMaxCompressedChunkSize = 2 * 131072;  // payload limit of readers
 
 // Parses and validates the first 8 bytes of `bytes` (§4.2): version 0, known scheme,

@@ -60,10 +60,10 @@ struct ShardFile {
 };
 
 struct XorbChunkEntry {
-  MerkleHash hash;              // plain chunk hash (keyed when read from an HMAC'd shard)
-  uint32_t offset = 0;          // uncompressed start offset within the xorb
-  uint32_t size = 0;            // uncompressed length
-  uint32_t flags = 0;           // kChunkFlagGlobalDedup on chunks that start a file (xet-core)
+  MerkleHash hash;      // plain chunk hash (keyed when read from an HMAC'd shard)
+  uint32_t offset = 0;  // uncompressed start offset within the xorb
+  uint32_t size = 0;    // uncompressed length
+  uint32_t flags = 0;   // kChunkFlagGlobalDedup on chunks that start a file (xet-core)
   friend bool operator==(const XorbChunkEntry&, const XorbChunkEntry&) = default;
 };
 
@@ -126,9 +126,9 @@ struct Shard {
 Result<std::vector<uint8_t>> serializeUploadShard(const Shard& shard);
 
 struct StoredShardOptions {
-  MerkleHash hmac_key;                     // zero = chunk hashes stored plain
-  uint64_t creation_timestamp = 0;         // unix seconds, written as is
-  uint64_t key_expiry = kShardNoExpiry;    // unix seconds
+  MerkleHash hmac_key;                   // zero = chunk hashes stored plain
+  uint64_t creation_timestamp = 0;       // unix seconds, written as is
+  uint64_t key_expiry = kShardNoExpiry;  // unix seconds
 };
 // Stored form with lookup tables and footer; same validation as the upload form.
 Result<std::vector<uint8_t>> serializeStoredShard(const Shard& shard,

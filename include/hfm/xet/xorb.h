@@ -76,8 +76,8 @@ struct XorbFooter {
   std::vector<MerkleHash> chunk_hashes;
   std::vector<uint32_t> chunk_boundary_offsets;
   std::vector<uint32_t> unpacked_chunk_offsets;
-  uint32_t nonce = 0;        // bytes 0..3 of the 16-byte buffer
-  size_t offset = 0;         // where the footer starts in the object (= end of chunk data)
+  uint32_t nonce = 0;  // bytes 0..3 of the 16-byte buffer
+  size_t offset = 0;   // where the footer starts in the object (= end of chunk data)
 };
 
 inline constexpr uint8_t kXorbFooterVersion = 1;

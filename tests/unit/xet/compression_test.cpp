@@ -39,8 +39,8 @@ std::vector<uint8_t> floatBytes(size_t n) {
   std::vector<uint8_t> v(n);
   std::mt19937 rng(11);
   for (size_t i = 0; i + 4 <= n; i += 4) {
-    const float f = std::sin(static_cast<float>(i) * 1e-4f) * 0.05f +
-                    static_cast<float>(rng() % 1000) * 1e-6f;
+    const float f =
+        std::sin(static_cast<float>(i) * 1e-4f) * 0.05f + static_cast<float>(rng() % 1000) * 1e-6f;
     std::memcpy(v.data() + i, &f, 4);
   }
   for (size_t i = n - n % 4; i < n; ++i) v[i] = 0x3c;
@@ -91,13 +91,13 @@ TEST(ChunkHeaderTest, RoundTripsThroughAppend) {
 
 TEST(ChunkHeaderTest, RejectsEveryInvalidField) {
   auto bad = [](std::vector<uint8_t> b) { return !parseChunkHeader(b).ok(); };
-  EXPECT_TRUE(bad({0, 1, 0, 0, 0, 1, 0}));                    // 7 bytes
-  EXPECT_TRUE(bad({1, 1, 0, 0, 0, 1, 0, 0}));                 // version 1
-  EXPECT_TRUE(bad({0, 1, 0, 0, 3, 1, 0, 0}));                 // scheme 3
-  EXPECT_TRUE(bad({0, 1, 0, 0, 99, 1, 0, 0}));                // "Auto" is never serialized
-  EXPECT_TRUE(bad({0, 0x01, 0x00, 0x04, 1, 0, 0, 1}));        // compressed 262145
-  EXPECT_TRUE(bad({0, 0x10, 0x00, 0x00, 1, 0x01, 0x00, 0x02}));  // uncompressed 131073
-  EXPECT_TRUE(bad({0, 2, 0, 0, 0, 3, 0, 0}));                 // None with sizes 2 != 3
+  EXPECT_TRUE(bad({0, 1, 0, 0, 0, 1, 0}));                        // 7 bytes
+  EXPECT_TRUE(bad({1, 1, 0, 0, 0, 1, 0, 0}));                     // version 1
+  EXPECT_TRUE(bad({0, 1, 0, 0, 3, 1, 0, 0}));                     // scheme 3
+  EXPECT_TRUE(bad({0, 1, 0, 0, 99, 1, 0, 0}));                    // "Auto" is never serialized
+  EXPECT_TRUE(bad({0, 0x01, 0x00, 0x04, 1, 0, 0, 1}));            // compressed 262145
+  EXPECT_TRUE(bad({0, 0x10, 0x00, 0x00, 1, 0x01, 0x00, 0x02}));   // uncompressed 131073
+  EXPECT_TRUE(bad({0, 2, 0, 0, 0, 3, 0, 0}));                     // None with sizes 2 != 3
   EXPECT_FALSE(bad({0, 0x00, 0x00, 0x04, 1, 0x00, 0x00, 0x02}));  // both limits exactly
   const auto err = parseChunkHeader(std::vector<uint8_t>{1, 1, 0, 0, 0, 1, 0, 0}).error();
   EXPECT_EQ(err.code(), EINVAL);
@@ -141,11 +141,18 @@ TEST(Bg4Test, TinyAndEmptyInputs) {
 }
 
 TEST(ChunkCodecTest, RoundTripsEachSchemeAndSize) {
-  const std::vector<std::vector<uint8_t>> inputs = {
-      {},           textBytes(1),      textBytes(2),           textBytes(3),
-      textBytes(5), textBytes(4097),   textBytes(131072),      floatBytes(65537),
-      floatBytes(131070), randomBytes(131072, 1), std::vector<uint8_t>(131072, 0),
-      randomBytes(1000, 2)};
+  const std::vector<std::vector<uint8_t>> inputs = {{},
+                                                    textBytes(1),
+                                                    textBytes(2),
+                                                    textBytes(3),
+                                                    textBytes(5),
+                                                    textBytes(4097),
+                                                    textBytes(131072),
+                                                    floatBytes(65537),
+                                                    floatBytes(131070),
+                                                    randomBytes(131072, 1),
+                                                    std::vector<uint8_t>(131072, 0),
+                                                    randomBytes(1000, 2)};
   for (const auto scheme : {CompressionScheme::kNone, CompressionScheme::kLz4,
                             CompressionScheme::kByteGrouping4Lz4, CompressionScheme::kAuto}) {
     for (const auto& in : inputs) {
@@ -191,8 +198,8 @@ TEST(ChunkCodecTest, CompressibleDataUsesTheRequestedScheme) {
 
 TEST(ChunkCodecTest, IncompressibleDataFallsBackToNone) {
   const auto rnd = randomBytes(65536, 3);
-  for (const auto scheme : {CompressionScheme::kLz4, CompressionScheme::kByteGrouping4Lz4,
-                            CompressionScheme::kAuto}) {
+  for (const auto scheme :
+       {CompressionScheme::kLz4, CompressionScheme::kByteGrouping4Lz4, CompressionScheme::kAuto}) {
     const auto ser = serialize(rnd, scheme);
     auto h = parseChunkHeader(ser);
     ASSERT_TRUE(h.ok());
@@ -316,11 +323,11 @@ TEST(Lz4FrameTest, EncoderWritesIndependentBlocksWithoutChecksums) {
   EXPECT_EQ(frame[2], 0x4D);
   EXPECT_EQ(frame[3], 0x18);
   const uint8_t flg = frame[4];
-  EXPECT_EQ(flg >> 6, 1);          // version 01
-  EXPECT_TRUE(flg & 0x20);         // block independence
-  EXPECT_FALSE(flg & 0x10);        // no block checksum
-  EXPECT_FALSE(flg & 0x08);        // no content size
-  EXPECT_FALSE(flg & 0x04);        // no content checksum
+  EXPECT_EQ(flg >> 6, 1);    // version 01
+  EXPECT_TRUE(flg & 0x20);   // block independence
+  EXPECT_FALSE(flg & 0x10);  // no block checksum
+  EXPECT_FALSE(flg & 0x08);  // no content size
+  EXPECT_FALSE(flg & 0x04);  // no content checksum
 }
 
 TEST(Lz4FrameTest, RejectsCorruptTruncatedAndMissizedFrames) {

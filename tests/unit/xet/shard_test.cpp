@@ -18,8 +18,6 @@ std::span<const uint8_t> bytesOf(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-
-
 MerkleHash sha256Of(std::span<const uint8_t> data) {
   std::array<uint8_t, 32> d{};
   SHA256(data.data(), data.size(), d.data());
@@ -78,15 +76,32 @@ TEST(ShardTest, HelloWorldUploadShardByteForByte) {
   const std::string xorb_raw = "119f359d8b37394e0213441f7a559081d97ba0cf5f4ea519b151e66f460bf56c";
   std::string expected;
   expected += "48465265706f4d6574614461746100556967456a7b815783a5bdd95ccdd14aa9";  // magic
-  expected += "0200000000000000" "0000000000000000";                              // v2, footer 0
+  expected +=
+      "0200000000000000"
+      "0000000000000000";                                                          // v2, footer 0
   expected += "fd5ce8b743dd5ef19fb913fe8f75e225f6d9e817a8df09dd7fdb26a1a7228754";  // file hash
-  expected += "000000c0" "01000000" "0000000000000000";                            // flags, n, 0
-  expected += xorb_raw + "00000000" "0b000000" "00000000" "01000000";              // term
+  expected +=
+      "000000c0"
+      "01000000"
+      "0000000000000000";  // flags, n, 0
+  expected += xorb_raw +
+              "00000000"
+              "0b000000"
+              "00000000"
+              "01000000";  // term
   expected += "30ea5cffdc2fef220c8aed157ead426e5846c32e7d9e785eda47689458270dc1" + zeros16;
   expected += "083e4d93b9274db9faab7ddad7522ea5ee80537ae3ef84c4e9cdefe2acf78890" + zeros16;
   expected += bookend;
-  expected += xorb_raw + "00000000" "01000000" "0b000000" "13000000";  // xorb header
-  expected += xorb_raw + "00000000" "0b000000" "00000000" "00000000";  // chunk entry
+  expected += xorb_raw +
+              "00000000"
+              "01000000"
+              "0b000000"
+              "13000000";  // xorb header
+  expected += xorb_raw +
+              "00000000"
+              "0b000000"
+              "00000000"
+              "00000000";  // chunk entry
   expected += bookend;
   EXPECT_EQ(util::toHex(*bytes), expected);
 
@@ -292,7 +307,7 @@ TEST(ShardTest, AcceptsHfJsUploadFooterWithZeroLookupCounts) {
   putU64(bytes, footer, 1);
   putU64(bytes, footer + 8, 48);
   putU64(bytes, footer + 16, 48 + 4 * 48 + 48);  // after the file bookend
-  putU64(bytes, footer + 104, 1763860000);        // timestamp; expiry 0 as hf.js writes
+  putU64(bytes, footer + 104, 1763860000);       // timestamp; expiry 0 as hf.js writes
   putU64(bytes, footer + 168, 19);
   putU64(bytes, footer + 176, 11);
   putU64(bytes, footer + 184, 11);

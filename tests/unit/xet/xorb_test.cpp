@@ -1,16 +1,17 @@
 #include "hfm/xet/xorb.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "hfm/util/hex.h"
+#include "hfm/xet/chunker.h"
 
 namespace hfm::xet {
 namespace {
@@ -33,7 +34,8 @@ std::vector<uint8_t> mixedData(size_t n, uint32_t seed) {
         for (size_t i = 0; i < len; ++i) v[pos + i] = static_cast<uint8_t>(rng());
         break;
       case 1:
-        for (size_t i = 0; i < len; ++i) v[pos + i] = static_cast<uint8_t>("abcab cabbage "[rng() % 14]);
+        for (size_t i = 0; i < len; ++i)
+          v[pos + i] = static_cast<uint8_t>("abcab cabbage "[rng() % 14]);
         break;
       case 2:
         for (size_t i = 0; i + 4 <= len; i += 4) {
@@ -178,6 +180,37 @@ TEST(XorbTest, RoundTripsSeveralMegabytesWithEveryScheme) {
     EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + static_cast<long>(u.begin),
                            data.begin() + static_cast<long>(u.end)));
   }
+}
+
+TEST(XorbTest, ContentDefinedChunksRoundTripAcrossSeveralXorbs) {
+  // 12 MB cut by the real CDC chunker, packed into xorbs of at most 4 MB by the caller's own
+  // policy (fits() enforces the hard limits), every xorb parsed back from its stored form.
+  const auto data = mixedData(12 * 1000 * 1000, 77);
+  const auto chunks = chunkAndHash(data);
+  ASSERT_GT(chunks.size(), 100u);
+  std::vector<SerializedXorb> xorbs;
+  XorbBuilder b;
+  uint64_t pos = 0;
+  for (const auto& c : chunks) {
+    if (!b.fits(c.size) || b.uncompressedBytes() + c.size > 4u * 1000 * 1000) {
+      xorbs.push_back(b.finish());
+    }
+    ASSERT_TRUE(b.add(std::span(data).subspan(pos, c.size), c.hash).ok());
+    pos += c.size;
+  }
+  xorbs.push_back(b.finish());
+  ASSERT_GE(xorbs.size(), 3u);
+  std::vector<uint8_t> rebuilt;
+  std::vector<ChunkInfo> all;
+  for (const auto& x : xorbs) {
+    auto p = verifyXorb(x.storedForm(), x.hash);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->chunks, x.chunks);  // recomputed hashes equal the chunker's
+    rebuilt.insert(rebuilt.end(), p->data.begin(), p->data.end());
+    all.insert(all.end(), p->chunks.begin(), p->chunks.end());
+  }
+  EXPECT_EQ(rebuilt, data);
+  EXPECT_EQ(all, chunks);
 }
 
 // Input generators of vectors.json (see testdata/README.md).
@@ -344,7 +377,8 @@ TEST_F(XorbMalformedTest, EmptyObjectAndGarbage) {
   expectRejected({}, "no chunks");
   expectRejected({0, 0, 0}, "truncated");
   expectRejected(std::vector<uint8_t>(64, 0xAB), "version 171");
-  std::vector<uint8_t> only_footer(stored_.begin() + static_cast<long>(footerStart()), stored_.end());
+  std::vector<uint8_t> only_footer(stored_.begin() + static_cast<long>(footerStart()),
+                                   stored_.end());
   expectRejected(only_footer, "no chunks");
 }
 
@@ -377,7 +411,7 @@ TEST_F(XorbMalformedTest, CorruptChunkHeaderAndPayload) {
 
 TEST_F(XorbMalformedTest, FooterInconsistencies) {
   const size_t f = footerStart();
-  const size_t hashes = f + 40 + 12;           // first chunk hash
+  const size_t hashes = f + 40 + 12;             // first chunk hash
   const size_t bounds = hashes + 32 * n() + 12;  // first boundary offset
   const size_t unpacked = bounds + 4 * n();
   const size_t tail = unpacked + 4 * n();  // num_chunks, hashes_off, bounds_off, buffer, info_len
