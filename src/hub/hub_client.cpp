@@ -207,6 +207,12 @@ HubClient::HubClient(HubOptions options, SourceId source,
   if (!credentials_) credentials_ = std::make_shared<const Credentials>(Credentials::anonymous());
 }
 
+HubClient HubClient::atRevision(std::string commit) const {
+  HubClient pinned = *this;
+  pinned.source_.revision = std::move(commit);
+  return pinned;
+}
+
 http::Request HubClient::request(std::string method, std::string url) const {
   http::Request req;
   req.method = std::move(method);

@@ -105,6 +105,9 @@ class HubClient {
             std::shared_ptr<http::HttpClient> http);
 
   const SourceId& source() const { return source_; }
+  // The same client addressing `commit` instead of the branch or tag it was given (repos), so
+  // every later listing, HEAD and read sees one consistent snapshot.
+  HubClient atRevision(std::string commit) const;
   const std::string& endpoint() const { return endpoint_; }
 
   // GET /api/whoami-v2.

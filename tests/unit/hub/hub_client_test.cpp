@@ -84,10 +84,18 @@ TEST(HubClientTest, RepoInfoResolvesRevisionToCommit) {
     }
     return FakeResponse::text(404, "");
   });
-  auto info = repoClient(server, "datasets/ns/d", "refs/pr/3").info();
+  auto client = repoClient(server, "datasets/ns/d", "refs/pr/3");
+  auto info = client.info();
   ASSERT_TRUE(info.ok()) << info.error().message();
   EXPECT_EQ(info->sha, sha);
   EXPECT_EQ(info->last_modified_ms, parseIsoTimeMs("2023-02-03T04:05:06Z"));
+
+  // Pinned to the commit, later calls address it rather than the moving ref.
+  const HubClient pinned = client.atRevision(*info->sha);
+  EXPECT_EQ(pinned.source().revision, sha);
+  EXPECT_EQ(client.source().revision, "refs/pr/3");
+  EXPECT_EQ(pinned.resolveUrl("a.txt"), server.url() + "/datasets/ns/d/resolve/" + sha + "/a.txt");
+  EXPECT_EQ(pinned.xetTokenUrl(XetAccess::kRead), server.url() + "/api/datasets/ns/d/xet-read-token/" + sha);
 }
 
 TEST(HubClientTest, NotFoundCarriesTheHubMessage) {
