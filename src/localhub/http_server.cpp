@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -117,6 +118,16 @@ bool isManagedHeader(const std::string& name) {
 
 enum class Fault { kNone, k5xx, kReset, kSlow, kTruncate };
 
+// Unique per process run: a counter mixed with a random salt, as 16 hex digits.
+std::string nextRequestId() {
+  static std::atomic<uint64_t> counter{1};
+  static const uint64_t salt = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  char id[24];
+  std::snprintf(id, sizeof id, "%016llx",
+                static_cast<unsigned long long>((counter.fetch_add(1) * 0x9E3779B97F4A7C15ull) ^ salt));
+  return id;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -208,6 +219,10 @@ struct HttpServer::Impl {
       if (isManagedHeader(name)) continue;
       MHD_add_response_header(mr, name.c_str(), value.c_str());
     }
+    if (resp.headers.find("x-request-id") == resp.headers.end()) {
+      // Clients quote it in error messages; it ties a failure to the server's debug log.
+      MHD_add_response_header(mr, "X-Request-Id", nextRequestId().c_str());
+    }
     if (fault == Fault::kTruncate) MHD_add_response_header(mr, "Connection", "close");
     MHD_Result ret = MHD_queue_response(conn, static_cast<unsigned>(resp.status), mr);
     MHD_destroy_response(mr);
@@ -231,13 +246,15 @@ struct HttpServer::Impl {
       std::string decoded = decoded_path.value_or("");
       state->limit = maxBodyBytes(method, decoded);
       const char* cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-      if (cl != nullptr && std::strtoull(cl, nullptr, 10) > state->limit) {
+      uint64_t announced = cl != nullptr ? std::strtoull(cl, nullptr, 10) : 0;
+      if (announced > state->limit) {
         HttpRequest req;
         req.method = method;
         auto r = HttpResponse::json(413, R"({"error":"Request body too large"})");
         r.headers["X-Error-Message"] = "Request body too large";
         return queue(conn, req, std::move(r), Fault::kNone);
       }
+      state->body.reserve(static_cast<size_t>(announced));  // one allocation for big uploads
       return MHD_YES;  // MHD calls back with the body (if any), then once more with size 0
     }
     if (*upload_data_size > 0) {
@@ -333,7 +350,11 @@ struct HttpServer::Impl {
         resp = HttpResponse::json(500, R"({"error":"Internal server error"})");
       }
     }
-    spdlog::debug("http: {} {} -> {}", req.method, req.raw_path, resp.status);
+    if (resp.headers.find("x-request-id") == resp.headers.end()) {
+      resp.headers["X-Request-Id"] = nextRequestId();
+    }
+    spdlog::debug("http: {} {} -> {} [{}]", req.method, req.raw_path, resp.status,
+                  resp.headers["X-Request-Id"]);
     return queue(conn, req, std::move(resp), fault);
   }
 };

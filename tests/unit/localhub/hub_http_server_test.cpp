@@ -83,6 +83,8 @@ TEST_F(HttpServerTest, ServesFileSlicesAndPieces) {
   auto pieces = http("GET", url("/pieces"));
   EXPECT_EQ(pieces.body, "<" + fileBytes(file_, 0, 26) + "|" + fileBytes(file_, 99990, 10) + ">");
   EXPECT_EQ(pieces.header("content-length"), "39");
+  EXPECT_EQ(pieces.header("x-request-id").size(), 16u);
+  EXPECT_NE(pieces.header("x-request-id"), slice.header("x-request-id"));
   auto head = http("HEAD", url("/slice"));
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.header("content-length"), "50000");
