@@ -14,7 +14,6 @@ namespace hfm::nfs {
 namespace {
 
 constexpr char kFhMagic[4] = {'H', 'F', 'M', '1'};
-constexpr uint64_t kFsid = 0x68666d6f756e74ULL;  // "hfmount"
 constexpr size_t kMaxDirSnapshots = 32;
 constexpr uint32_t kAccessRead = 0x0001;
 constexpr uint32_t kAccessLookup = 0x0002;
@@ -48,7 +47,7 @@ nfstime3 toTime(int64_t ns) {
   return t;
 }
 
-fattr3 toFattr(const vfs::Attr& a, uint64_t fileid) {
+fattr3 toFattr(uint64_t fsid, const vfs::Attr& a, uint64_t fileid) {
   fattr3 f{};
   f.type = a.is_dir ? NF3DIR : NF3REG;
   f.mode = a.mode & 07777;
@@ -57,7 +56,7 @@ fattr3 toFattr(const vfs::Attr& a, uint64_t fileid) {
   f.gid = a.gid;
   f.size = a.size;
   f.used = a.blocks * 512;
-  f.fsid = kFsid;
+  f.fsid = fsid;
   f.fileid = fileid;
   f.atime = toTime(a.mtime_ns);
   f.mtime = toTime(a.mtime_ns);
@@ -65,11 +64,11 @@ fattr3 toFattr(const vfs::Attr& a, uint64_t fileid) {
   return f;
 }
 
-post_op_attr postOp(const std::optional<vfs::Attr>& a, uint64_t id) {
+post_op_attr postOp(uint64_t fsid, const std::optional<vfs::Attr>& a, uint64_t id) {
   post_op_attr p{};
   if (a) {
     p.attributes_follow = 1;
-    p.post_op_attr_u.attributes = toFattr(*a, id);
+    p.post_op_attr_u.attributes = toFattr(fsid, *a, id);
   }
   return p;
 }
@@ -207,7 +206,8 @@ Nfs3Service::Nfs3Service(vfs::Vfs& vfs, HandleTable& handles, size_t open_file_c
       handles_(handles),
       open_file_cache_(std::max<size_t>(open_file_cache, 1)),
       on_unmount_(std::move(on_unmount)),
-      write_verifier_(randomNonZero()) {}
+      write_verifier_(randomNonZero()),
+      fsid_(handles.epoch()) {}
 
 Nfs3Service::~Nfs3Service() {
   std::unordered_map<vfs::InodeId, std::pair<FileRef, std::list<vfs::InodeId>::iterator>> pool;
@@ -504,7 +504,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       GETATTR3res res{};
       auto r = resolve(a.object.data.data_val, a.object.data.data_len, true);
       res.status = static_cast<nfsstat3>(nfsStatFor(r.ok() ? 0 : r.error().code()));
-      if (r.ok()) res.GETATTR3res_u.resok.obj_attributes = toFattr(r->attr, r->id);
+      if (r.ok()) res.GETATTR3res_u.resok.obj_attributes = toFattr(fsid_, r->attr, r->id);
       return encode(zdr_GETATTR3res, &res, 128);
     }
 
@@ -532,7 +532,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       wcc_data& wcc = err == 0 ? res.SETATTR3res_u.resok.obj_wcc : res.SETATTR3res_u.resfail.obj_wcc;
       wcc.before = preOp(before);
-      wcc.after = postOp(r.ok() ? attrOf(r->attr.ino) : std::nullopt, id);
+      wcc.after = postOp(fsid_, r.ok() ? attrOf(r->attr.ino) : std::nullopt, id);
       return encode(zdr_SETATTR3res, &res, 256);
     }
 
@@ -552,10 +552,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         fh = fileHandle(child->id);
         res.LOOKUP3res_u.resok.object.data.data_len = static_cast<u_int>(fh.size());
         res.LOOKUP3res_u.resok.object.data.data_val = fh.data();
-        res.LOOKUP3res_u.resok.obj_attributes = postOp(child->attr, child->id);
-        res.LOOKUP3res_u.resok.dir_attributes = postOp(attrOf(dir->attr.ino), dir->id);
+        res.LOOKUP3res_u.resok.obj_attributes = postOp(fsid_, child->attr, child->id);
+        res.LOOKUP3res_u.resok.dir_attributes = postOp(fsid_, attrOf(dir->attr.ino), dir->id);
       } else {
-        res.LOOKUP3res_u.resfail.dir_attributes = postOp(attrOf(dir->attr.ino), dir->id);
+        res.LOOKUP3res_u.resfail.dir_attributes = postOp(fsid_, attrOf(dir->attr.ino), dir->id);
       }
       return encode(zdr_LOOKUP3res, &res, 256);
     }
@@ -579,7 +579,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if ((bits & 02) != 0 && !vfs_.readOnly()) {
         allowed |= kAccessModify | kAccessExtend | (at.is_dir ? kAccessDelete : 0);
       }
-      res.ACCESS3res_u.resok.obj_attributes = postOp(at, r->id);
+      res.ACCESS3res_u.resok.obj_attributes = postOp(fsid_, at, r->id);
       res.ACCESS3res_u.resok.access = a.access & allowed;
       return encode(zdr_ACCESS3res, &res, 128);
     }
@@ -591,7 +591,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       auto r = resolve(a.symlink.data.data_val, a.symlink.data.data_len, false);
       // The Vfs has no symlinks yet: every object is a file or a directory.
       res.status = static_cast<nfsstat3>(nfsStatFor(r.ok() ? EINVAL : r.error().code()));
-      if (r.ok()) res.READLINK3res_u.resfail.symlink_attributes = postOp(r->attr, r->id);
+      if (r.ok()) res.READLINK3res_u.resfail.symlink_attributes = postOp(fsid_, r->attr, r->id);
       return encode(zdr_READLINK3res, &res, 128);
     }
 
@@ -638,13 +638,13 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       if (err == 0) {
-        res.READ3res_u.resok.file_attributes = postOp(r->attr, r->id);
+        res.READ3res_u.resok.file_attributes = postOp(fsid_, r->attr, r->id);
         res.READ3res_u.resok.count = static_cast<count3>(data.size());
         res.READ3res_u.resok.eof = eof ? 1 : 0;
         res.READ3res_u.resok.data.data_len = static_cast<u_int>(data.size());
         res.READ3res_u.resok.data.data_val = reinterpret_cast<char*>(data.data());
       } else if (r.ok()) {
-        res.READ3res_u.resfail.file_attributes = postOp(attrOf(r->attr.ino), r->id);
+        res.READ3res_u.resfail.file_attributes = postOp(fsid_, attrOf(r->attr.ino), r->id);
       }
       return encode(zdr_READ3res, &res, data.size() + 256);
     }
@@ -680,13 +680,13 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       std::optional<vfs::Attr> after = r.ok() ? attrOf(r->attr.ino) : std::nullopt;
       if (err == 0) {
         res.WRITE3res_u.resok.file_wcc.before = preOp(before);
-        res.WRITE3res_u.resok.file_wcc.after = postOp(after, id);
+        res.WRITE3res_u.resok.file_wcc.after = postOp(fsid_, after, id);
         res.WRITE3res_u.resok.count = a.data.data_len;
         res.WRITE3res_u.resok.committed = UNSTABLE;
         putU64(res.WRITE3res_u.resok.verf, write_verifier_);
       } else {
         res.WRITE3res_u.resfail.file_wcc.before = preOp(before);
-        res.WRITE3res_u.resfail.file_wcc.after = postOp(after, id);
+        res.WRITE3res_u.resfail.file_wcc.after = postOp(fsid_, after, id);
       }
       return encode(zdr_WRITE3res, &res, 256);
     }
@@ -745,13 +745,13 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
           res.CREATE3res_u.resok.obj.post_op_fh3_u.handle.data.data_len =
               static_cast<u_int>(fh.size());
           res.CREATE3res_u.resok.obj.post_op_fh3_u.handle.data.data_val = fh.data();
-          res.CREATE3res_u.resok.obj_attributes = postOp(made->attr, made->id);
+          res.CREATE3res_u.resok.obj_attributes = postOp(fsid_, made->attr, made->id);
         }
         res.CREATE3res_u.resok.dir_wcc.before = preOp(before);
-        res.CREATE3res_u.resok.dir_wcc.after = postOp(after, dir_id);
+        res.CREATE3res_u.resok.dir_wcc.after = postOp(fsid_, after, dir_id);
       } else {
         res.CREATE3res_u.resfail.dir_wcc.before = preOp(before);
-        res.CREATE3res_u.resfail.dir_wcc.after = postOp(after, dir_id);
+        res.CREATE3res_u.resfail.dir_wcc.after = postOp(fsid_, after, dir_id);
       }
       return encode(zdr_CREATE3res, &res, 512);
     }
@@ -779,7 +779,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       wcc_data& wcc = err == 0 ? res.REMOVE3res_u.resok.dir_wcc : res.REMOVE3res_u.resfail.dir_wcc;
       wcc.before = preOp(before);
-      wcc.after = postOp(dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
+      wcc.after = postOp(fsid_, dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
       return encode(zdr_REMOVE3res, &res, 256);
     }
 
@@ -814,10 +814,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       RENAME3resok& body = res.RENAME3res_u.resok;  // resfail has the same layout
       body.fromdir_wcc.before = preOp(from_before);
       body.fromdir_wcc.after =
-          postOp(from.ok() ? attrOf(from->attr.ino) : std::nullopt, from.ok() ? from->id : 0);
+          postOp(fsid_, from.ok() ? attrOf(from->attr.ino) : std::nullopt, from.ok() ? from->id : 0);
       body.todir_wcc.before = preOp(to_before);
       body.todir_wcc.after =
-          postOp(to.ok() ? attrOf(to->attr.ino) : std::nullopt, to.ok() ? to->id : 0);
+          postOp(fsid_, to.ok() ? attrOf(to->attr.ino) : std::nullopt, to.ok() ? to->id : 0);
       if (err != 0) {
         RENAME3resok copy = body;
         res.RENAME3res_u.resfail.fromdir_wcc = copy.fromdir_wcc;
@@ -850,10 +850,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       LINK3resok& body = res.LINK3res_u.resok;  // resfail has the same layout
       body.file_attributes =
-          postOp(file.ok() ? attrOf(file->attr.ino) : std::nullopt, file.ok() ? file->id : 0);
+          postOp(fsid_, file.ok() ? attrOf(file->attr.ino) : std::nullopt, file.ok() ? file->id : 0);
       body.linkdir_wcc.before = preOp(before);
       body.linkdir_wcc.after =
-          postOp(dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
+          postOp(fsid_, dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
       if (err != 0) {
         LINK3resok copy = body;
         res.LINK3res_u.resfail.file_attributes = copy.file_attributes;
@@ -916,7 +916,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
             ent.fileid = id;
             ent.name = name;
             ent.cookie = e.next_offset;
-            ent.name_attributes = postOp(attrOf(e.name == "." ? dir->attr.ino : e.ino), id);
+            ent.name_attributes = postOp(fsid_, attrOf(e.name == "." ? dir->attr.ino : e.ino), id);
             if (e.name == "..") ent.name_attributes.attributes_follow = 0;
             handles.push_back(fileHandle(id));
             rich.push_back(ent);
@@ -950,24 +950,24 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         READDIRPLUS3res res{};
         res.status = static_cast<nfsstat3>(nfsStatFor(err));
         if (err == 0) {
-          res.READDIRPLUS3res_u.resok.dir_attributes = postOp(dir_attr, dir_id);
+          res.READDIRPLUS3res_u.resok.dir_attributes = postOp(fsid_, dir_attr, dir_id);
           putU64(res.READDIRPLUS3res_u.resok.cookieverf, snap->verifier);
           res.READDIRPLUS3res_u.resok.reply.entries = rich.empty() ? nullptr : rich.data();
           res.READDIRPLUS3res_u.resok.reply.eof = eof ? 1 : 0;
         } else {
-          res.READDIRPLUS3res_u.resfail.dir_attributes = postOp(dir_attr, dir_id);
+          res.READDIRPLUS3res_u.resfail.dir_attributes = postOp(fsid_, dir_attr, dir_id);
         }
         return encode(zdr_READDIRPLUS3res, &res, static_cast<size_t>(maxcount) + 1024);
       }
       READDIR3res res{};
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       if (err == 0) {
-        res.READDIR3res_u.resok.dir_attributes = postOp(dir_attr, dir_id);
+        res.READDIR3res_u.resok.dir_attributes = postOp(fsid_, dir_attr, dir_id);
         putU64(res.READDIR3res_u.resok.cookieverf, snap->verifier);
         res.READDIR3res_u.resok.reply.entries = plain.empty() ? nullptr : plain.data();
         res.READDIR3res_u.resok.reply.eof = eof ? 1 : 0;
       } else {
-        res.READDIR3res_u.resfail.dir_attributes = postOp(dir_attr, dir_id);
+        res.READDIR3res_u.resfail.dir_attributes = postOp(fsid_, dir_attr, dir_id);
       }
       return encode(zdr_READDIR3res, &res, static_cast<size_t>(maxcount) + 1024);
     }
@@ -981,7 +981,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (r.ok()) {
         const vfs::StatFs s = vfs_.statfs();
         FSSTAT3resok& ok = res.FSSTAT3res_u.resok;
-        ok.obj_attributes = postOp(r->attr, r->id);
+        ok.obj_attributes = postOp(fsid_, r->attr, r->id);
         ok.tbytes = s.blocks * s.block_size;
         ok.fbytes = s.blocks_free * s.block_size;
         ok.abytes = s.blocks_available * s.block_size;
@@ -1001,7 +1001,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       res.status = static_cast<nfsstat3>(nfsStatFor(r.ok() ? 0 : r.error().code()));
       if (r.ok()) {
         FSINFO3resok& ok = res.FSINFO3res_u.resok;
-        ok.obj_attributes = postOp(r->attr, r->id);
+        ok.obj_attributes = postOp(fsid_, r->attr, r->id);
         ok.rtmax = ok.rtpref = kMaxTransfer;
         ok.wtmax = ok.wtpref = kMaxTransfer;
         ok.rtmult = ok.wtmult = 4096;
@@ -1022,7 +1022,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       res.status = static_cast<nfsstat3>(nfsStatFor(r.ok() ? 0 : r.error().code()));
       if (r.ok()) {
         PATHCONF3resok& ok = res.PATHCONF3res_u.resok;
-        ok.obj_attributes = postOp(r->attr, r->id);
+        ok.obj_attributes = postOp(fsid_, r->attr, r->id);
         ok.linkmax = 1;
         ok.name_max = vfs_.statfs().name_max;
         ok.no_trunc = 1;
@@ -1046,7 +1046,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
                                                    : std::nullopt;
       wcc_data& wcc = err == 0 ? res.COMMIT3res_u.resok.file_wcc : res.COMMIT3res_u.resfail.file_wcc;
       wcc.before = preOp(attr);
-      wcc.after = postOp(attr, r.ok() ? r->id : 0);
+      wcc.after = postOp(fsid_, attr, r.ok() ? r->id : 0);
       if (err == 0) putU64(res.COMMIT3res_u.resok.verf, write_verifier_);
       return encode(zdr_COMMIT3res, &res, 256);
     }

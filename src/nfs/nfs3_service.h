@@ -118,6 +118,9 @@ class Nfs3Service final : public vfs::InvalidationSink {
   const size_t open_file_cache_;
   const std::function<void()> on_unmount_;
   const uint64_t write_verifier_;
+  // The fsid in every fattr3: the handle table's epoch, so two mounts on one machine never
+  // look like the same filesystem to the kernel client.
+  const uint64_t fsid_;
 
   mutable std::mutex ino_mu_;
   std::unordered_map<std::string, vfs::InodeId> inos_;  // path → inode. Guarded by ino_mu_.
