@@ -31,8 +31,9 @@ Result<std::vector<ByteRangeSpec>> parseRangeHeader(std::string_view value) {
   value = trim(value);
   constexpr std::string_view kPrefix = "bytes=";
   if (value.size() < kPrefix.size() ||
-      !std::equal(kPrefix.begin(), kPrefix.end(), value.begin(),
-                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      !std::equal(kPrefix.begin(), kPrefix.end(), value.begin(), [](char a, char b) {
+        return a == std::tolower(static_cast<unsigned char>(b));
+      })) {
     return Error::invalid("Range header must start with \"bytes=\"");
   }
   value.remove_prefix(kPrefix.size());
@@ -49,7 +50,8 @@ Result<std::vector<ByteRangeSpec>> parseRangeHeader(std::string_view value) {
     ByteRangeSpec spec;
     if (a.empty()) {
       auto n = parseU64(b);
-      if (!n || *n == 0) return Error::invalid("malformed suffix range \"" + std::string(item) + "\"");
+      if (!n || *n == 0)
+        return Error::invalid("malformed suffix range \"" + std::string(item) + "\"");
       spec.suffix = *n;
     } else {
       auto first = parseU64(a);
@@ -100,9 +102,10 @@ std::string FetchUrlSigner::signature(const std::string& xorb_hex, const std::st
   // Keyed BLAKE3 is a MAC (a PRF under a secret key) and, unlike OpenSSL 3's HMAC(), costs no
   // algorithm fetch per call — this runs on every xorb fetch.
   std::string message = "GET\n" + xorb_hex + "\n" + signed_range + "\n" + expires;
-  return util::toHex(xet::blake3Keyed(key_, std::span(reinterpret_cast<const uint8_t*>(message.data()),
-                                                      message.size()))
-                         .span());
+  return util::toHex(
+      xet::blake3Keyed(key_,
+                       std::span(reinterpret_cast<const uint8_t*>(message.data()), message.size()))
+          .span());
 }
 
 std::string FetchUrlSigner::signQuery(const std::string& xorb_hex,
@@ -137,7 +140,8 @@ std::variant<std::vector<ByteRange>, FetchUrlSigner::Denied> FetchUrlSigner::aut
   auto allowed = parseRangeHeader(signed_range);
   if (!allowed) return Denied{403, "bad signed range"};
   std::string range_header = request.header("range");
-  if (range_header.empty()) return Denied{403, "Range header required (must match the signed range)"};
+  if (range_header.empty())
+    return Denied{403, "Range header required (must match the signed range)"};
   auto requested = parseRangeHeader(range_header);
   if (!requested) return Denied{403, "Range header does not match the signed range"};
   std::vector<ByteRange> out;
@@ -169,9 +173,10 @@ HttpResponse rangeResponse(const std::string& path, uint64_t total,
   r.headers["Content-Type"] = "multipart/byteranges; boundary=" + boundary;
   for (size_t i = 0; i < ranges.size(); ++i) {
     // The CRLF before each delimiter belongs to the delimiter (RFC 2046 §5.1.1).
-    std::string head = (i == 0 ? "--" : "\r\n--") + boundary +
-                       "\r\nContent-Type: application/octet-stream\r\nContent-Range: " +
-                       content_range(ranges[i]) + "\r\n\r\n";
+    std::string head =
+        (i == 0 ? "--" : "\r\n--") + boundary +
+        "\r\nContent-Type: application/octet-stream\r\nContent-Range: " + content_range(ranges[i]) +
+        "\r\n\r\n";
     r.body.emplace_back(std::move(head));
     r.body.emplace_back(FileSlice{path, ranges[i].first, ranges[i].length()});
   }

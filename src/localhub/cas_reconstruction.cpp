@@ -29,8 +29,8 @@ Result<ReconstructionPlan> planReconstruction(const CasFile& file, uint64_t firs
     HFM_ASSIGN_OR_RETURN(auto xorb, requireXorb(lookup, term.xorb));
     if (term.chunk_start >= term.chunk_end || term.chunk_end > xorb->numChunks() ||
         xorb->unpackedBytes(term.chunk_start, term.chunk_end) != term.unpacked_bytes) {
-      return Error(EIO, "term of file " + file.hash.hex() + " disagrees with xorb " +
-                            term.xorb.hex());
+      return Error(EIO,
+                   "term of file " + file.hash.hex() + " disagrees with xorb " + term.xorb.hex());
     }
     uint32_t c0 = term.chunk_start;
     uint64_t offset = begin;  // file offset where chunk c0 starts

@@ -172,7 +172,8 @@ std::optional<HttpResponse> CasServiceImpl::handle(const HttpRequest& request) {
   if (!v2 && route == "xorbs" && parts.size() == 4) {
     auto hash = parseHash(parts[3]);
     if (!hash) return jsonError(400, "invalid xorb hash \"" + std::string(parts[3]) + "\"");
-    if (parts[2] != "default") return jsonError(400, "unknown xorb prefix \"" + std::string(parts[2]) + "\"");
+    if (parts[2] != "default")
+      return jsonError(400, "unknown xorb prefix \"" + std::string(parts[2]) + "\"");
     if (method == "POST") {
       if (auto denied = checkToken(request, true)) return denied;
       return postXorb(request, *hash);
@@ -239,12 +240,13 @@ std::optional<HttpResponse> CasServiceImpl::handle(const HttpRequest& request) {
 
 HttpResponse CasServiceImpl::postXorb(const HttpRequest& request, const MerkleHash& hash) {
   if (request.body.size() > kMaxSerializedXorbBytes) {
-    return jsonError(413, "xorb of " + std::to_string(request.body.size()) +
-                              " bytes exceeds the 64 MiB limit");
+    return jsonError(
+        413, "xorb of " + std::to_string(request.body.size()) + " bytes exceeds the 64 MiB limit");
   }
   if (request.body.empty()) return jsonError(400, "empty xorb body");
   auto parsed = xet::verifyXorb(bytesOf(request.body), hash);
-  if (!parsed) return jsonError(400, "invalid xorb " + hash.hex() + ": " + parsed.error().message());
+  if (!parsed)
+    return jsonError(400, "invalid xorb " + hash.hex() + ": " + parsed.error().message());
   CasXorb xorb;
   xorb.hash = hash;
   xorb.chunk_ends = parsed->chunk_boundary_offsets;
@@ -315,8 +317,8 @@ Result<CasShardCommit> CasServiceImpl::validateShard(const xet::Shard& shard) {
       if (term.chunk_start >= term.chunk_end || term.chunk_end > xorb->numChunks()) {
         return Error::invalid(tname + " has chunk range [" + std::to_string(term.chunk_start) +
                               ", " + std::to_string(term.chunk_end) + ") outside xorb " +
-                              term.xorb_hash.hex() + " of " +
-                              std::to_string(xorb->numChunks()) + " chunks");
+                              term.xorb_hash.hex() + " of " + std::to_string(xorb->numChunks()) +
+                              " chunks");
       }
       uint64_t unpacked = xorb->unpackedBytes(term.chunk_start, term.chunk_end);
       if (unpacked != term.unpacked_bytes) {
@@ -376,8 +378,7 @@ HttpResponse CasServiceImpl::postShard(const HttpRequest& request, bool v2) {
   return ndjson({json{{"type", "validating"}, {"verified", 0}, {"total", total}},
                  json{{"type", "validating"}, {"verified", total}, {"total", total}},
                  json{{"type", "committing"}, {"stage", "uploading"}},
-                 json{{"type", "committing"}, {"stage", "syncing"}},
-                 json{{"type", "result"}}});
+                 json{{"type", "committing"}, {"stage", "syncing"}}, json{{"type", "result"}}});
 }
 
 Result<std::optional<CasFile>> CasServiceImpl::findFile(const MerkleHash& hash) {
@@ -416,8 +417,9 @@ json CasServiceImpl::fetchJson(const std::map<MerkleHash, std::vector<FetchRange
           descs.push_back({{"chunks", {{"start", list[j].chunk_start}, {"end", list[j].chunk_end}}},
                            {"bytes", {{"start", list[j].byte_start}, {"end", list[j].byte_last}}}});
         }
-        entries.push_back({{"url", base + hex + "?" + signer_.signQuery(hex, signed_ranges, expires)},
-                           {"ranges", std::move(descs)}});
+        entries.push_back(
+            {{"url", base + hex + "?" + signer_.signQuery(hex, signed_ranges, expires)},
+             {"ranges", std::move(descs)}});
       }
     } else {
       for (const auto& fr : list) {
@@ -478,9 +480,9 @@ HttpResponse CasServiceImpl::getReconstruction(const HttpRequest& request, const
       if (spec.last) last = std::min(last, *spec.last);
     }
     if (first >= file.size) {
-      HttpResponse r = jsonError(416, "range start " + std::to_string(first) +
-                                          " is not below the file size " +
-                                          std::to_string(file.size));
+      HttpResponse r =
+          jsonError(416, "range start " + std::to_string(first) + " is not below the file size " +
+                             std::to_string(file.size));
       r.headers["Content-Range"] = "bytes */" + std::to_string(file.size);
       return r;
     }
@@ -587,7 +589,8 @@ Result<std::string> CasServiceImpl::readFileRange(const MerkleHash& file_hash, u
   }
   uint64_t skip = plan.offset_into_first_range;
   uint64_t n = last - offset + 1;
-  if (skip + n > data.size()) return Error(EIO, "reconstruction of " + file_hash.hex() + " too short");
+  if (skip + n > data.size())
+    return Error(EIO, "reconstruction of " + file_hash.hex() + " too short");
   return std::string(reinterpret_cast<const char*>(data.data()) + skip, n);
 }
 

@@ -172,7 +172,8 @@ constexpr size_t kXorbCacheEntries = 4096;
 void removeStaleTempFiles(const fs::path& cas_dir) {
   std::error_code ec;
   for (fs::recursive_directory_iterator it(cas_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec) && it->path().filename().string().find(".tmp.") != std::string::npos) {
+    if (it->is_regular_file(ec) &&
+        it->path().filename().string().find(".tmp.") != std::string::npos) {
       fs::remove(it->path(), ec);
     }
   }
@@ -223,9 +224,9 @@ Result<std::unique_ptr<CasStore>> CasStore::open(const fs::path& cas_dir) {
   removeStaleTempFiles(cas_dir);
   sqlite3* db = nullptr;
   auto db_path = cas_dir / "index.sqlite";
-  int rc = sqlite3_open_v2(db_path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(db_path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

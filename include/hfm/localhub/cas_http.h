@@ -3,10 +3,10 @@
 //
 // Signed fetch URLs stand in for the Hub's presigned xorb URLs: `/v1/fetch/{xorb}` with query
 // parameters `X-Xet-Signed-Range` (the exact `bytes=s-e[,s-e…]` value the client must send as
-// its Range header), `X-Xet-Expires` (unix seconds) and `X-Xet-Signature` (hex MAC — keyed BLAKE3 — over
-// xorb, signed range and expiry under a per-data-dir 32-byte secret). A fetch is authorised when the
-// signature verifies, the URL has not expired, no Authorization header is sent, and every range
-// of the request's Range header is one of the signed ranges (hf.js sends all of them at once,
+// its Range header), `X-Xet-Expires` (unix seconds) and `X-Xet-Signature` (hex MAC — keyed BLAKE3 —
+// over xorb, signed range and expiry under a per-data-dir 32-byte secret). A fetch is authorised
+// when the signature verifies, the URL has not expired, no Authorization header is sent, and every
+// range of the request's Range header is one of the signed ranges (hf.js sends all of them at once,
 // or a single one of them when it streams one term). Anything else is 403, like a CDN.
 //
 // Multipart answers follow RFC 7233 §4.1: one part per requested range, in request order,
@@ -54,7 +54,8 @@ class FetchUrlSigner {
  public:
   // `key` holds 32 bytes (the first 32 are used; shorter keys are zero-padded).
   explicit FetchUrlSigner(std::string_view key) {
-    for (size_t i = 0; i < key_.size() && i < key.size(); ++i) key_[i] = static_cast<uint8_t>(key[i]);
+    for (size_t i = 0; i < key_.size() && i < key.size(); ++i)
+      key_[i] = static_cast<uint8_t>(key[i]);
   }
 
   // Query string (no leading '?') authorising `ranges` of `xorb_hex` until `expires_at`.

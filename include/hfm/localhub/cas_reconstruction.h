@@ -32,8 +32,7 @@ struct ReconstructionPlan {
   std::vector<PlannedTerm> terms;
 };
 
-using XorbLookup =
-    std::function<Result<std::shared_ptr<const CasXorb>>(const xet::MerkleHash&)>;
+using XorbLookup = std::function<Result<std::shared_ptr<const CasXorb>>(const xet::MerkleHash&)>;
 
 // Plans bytes [first, last] (inclusive; `last` already clamped to file.size - 1). An empty
 // file, or first > last, yields no terms. EIO if a term disagrees with its xorb's chunk table.

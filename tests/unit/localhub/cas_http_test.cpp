@@ -1,8 +1,9 @@
 // Range parsing, signed fetch URLs, multipart framing and reconstruction planning, without a
 // server or storage.
+#include "hfm/localhub/cas_http.h"
+
 #include <gtest/gtest.h>
 
-#include "hfm/localhub/cas_http.h"
 #include "hfm/localhub/cas_reconstruction.h"
 #include "hfm/xet/hashing.h"
 

@@ -1,18 +1,19 @@
 // CasService end to end through handle(): uploads with validation, reconstruction v1/v2,
 // signed fetches (raw and multipart), global dedup, tokens, and a restart on the same data dir.
+#include "hfm/localhub/cas_service.h"
+
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-#include <atomic>
 
-#include "hfm/localhub/cas_service.h"
 #include "hfm/xet/compression.h"
 #include "hfm/xet/hashing.h"
 #include "hfm/xet/shard.h"
@@ -40,7 +41,8 @@ std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<uint8_t> out(n);
   // Half random, half repetitive, so LZ4 actually compresses some chunks.
-  for (size_t i = 0; i < n; ++i) out[i] = (i / 4096) % 2 ? static_cast<uint8_t>(i % 7) : static_cast<uint8_t>(rng());
+  for (size_t i = 0; i < n; ++i)
+    out[i] = (i / 4096) % 2 ? static_cast<uint8_t>(i % 7) : static_cast<uint8_t>(rng());
   return out;
 }
 
@@ -257,7 +259,8 @@ class CasServiceTest : public ::testing::Test {
         auto fr = fetchUrl(entry["url"], header);
         EXPECT_EQ(fr.status, 206);
         if (entry["ranges"].size() == 1) {
-          payloads.emplace_back(entry["ranges"][0]["chunks"]["start"].get<uint32_t>(), bodyBytes(fr));
+          payloads.emplace_back(entry["ranges"][0]["chunks"]["start"].get<uint32_t>(),
+                                bodyBytes(fr));
         } else {
           auto parts = parseMultipart(fr);
           EXPECT_EQ(parts.size(), entry["ranges"].size());
@@ -378,8 +381,9 @@ TEST_F(CasServiceTest, AcceptsXorbsSentWithAFooter) {
   auto r = call("POST", "/v1/xorbs/default/" + x.hash.hex(), write_token_, str(stored));
   ASSERT_EQ(r.status, 200) << bodyBytes(r);
   auto file = shardFile({{&x, 0, 3}}, false);
-  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
-            200);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+      200);
   EXPECT_EQ(downloadV2(file.file_hash), str(data));
   // A footer that disagrees with the chunks is refused.
   auto other = buildXorb(randomBytes(90000, 16), 30000);
@@ -500,8 +504,9 @@ TEST_F(CasServiceTest, ReconstructionRangesAndEmptyFiles) {
   auto x = buildXorb(data, 10000);  // 10 chunks of 10000 bytes
   ASSERT_EQ(postXorb(x).status, 200);
   auto file = shardFile({{&x, 0, 10}}, false);
-  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
-            200);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+      200);
   const std::string path = "/v2/reconstructions/" + file.file_hash.hex();
 
   auto r = call("GET", path, read_token_, {}, {{"Range", "bytes=25000-44999"}});
@@ -554,8 +559,9 @@ TEST_F(CasServiceTest, BatchReconstructionCoversSeveralFiles) {
   ASSERT_EQ(postXorb(x).status, 200);
   auto f1 = shardFile({{&x, 0, 2}}, false);
   auto f2 = shardFile({{&x, 1, 4}}, false);
-  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({f1, f2}, {shardXorb(x)})).status,
-            200);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({f1, f2}, {shardXorb(x)})).status,
+      200);
   HttpRequest req;
   req.method = "GET";
   req.path = "/v1/reconstructions";
@@ -590,8 +596,9 @@ TEST_F(CasServiceTest, SignedUrlsAndMultiRangeFetches) {
   ASSERT_EQ(postXorb(x).status, 200);
   // Chunks 0-1 and 4-5 of the same xorb: two non-adjacent ranges behind one signed URL.
   auto file = shardFile({{&x, 0, 2}, {&x, 4, 6}}, false);
-  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
-            200);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+      200);
   auto r = call("GET", "/v2/reconstructions/" + file.file_hash.hex(), read_token_);
   json j = json::parse(bodyBytes(r));
   auto entry = j["xorbs"][x.hash.hex()][0];
@@ -646,8 +653,9 @@ TEST_F(CasServiceTest, GlobalDedupAnswersWithAKeyedShard) {
   // Not indexed until a shard registers the xorb.
   EXPECT_EQ(call("GET", first_chunk, read_token_).status, 404);
   auto file = shardFile({{&x, 0, 2}}, false);
-  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
-            200);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+      200);
   for (const std::string prefix : {"default", "default-merkledb"}) {
     auto r = call("GET", "/v1/chunks/" + prefix + "/" + x.chunks[1].hash.hex(), write_token_);
     ASSERT_EQ(r.status, 200) << bodyBytes(r);
@@ -699,12 +707,14 @@ TEST_F(CasServiceTest, EverythingSurvivesARestart) {
   auto x = buildXorb(data, 25000);
   ASSERT_EQ(postXorb(x).status, 200);
   auto file = shardFile({{&x, 0, static_cast<uint32_t>(x.chunks.size())}}, true);
-  ASSERT_EQ(call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
-            200);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+      200);
   auto before = call("GET", "/v2/reconstructions/" + file.file_hash.hex(), read_token_);
   std::string old_url = json::parse(bodyBytes(before))["xorbs"][x.hash.hex()][0]["url"];
   auto dedupKey = [&] {
-    std::string body = bodyBytes(call("GET", "/v1/chunks/default/" + x.chunks[0].hash.hex(), read_token_));
+    std::string body =
+        bodyBytes(call("GET", "/v1/chunks/default/" + x.chunks[0].hash.hex(), read_token_));
     auto shard = xet::parseShard(bytes(body));
     EXPECT_TRUE(shard.ok());
     return shard.ok() && shard->footer ? shard->footer->chunk_hash_hmac_key : MerkleHash();
@@ -713,7 +723,8 @@ TEST_F(CasServiceTest, EverythingSurvivesARestart) {
   EXPECT_FALSE(key_before.isZero());
 
   // A write cut short by a crash leaves a temp file; reopening removes it.
-  auto stale = dir_ / "cas" / "xorbs" / x.hash.hex().substr(0, 2) / (x.hash.hex() + ".xorb.tmp.1.0");
+  auto stale =
+      dir_ / "cas" / "xorbs" / x.hash.hex().substr(0, 2) / (x.hash.hex() + ".xorb.tmp.1.0");
   { std::ofstream(stale) << "partial"; }
   reopen();
   EXPECT_FALSE(fs::exists(stale));
