@@ -149,7 +149,12 @@ struct FuseMount::Impl {
     }
   }
 
-  double timeout() const { return static_cast<double>(config.entry_timeout.count()) / 1000.0; }
+  // Entry/attribute cache time for the kernel. --metadata-ttl-minimal means "ask on every
+  // lookup", which only happens if the kernel caches nothing.
+  double timeout() const {
+    if (vfs.config().metadata_ttl_minimal) return 0.0;
+    return static_cast<double>(config.entry_timeout.count()) / 1000.0;
+  }
 
   vfs::Vfs& vfs;
   const FuseConfig config;

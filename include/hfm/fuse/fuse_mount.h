@@ -42,7 +42,9 @@ struct FuseConfig {
   bool clone_fd = false;             // one /dev/fuse fd per worker thread
   bool allow_other = true;           // false with --fuse-owner-only
   uint32_t read_ahead_kb = 16384;    // bdi read-ahead after mount; 0 leaves the kernel default
-  std::chrono::milliseconds entry_timeout{10000};  // usually the metadata TTL
+  // Kernel entry/attribute cache time: usually the metadata TTL; 0 is forced when the Vfs runs
+  // with metadata_ttl_minimal.
+  std::chrono::milliseconds entry_timeout{10000};
   bool debug = false;                // libfuse request tracing to stderr
   std::string fsname = "hf-mount";
   // Called once, from a helper thread, when the mount answers requests (after FUSE_INIT).
