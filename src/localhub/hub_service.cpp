@@ -186,6 +186,8 @@ Result<TreePage> walkTree(const std::string& prefix, bool recursive, bool dirs_w
   TreePage page;
   std::string base = prefix.empty() ? "" : prefix + "/";
   std::string upper = prefix.empty() ? "" : prefix + "0";  // '0' sorts right after '/'
+  // A cursor is client input: never scan before the prefix.
+  if (pos.key < base) pos = ScanFrom{base, true};
   std::string prev = pos.inclusive ? "" : pos.key;
   size_t emitted = 0;
   while (emitted < limit) {

@@ -264,6 +264,10 @@ TEST_F(HubApiTest, TreeListsOneLevelAndMatchesPrefixOnBoundaries) {
   EXPECT_EQ(get("/api/buckets/alice/t/tree?limit=abc", {alice()}).status, 400);
   EXPECT_EQ(get("/api/buckets/alice/t/tree?cursor=%%%", {alice()}).status, 400);
   EXPECT_EQ(get("/api/buckets/alice/t/tree?cursor=bm9wZQ", {alice()}).status, 400);
+  // A forged cursor pointing before the prefix cannot leak entries outside it.
+  std::string forged = base64UrlEncode(json{{"k", ""}, {"i", true}}.dump());
+  EXPECT_EQ(treePaths("/api/buckets/alice/t/tree/a/bc?recursive=true&cursor=" + forged),
+            std::set<std::string>{"a/bc/file3"});
 }
 
 TEST_F(HubApiTest, TreePaginates2500FilesWithLinkCursor) {
