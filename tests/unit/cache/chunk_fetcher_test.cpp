@@ -292,6 +292,25 @@ TEST(ChunkFetcherTest, CorruptedCacheEntryIsRefetched) {
   EXPECT_EQ(cas.fetch_calls_.load(), fetches2);
 }
 
+TEST(ChunkFetcherTest, RestartedCacheServesWithoutFetching) {
+  TempDir dir;
+  FakeCas cas;
+  const auto& data = cas.data();
+  {
+    std::shared_ptr<ChunkCache> cache = openDiskChunkCache(dir.path(), 64 << 20).value();
+    ChunkFetcher fetcher(cas, cache);
+    ASSERT_TRUE(readRange(fetcher, cas, 0, data.size()).ok());
+  }
+  const int fetches = cas.fetch_calls_.load();
+  std::shared_ptr<ChunkCache> cache = openDiskChunkCache(dir.path(), 64 << 20).value();
+  ChunkFetcher fetcher(cas, cache);
+  auto got = readRange(fetcher, cas, 0, data.size());
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  EXPECT_EQ(*got, data);
+  EXPECT_EQ(cas.fetch_calls_.load(), fetches);  // a plan, but every chunk from the disk
+  EXPECT_EQ(fetcher.stats().plan_requests, 1u);
+}
+
 TEST(ChunkFetcherTest, ExpiredUrlTriggersReplan) {
   FakeCas cas;
   ChunkFetcher fetcher(cas, nullptr);  // no cache: every read fetches

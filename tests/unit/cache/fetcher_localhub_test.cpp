@@ -10,6 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -50,7 +52,7 @@ class TempDir {
 // Runs hf-local-hub on an ephemeral loopback port; always stopped by the destructor.
 class LocalHub {
  public:
-  explicit LocalHub(const fs::path& data) {
+  explicit LocalHub(const fs::path& data, const std::string& token_ttl_secs = "3600") {
     const std::string bin = std::string(HFM_BINARY_DIR) + "/src/bin/hf-local-hub";
     int out[2];
     if (::pipe(out) != 0) return;
@@ -62,7 +64,8 @@ class LocalHub {
       const std::string data_arg = data.string();
       const std::string token_arg = std::string("e2e:") + kToken;
       ::execl(bin.c_str(), bin.c_str(), "serve", "--data", data_arg.c_str(), "--port", "0",
-              "--host", "127.0.0.1", "--token", token_arg.c_str(), static_cast<char*>(nullptr));
+              "--host", "127.0.0.1", "--token", token_arg.c_str(), "--token-ttl-secs",
+              token_ttl_secs.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(out[1]);
@@ -124,6 +127,32 @@ class HubTokens : public http::XetTokenProvider {
   std::string hub_;
 };
 
+// Keeps its token until asked to refresh, like the hub layer's cache.
+class CachingHubTokens : public http::XetTokenProvider {
+ public:
+  CachingHubTokens(http::HttpClient& http, std::string hub) : http_(http), hub_(std::move(hub)) {}
+  Result<http::XetCredentials> get(bool force_refresh) override {
+    std::lock_guard lock(mu_);
+    if (force_refresh) ++refreshes_;
+    if (!cached_ || force_refresh) {
+      HFM_ASSIGN_OR_RETURN(auto creds, fetchToken(http_, hub_, "xet-read-token"));
+      cached_ = creds;
+    }
+    return *cached_;
+  }
+  int refreshes() {
+    std::lock_guard lock(mu_);
+    return refreshes_;
+  }
+
+ private:
+  http::HttpClient& http_;
+  std::string hub_;
+  std::mutex mu_;
+  std::optional<http::XetCredentials> cached_;  // Guarded by mu_
+  int refreshes_ = 0;                           // Guarded by mu_
+};
+
 struct Uploaded {
   MerkleHash file;
   std::vector<uint8_t> data;
@@ -131,8 +160,23 @@ struct Uploaded {
 
 // Builds two xorbs from `seed` data and a file whose terms use xorb A twice around xorb B
 // (so V2 plans carry several signed ranges for one URL), uploads them and the shard.
+// POSTs to the CAS with a fresh write token (tests run hubs with very short token lifetimes).
+Status casPost(http::HttpClient& http, const std::string& hub, const std::string& path,
+               std::span<const uint8_t> body) {
+  for (int attempt = 0;; ++attempt) {
+    HFM_ASSIGN_OR_RETURN(http::XetCredentials w, fetchToken(http, hub, "xet-write-token"));
+    http::Request post;
+    post.method = "POST";
+    post.url = w.cas_url + path;
+    post.headers["Authorization"] = "Bearer " + w.access_token;
+    post.body.assign(body.begin(), body.end());
+    HFM_ASSIGN_OR_RETURN(http::Response resp, http.exchange(post));
+    if (resp.ok()) return okStatus();
+    if (resp.status != 401 || attempt == 3) return http::statusError(resp, "POST " + path);
+  }
+}
+
 Result<Uploaded> upload(http::HttpClient& http, const std::string& hub, uint32_t seed) {
-  HFM_ASSIGN_OR_RETURN(http::XetCredentials w, fetchToken(http, hub, "xet-write-token"));
   std::mt19937 rng(seed);
   auto makeXorb = [&](size_t bytes) -> Result<std::pair<xet::SerializedXorb, std::vector<std::vector<uint8_t>>>> {
     std::vector<uint8_t> raw(bytes);
@@ -194,22 +238,22 @@ Result<Uploaded> upload(http::HttpClient& http, const std::string& hub, uint32_t
     }
     sx.num_bytes_in_xorb = off;
     shard.xorbs.push_back(sx);
-
-    http::Request post;
-    post.method = "POST";
-    post.url = w.cas_url + "/v1/xorbs/default/" + x->hash.hex();
-    post.headers["Authorization"] = "Bearer " + w.access_token;
-    post.body.assign(x->body.begin(), x->body.end());
-    HFM_TRY(http.send(post));
+    HFM_TRY(casPost(http, hub, "/v1/xorbs/default/" + x->hash.hex(), x->body));
   }
   HFM_ASSIGN_OR_RETURN(auto shard_bytes, xet::serializeUploadShard(shard));
-  http::Request post;
-  post.method = "POST";
-  post.url = w.cas_url + "/v1/shards";
-  post.headers["Authorization"] = "Bearer " + w.access_token;
-  post.body.assign(shard_bytes.begin(), shard_bytes.end());
-  HFM_TRY(http.send(post));
+  HFM_TRY(casPost(http, hub, "/v1/shards", shard_bytes));
   return out;
+}
+
+Status createBucket(http::HttpClient& http, const std::string& hub) {
+  http::Request create;
+  create.method = "POST";
+  create.url = hub + "/api/buckets/e2e/data";
+  create.headers["Authorization"] = std::string("Bearer ") + kToken;
+  create.headers["Content-Type"] = "application/json";
+  create.body = "{}";
+  HFM_TRY(http.send(create));
+  return okStatus();
 }
 
 TEST(FetcherLocalHubTest, FullAndRandomRangedReadsMatchUploadedBytes) {
@@ -217,16 +261,8 @@ TEST(FetcherLocalHubTest, FullAndRandomRangedReadsMatchUploadedBytes) {
   LocalHub hub(dir.path() / "hub");
   ASSERT_FALSE(hub.url().empty()) << "hf-local-hub did not start";
   http::HttpClient http;
-  {
-    http::Request create;
-    create.method = "POST";
-    create.url = hub.url() + "/api/buckets/e2e/data";
-    create.headers["Authorization"] = std::string("Bearer ") + kToken;
-    create.headers["Content-Type"] = "application/json";
-    create.body = "{}";
-    auto created = http.send(create);
-    ASSERT_TRUE(created.ok()) << created.error().message();
-  }
+  auto created = createBucket(http, hub.url());
+  ASSERT_TRUE(created.ok()) << created.error().message();
   auto up = upload(http, hub.url(), 7);
   ASSERT_TRUE(up.ok()) << up.error().message();
   const auto& data = up->data;
@@ -263,6 +299,28 @@ TEST(FetcherLocalHubTest, FullAndRandomRangedReadsMatchUploadedBytes) {
   }
   EXPECT_EQ(fetcher.stats().fetches, fetches_after_full);  // the cached fetcher stayed warm
   EXPECT_GT(uncached.stats().fetches, 40u);
+}
+
+TEST(FetcherLocalHubTest, ExpiredXetTokenIsRefreshedOn401) {
+  TempDir dir;
+  LocalHub hub(dir.path() / "hub", "2");  // Xet tokens live two seconds
+  ASSERT_FALSE(hub.url().empty()) << "hf-local-hub did not start";
+  http::HttpClient http;
+  auto created = createBucket(http, hub.url());
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  auto up = upload(http, hub.url(), 11);
+  ASSERT_TRUE(up.ok()) << up.error().message();
+  CachingHubTokens tokens(http, hub.url());
+  xet::CasClient cas(http, tokens);
+  ChunkFetcher fetcher(cas, makeMemoryChunkCache(64 << 20));
+  std::vector<uint8_t> buf(1000);
+  ASSERT_TRUE(fetcher.read(up->file, up->data.size(), 0, buf).ok());
+  EXPECT_EQ(tokens.refreshes(), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3100));  // the cached token expires
+  auto n = fetcher.read(up->file, up->data.size(), 500'000, buf);
+  ASSERT_TRUE(n.ok()) << n.error().message();
+  EXPECT_TRUE(std::equal(buf.begin(), buf.end(), up->data.begin() + 500'000));
+  EXPECT_EQ(tokens.refreshes(), 1);
 }
 
 }  // namespace
