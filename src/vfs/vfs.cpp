@@ -721,9 +721,9 @@ ChangeSet Vfs::refreshLoaded() {
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     for (const auto& [id, node] : inodes_) {
-      // Visited directories: listed ones, and ones holding files found by point lookups.
-      if (node->is_dir && !node->detached &&
-          (node->listed_at.has_value() || !node->children.empty())) {
+      // Listed directories only: a file found by a point lookup in a directory never listed
+      // (think 100 000 siblings, #122) is revalidated by lookups after the TTL instead.
+      if (node->is_dir && !node->detached && node->listed_at.has_value()) {
         dirs.push_back({id, static_cast<size_t>(std::count(node->path.begin(), node->path.end(),
                                                            '/')) + (node->path.empty() ? 0 : 1),
                         node->path});

@@ -214,7 +214,7 @@ class Vfs {
 
   // --- remote sync ---
 
-  // Re-lists every directory that has been visited, parents before children (at most
+  // Re-lists every directory that has been listed, parents before children (at most
   // poll_listing_concurrency listings at a time, on short-lived threads of the calling
   // thread), and applies the differences (the poller's round). Deleted files with open
   // handles stay readable; changed files get their kernel cache invalidated. A directory whose listing fails is left alone

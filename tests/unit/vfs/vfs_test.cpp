@@ -267,6 +267,10 @@ TEST_F(VfsTest, PointLookupInAnUnlistedDirectoryDoesNotListIt) {
   EXPECT_NE(train, 0u);
   EXPECT_EQ(remote_->counts().stat, 1u);
   EXPECT_EQ(remote_->counts().list, 0u);
+  // The poller does not list it either (only the root, which was listed to find "data").
+  v->refreshLoaded();
+  EXPECT_EQ(remote_->counts().list, 1u);
+  remote_->resetCounts();
   // A directory below it is found by listing (directories have no HEAD).
   const InodeId deep = mustLookup(*v, data, "deep");
   EXPECT_NE(deep, 0u);
@@ -408,6 +412,7 @@ TEST_F(VfsTest, ConcurrentReadersOnOneFile) {
 
 TEST_F(VfsTest, KeepCacheOnlyWhileTheVersionIsUnchanged) {
   auto v = makeVfs();
+  ASSERT_TRUE(v->preloadRoot().ok());
   const InodeId ino = mustLookup(*v, kRootInode, "config.json");
   auto a = v->open(ino, O_RDONLY);
   ASSERT_TRUE(a.ok());
@@ -426,6 +431,7 @@ TEST_F(VfsTest, KeepCacheOnlyWhileTheVersionIsUnchanged) {
 
 TEST_F(VfsTest, RemoteChangeWhileOpen) {
   auto v = makeVfs();
+  ASSERT_TRUE(v->preloadRoot().ok());
   const InodeId cfg = mustLookup(*v, kRootInode, "config.json");
   const InodeId readme = mustLookup(*v, kRootInode, "README.md");
   auto old_cfg = v->open(cfg, O_RDONLY);
