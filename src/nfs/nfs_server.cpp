@@ -564,6 +564,7 @@ void NfsServer::Impl::closeConnection(uint64_t id, bool malformed) {
   std::unique_ptr<Connection> c = std::move(it->second);
   conns_.erase(it);
   bool destroyable = rpc_queue_length(c->rpc) == 0;
+  const bool had_unsent = !destroyable;
   if (!destroyable) {
     // libnfs 4.0 would call the (NULL) callbacks of unsent replies: write them into a
     // socketpair instead, then destroy.
@@ -593,6 +594,7 @@ void NfsServer::Impl::closeConnection(uint64_t id, bool malformed) {
   std::lock_guard<std::mutex> lock(stats_mu_);
   stats_.connections_closed++;
   if (malformed) stats_.connections_rejected++;
+  if (had_unsent) stats_.closed_with_unsent_replies++;
 }
 
 NfsServer::NfsServer(vfs::Vfs& vfs, NfsServerConfig config)

@@ -58,6 +58,7 @@ struct NfsServerStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_closed = 0;
   uint64_t connections_rejected = 0;  // closed for malformed RPC
+  uint64_t closed_with_unsent_replies = 0;  // the client left before reading its replies
   uint64_t calls = 0;                 // RPC calls dispatched
 };
 

@@ -818,11 +818,14 @@ TEST_F(NfsServerTest, ClientVanishingWithRepliesInFlightIsHarmless) {
       ASSERT_EQ(rpc_nfs3_read_async(client.rpc(), ignore, &ra, nullptr), 0);
     }
     for (int i = 0; i < 20; ++i) rpc_service(client.rpc(), POLLOUT);
-    // `client` is destroyed with 16 MiB of replies on their way.
+    // The client never reads: the replies (16 MiB) fill the socket and queue up on the
+    // server. Then `client` goes away with them unsent.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   RpcTestClient after(server_->port());
   Fh root = mountRoot(after);
   EXPECT_EQ(after.getattr(root), static_cast<uint32_t>(NFS3_OK));
+  EXPECT_GT(server_->stats().closed_with_unsent_replies, 0u);
 }
 
 }  // namespace
