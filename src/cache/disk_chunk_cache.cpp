@@ -197,6 +197,8 @@ class DiskChunkCache final : public ChunkCache {
       std::lock_guard lock(mu_);
       if (bytes > capacity_) return okStatus();
       evictLocked(bytes);
+      // Other puts' reservations are not evictable: if they fill the cache, skip this one.
+      if (used_ + bytes > capacity_) return okStatus();
       used_ += bytes;  // reservation, released on failure or kept by the committed entry
     }
     auto release = [&] {

@@ -172,6 +172,37 @@ TEST(DiskChunkCacheTest, BoundRespectedWhileInsertingThreeTimesTheBound) {
   EXPECT_EQ(s.evictions, 100u);  // 40 in each phase + the 20 left by the first phase
 }
 
+TEST(DiskChunkCacheTest, ConcurrentReservationsNeverOvercommit) {
+  TempDir dir;
+  constexpr uint64_t kCapacity = 2 * 50'000;  // room for two entries only
+  auto cache = openDiskChunkCache(dir.path(), kCapacity).value();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> max_seen{0};
+  std::thread watcher([&] {
+    while (!stop.load()) {
+      const uint64_t used = cache->stats().used_bytes;
+      uint64_t prev = max_seen.load();
+      while (used > prev && !max_seen.compare_exchange_weak(prev, used)) {
+      }
+    }
+  });
+  std::vector<std::thread> writers;
+  for (uint32_t t = 0; t < 8; ++t) {
+    writers.emplace_back([&, t] {
+      const auto data = bytes(50'000 - kHeader, t);
+      for (uint32_t i = 0; i < 20; ++i) {
+        EXPECT_TRUE(cache->put(ChunkKey{hashFor(static_cast<uint8_t>(30 + t)), i}, data));
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  stop = true;
+  watcher.join();
+  EXPECT_LE(max_seen.load(), kCapacity);
+  EXPECT_LE(diskBytes(dir.path()), kCapacity);
+  EXPECT_EQ(cache->stats().used_bytes, diskBytes(dir.path()));
+}
+
 TEST(DiskChunkCacheTest, EvictsLeastRecentlyUsed) {
   TempDir dir;
   auto cache = openDiskChunkCache(dir.path(), 3 * 1000).value();
