@@ -58,10 +58,28 @@ Status fetchExact(Remote& remote, const RemoteEntry& file, uint64_t offset, std:
   return last;
 }
 
+bool MemoryBudget::tryReserve(uint64_t bytes) {
+  uint64_t used = used_.load();
+  do {
+    if (used + bytes > limit_) return false;
+  } while (!used_.compare_exchange_weak(used, used + bytes));
+  return true;
+}
+
+void MemoryBudget::reserve(uint64_t bytes) { used_ += bytes; }
+
+void MemoryBudget::release(uint64_t bytes) { used_ -= bytes; }
+
 struct Prefetcher::Part {
-  Part(uint64_t s, uint64_t l) : start(s), len(l) {}
+  Part(uint64_t s, uint64_t l, MemoryBudget* b) : start(s), len(l), budget(b) {}
+  ~Part() {
+    if (budget != nullptr) budget->release(len);
+  }
+  Part(const Part&) = delete;
+  Part& operator=(const Part&) = delete;
   const uint64_t start;
   const uint64_t len;
+  MemoryBudget* const budget;  // charged for len while the part exists
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;                // Guarded by mu.
@@ -70,8 +88,8 @@ struct Prefetcher::Part {
 };
 
 Prefetcher::Prefetcher(Remote& remote, WorkerPool& pool, std::shared_ptr<const RemoteEntry> file,
-                       PrefetchConfig config)
-    : remote_(remote), pool_(pool), file_(std::move(file)), config_(config) {
+                       PrefetchConfig config, MemoryBudget* budget)
+    : remote_(remote), pool_(pool), file_(std::move(file)), config_(config), budget_(budget) {
   window_ = config_.initial_window;
 }
 
@@ -94,17 +112,26 @@ void Prefetcher::trimLocked() {
   }
 }
 
-void Prefetcher::issueBatchLocked(uint64_t size) {
+bool Prefetcher::issueBatchLocked(uint64_t size, bool demand) {
   const uint64_t file_size = file_->size;
-  if (issued_end_ >= file_size) return;
+  if (issued_end_ >= file_size) return false;
   size = std::min(size, file_size - issued_end_);
-  if (size == 0) return;
+  if (size == 0) return false;
+  if (budget_ != nullptr) {
+    if (demand) {
+      budget_->reserve(size);
+    } else if (!budget_->tryReserve(size)) {
+      stats_.readahead_skipped++;
+      return false;
+    }
+  }
+  // Each part releases its share of the reservation when it is freed.
   stats_.batches.push_back(size);
   stats_.bytes_prefetched += size;
   last_batch_start_ = issued_end_;
   const uint64_t request = std::max<uint64_t>(config_.max_request, 4096);
   for (uint64_t off = issued_end_; off < issued_end_ + size; off += request) {
-    auto part = std::make_shared<Part>(off, std::min(request, issued_end_ + size - off));
+    auto part = std::make_shared<Part>(off, std::min(request, issued_end_ + size - off), budget_);
     parts_.push_back(part);
     std::weak_ptr<Part> weak = part;
     auto file = file_;
@@ -135,6 +162,7 @@ void Prefetcher::issueBatchLocked(uint64_t size) {
   }
   issued_end_ += size;
   window_ = std::min(window_ * 2, std::max(config_.max_window, config_.initial_window));
+  return true;
 }
 
 Status Prefetcher::waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offset,
@@ -259,8 +287,8 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
         issued_end_ = offset;
         last_batch_start_ = offset;
       }
-      while (issued_end_ < end) issueBatchLocked(std::max(window_, end - issued_end_));
-      if (streak_ >= 2 && end > last_batch_start_) issueBatchLocked(window_);
+      while (issued_end_ < end) issueBatchLocked(std::max(window_, end - issued_end_), true);
+      if (streak_ >= 2 && end > last_batch_start_) issueBatchLocked(window_, false);
 
       const uint64_t front = parts_.empty() ? issued_end_ : parts_.front()->start;
       if (offset < front) direct_end = std::min(end, front);

@@ -60,7 +60,10 @@ struct Vfs::DirHandle {
 };
 
 Vfs::Vfs(std::shared_ptr<Remote> remote, VfsConfig config)
-    : remote_(std::move(remote)), config_(std::move(config)), pool_(config_.worker_threads) {
+    : remote_(std::move(remote)),
+      config_(std::move(config)),
+      budget_(config_.prefetch_memory_limit),
+      pool_(config_.worker_threads) {
   auto root = std::make_unique<Inode>();
   root->ino = kRootInode;
   root->parent = kRootInode;
@@ -611,7 +614,8 @@ Result<OpenResult> Vfs::open(InodeId ino, int flags) {
     entry = std::make_shared<const RemoteEntry>(node->entry);
   }
   result.direct_io = config_.direct_io;
-  handle->prefetcher = std::make_unique<Prefetcher>(*remote_, pool_, entry, config_.prefetch);
+  handle->prefetcher =
+      std::make_unique<Prefetcher>(*remote_, pool_, entry, config_.prefetch, &budget_);
   std::lock_guard<std::mutex> lock(handles_mu_);
   result.fh = next_fh_++;
   files_[result.fh] = std::move(handle);

@@ -31,7 +31,10 @@
 //  3. A new read-ahead batch is issued when a confirmed-sequential read (the second read of a
 //     stream or later) touches the most recently issued batch; so while the reader consumes one
 //     batch, the next, bigger one is being fetched in the background on the WorkerPool.
-//  4. Parts entirely more than backward_tolerance behind the highest offset served are freed,
+//  4. A MemoryBudget shared by the mount's handles admits read-ahead batches only while they
+//     fit (bytes a reader waits for are always admitted), so the total stays bounded however
+//     many files are open. Parts entirely more than backward_tolerance behind the highest
+//     offset served are freed,
 //     so one handle holds at most about backward_tolerance + 2 * max_window + one request of
 //     memory: the buffer is bounded by construction, there is no producer running unchecked.
 //  5. A reader waits for the parts covering its range (at most read_timeout each), without
@@ -48,6 +51,7 @@
 // so dropping a stream cancels fetches that have not started yet.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -79,6 +83,23 @@ struct PrefetchConfig {
   std::chrono::milliseconds retry_backoff{100};    // doubled after each failed try
 };
 
+// A byte budget shared by every prefetcher of a mount, so many open handles cannot add up to
+// an unbounded amount of read-ahead (mountpoint-s3's memory limiter, simplified). Bytes a
+// reader is waiting for are always admitted; read-ahead is skipped when it does not fit.
+class MemoryBudget {
+ public:
+  explicit MemoryBudget(uint64_t limit) : limit_(limit) {}
+  bool tryReserve(uint64_t bytes);  // false if it would exceed the limit
+  void reserve(uint64_t bytes);     // unconditional (demand reads)
+  void release(uint64_t bytes);
+  uint64_t used() const { return used_.load(); }
+  uint64_t limit() const { return limit_; }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> used_{0};
+};
+
 // Counters for tests, logs and benchmarks.
 struct PrefetchStats {
   uint64_t sequential_reads = 0;
@@ -87,6 +108,7 @@ struct PrefetchStats {
   uint64_t bytes_prefetched = 0;    // bytes requested by read-ahead parts
   uint64_t bytes_direct = 0;        // bytes fetched synchronously for random reads
   std::vector<uint64_t> batches;    // size of every batch issued, in order
+  uint64_t readahead_skipped = 0;   // read-ahead batches the MemoryBudget refused
 };
 
 // Fetches [offset, offset + out.size()) with retries; requires the full length unless the
@@ -96,8 +118,9 @@ Status fetchExact(Remote& remote, const RemoteEntry& file, uint64_t offset, std:
 
 class Prefetcher {
  public:
+  // `budget` (optional) must outlive every part, i.e. the pool's queued tasks.
   Prefetcher(Remote& remote, WorkerPool& pool, std::shared_ptr<const RemoteEntry> file,
-             PrefetchConfig config);
+             PrefetchConfig config, MemoryBudget* budget = nullptr);
   ~Prefetcher();
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
@@ -113,8 +136,9 @@ class Prefetcher {
   struct Part;
   enum class Mode { kNone, kStream, kRandom };
 
-  // Issues one batch of `size` bytes at issued_end_. Requires mu_.
-  void issueBatchLocked(uint64_t size);
+  // Issues one batch of `size` bytes at issued_end_; read-ahead (!demand) only if the budget
+  // admits it. Returns false if skipped. Requires mu_.
+  bool issueBatchLocked(uint64_t size, bool demand);
   void dropStreamLocked();
   void trimLocked();
   Status waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offset, std::span<uint8_t> out);
@@ -124,6 +148,7 @@ class Prefetcher {
   WorkerPool& pool_;
   const std::shared_ptr<const RemoteEntry> file_;
   const PrefetchConfig config_;
+  MemoryBudget* const budget_;
 
   mutable std::mutex mu_;
   // Contiguous parts covering [parts_.front()->start, issued_end_). Guarded by mu_.

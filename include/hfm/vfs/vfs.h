@@ -71,6 +71,7 @@ struct VfsConfig {
   size_t negative_cache_max = 1000;
   bool direct_io = false;                         // --direct-io: no page cache for file data
   size_t worker_threads = 8;                      // background fetch pool
+  uint64_t prefetch_memory_limit = 1ull << 30;    // read-ahead bytes across all handles
   size_t poll_listing_concurrency = 4;            // --poll-listing-concurrency
   int64_t root_mtime_ns = 0;                      // repo lastModified / bucket updatedAt
   PrefetchConfig prefetch;
@@ -260,6 +261,7 @@ class Vfs {
 
   const std::shared_ptr<Remote> remote_;
   const VfsConfig config_;
+  MemoryBudget budget_;  // before pool_: parts held by queued tasks release into it
   WorkerPool pool_;
 
   // Lock order: a directory's listing mutex, then mu_, then neg_mu_, then handles_mu_.

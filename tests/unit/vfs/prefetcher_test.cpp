@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <random>
+#include <thread>
 
 #include "fake_remote.h"
 
@@ -179,6 +180,32 @@ TEST_F(PrefetcherTest, BufferIsBounded) {
   }
   EXPECT_LE(peak, c.backward_tolerance + 2 * c.max_window + c.max_request);
   EXPECT_GT(peak, 0u);
+}
+
+TEST_F(PrefetcherTest, SharedMemoryBudgetCapsReadAheadAcrossHandles) {
+  auto file = addFile(24 * kMiB);
+  MemoryBudget budget(6 * kMiB);
+  uint64_t peak = 0;
+  {
+    auto c = config();
+    c.backward_tolerance = 1 * kMiB;
+    Prefetcher a(remote_, pool_, file, c, &budget);
+    Prefetcher b(remote_, pool_, file, c, &budget);
+    for (uint64_t off = 0; off < 24 * kMiB; off += 128 * kKiB) {
+      expectRead(a, off, 128 * kKiB);
+      expectRead(b, off, 128 * kKiB);
+      peak = std::max(peak, budget.used());
+    }
+    EXPECT_GT(a.stats().readahead_skipped + b.stats().readahead_skipped, 0u);
+  }
+  // Read-ahead only within the limit; beyond it, per handle, only what readers wait for and
+  // the bytes kept behind them (backward tolerance + the part being read + one demand batch).
+  EXPECT_LE(peak, budget.limit() + 2 * (1 * kMiB + 2 * 8 * kMiB));
+  // Every part gave its bytes back once freed (tasks may still hold the last references).
+  for (int i = 0; i < 200 && budget.used() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 TEST_F(PrefetcherTest, FailedFetchGivesTheRemoteErrnoAndALaterReadRecovers) {
