@@ -328,6 +328,14 @@ Result<Nfs3Service::FileRef> Nfs3Service::acquireFile(vfs::InodeId ino) {
   return ref;
 }
 
+Nfs3Service::FileRef Nfs3Service::pooledWritable(vfs::InodeId ino) {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  auto it = pool_.find(ino);
+  if (it == pool_.end() || !it->second.first->writable) return nullptr;
+  pool_lru_.splice(pool_lru_.begin(), pool_lru_, it->second.second);
+  return it->second.first;
+}
+
 void Nfs3Service::putFile(vfs::InodeId ino, FileRef ref) {
   std::vector<FileRef> closing;  // released after pool_mu_ is dropped
   {
@@ -659,20 +667,27 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (r.ok()) before = r->attr;
       if (err == 0 && a.data.data_len > kMaxTransfer) err = EFBIG;
       if (err == 0) {
-        // Never write through a pooled read-only handle (#178): open a writable one and
-        // pool it only once the write went through (#185).
-        auto opened = vfs_.open(r->attr.ino, O_RDWR);
-        if (!opened.ok()) {
-          err = opened.error().code();
-        } else {
-          auto ref = std::make_shared<PooledFile>();
-          ref->vfs = &vfs_;
-          ref->ino = r->attr.ino;
-          ref->fh = opened->fh;
-          ref->writable = true;
+        // Reuse a pooled handle only if it is writable. Never write through a read-only one
+        // (#178): open a writable handle and pool it only once the write went through (#185),
+        // where it replaces the read-only one (reads then see the written bytes).
+        FileRef ref = pooledWritable(r->attr.ino);
+        const bool fresh = ref == nullptr;
+        if (fresh) {
+          auto opened = vfs_.open(r->attr.ino, O_RDWR);
+          if (!opened.ok()) {
+            err = opened.error().code();
+          } else {
+            ref = std::make_shared<PooledFile>();
+            ref->vfs = &vfs_;
+            ref->ino = r->attr.ino;
+            ref->fh = opened->fh;
+            ref->writable = true;
+          }
+        }
+        if (err == 0) {
           auto st = vfs_.write(ref->fh);
-          if (st.ok()) putFile(r->attr.ino, std::move(ref));
-          else err = st.error().code();
+          if (!st.ok()) err = st.error().code();
+          else if (fresh) putFile(r->attr.ino, ref);
         }
       }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));

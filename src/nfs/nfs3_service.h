@@ -102,7 +102,8 @@ class Nfs3Service final : public vfs::InvalidationSink {
   Result<Resolved> lookupChild(const Resolved& dir, const std::string& name);
   void remember(const std::string& path, vfs::InodeId ino);
 
-  Result<FileRef> acquireFile(vfs::InodeId ino);
+  Result<FileRef> acquireFile(vfs::InodeId ino);  // any pooled handle, else a read-only one
+  FileRef pooledWritable(vfs::InodeId ino);        // the pooled handle if writable, else null
   void putFile(vfs::InodeId ino, FileRef ref);
   void dropFile(vfs::InodeId ino);
 
