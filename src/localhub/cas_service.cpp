@@ -348,7 +348,7 @@ Result<CasShardCommit> CasServiceImpl::validateShard(const xet::Shard& shard) {
 }
 
 HttpResponse CasServiceImpl::postShard(const HttpRequest& request, bool v2) {
-  auto ndjson = [](std::vector<json> frames) {
+  auto ndjson = [](const std::vector<json>& frames) {
     std::string body;
     for (const auto& f : frames) body += f.dump() + "\n";
     return HttpResponse::text(200, std::move(body), "application/x-ndjson");

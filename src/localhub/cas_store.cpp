@@ -25,7 +25,7 @@ int64_t nowSecs() {
 
 Error sysError(const std::string& what) {
   int err = errno;
-  return Error(EIO, what + ": " + std::strerror(err));
+  return {EIO, what + ": " + std::strerror(err)};
 }
 
 Status fsyncPath(const fs::path& path, int flags) {
@@ -61,7 +61,7 @@ class Stmt {
 
   bool ok() const { return stmt_ != nullptr; }
   Error error(const std::string& what) const {
-    return Error(EIO, "sqlite " + what + ": " + sqlite3_errmsg(db_));
+    return {EIO, "sqlite " + what + ": " + sqlite3_errmsg(db_)};
   }
   void bindBlob(int i, const void* data, size_t n) {
     sqlite3_bind_blob64(stmt_, i, data, n, SQLITE_TRANSIENT);

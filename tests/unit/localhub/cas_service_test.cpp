@@ -4,10 +4,10 @@
 
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -350,6 +350,7 @@ TEST_F(CasServiceTest, ConcurrentIdenticalUploadsInsertOnce) {
   const std::string shard = uploadShardBody({file}, {shardXorb(x)});
   std::atomic<int> inserted{0}, shard_new{0}, failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(6);
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&] {
       auto r = postXorb(x);
@@ -459,7 +460,7 @@ TEST_F(CasServiceTest, RejectsBadXorbs) {
 TEST_F(CasServiceTest, RejectsShardsThatDoNotMatchTheXorbs) {
   auto x = buildXorb(randomBytes(90000, 6), 30000);
   ASSERT_EQ(postXorb(x).status, 200);
-  auto status = [&](const xet::ShardFile& f, std::vector<xet::ShardXorb> xs = {}) {
+  auto status = [&](const xet::ShardFile& f, const std::vector<xet::ShardXorb>& xs = {}) {
     auto r = call("POST", "/v1/shards", write_token_, uploadShardBody({f}, xs));
     return std::make_pair(r.status, bodyBytes(r));
   };
