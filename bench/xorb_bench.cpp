@@ -17,24 +17,24 @@
 namespace hfm::xet {
 namespace {
 
-constexpr size_t kChunk = 64 * 1024;
-constexpr size_t kTotal = 16 * 1024 * 1024;
+constexpr size_t kChunk = size_t{64} * 1024;
+constexpr size_t kTotal = size_t{16} * 1024 * 1024;
 
 enum class Kind { kTensor, kText, kRandom, kMixed };
 
 std::vector<uint8_t> makeData(Kind kind, size_t n) {
   std::mt19937 rng(1234);
   std::normal_distribution<float> normal(0.0f, 0.02f);
-  const char* words[] = {"{\"id\": ", "\"name\": \"", "model",  "weight", "\", ",
-                         "layer.",    "attention",    "0.0125", "true",   "}\n",
-                         "bias",      "\"shape\": [", "768, "};
+  const char* words[] = {R"({"id": )", R"("name": ")",  "model",  "weight", R"(", )",
+                         "layer.",     "attention",     "0.0125", "true",   "}\n",
+                         "bias",       R"("shape": [)", "768, "};
   std::vector<uint8_t> v;
   v.reserve(n + 64);
   size_t block = 0;
   while (v.size() < n) {
     Kind k = kind;
     if (kind == Kind::kMixed) k = static_cast<Kind>(block++ % 5 < 3 ? 0 : (block % 2 ? 1 : 2));
-    const size_t end = std::min(n, v.size() + 256 * 1024);
+    const size_t end = std::min(n, v.size() + size_t{256} * 1024);
     while (v.size() < end) {
       switch (k) {
         case Kind::kTensor: {

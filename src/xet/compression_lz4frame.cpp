@@ -19,8 +19,8 @@ constexpr uint32_t kFrameMagic = 0x184D2204;
 constexpr uint32_t kSkippableMagicMask = 0xFFFFFFF0;
 constexpr uint32_t kSkippableMagic = 0x184D2A50;
 constexpr uint32_t kUncompressedBlockBit = 0x80000000u;
-constexpr size_t kEncodeBlockSize = 64 * 1024;  // what lz4_flex and liblz4 default to
-constexpr size_t kLinkedWindow = 64 * 1024;
+constexpr size_t kEncodeBlockSize = size_t{64} * 1024;  // what lz4_flex and liblz4 default to
+constexpr size_t kLinkedWindow = size_t{64} * 1024;
 
 uint32_t loadU32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |

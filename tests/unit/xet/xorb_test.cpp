@@ -185,14 +185,14 @@ TEST(XorbTest, RoundTripsSeveralMegabytesWithEveryScheme) {
 TEST(XorbTest, ContentDefinedChunksRoundTripAcrossSeveralXorbs) {
   // 12 MB cut by the real CDC chunker, packed into xorbs of at most 4 MB by the caller's own
   // policy (fits() enforces the hard limits), every xorb parsed back from its stored form.
-  const auto data = mixedData(12 * 1000 * 1000, 77);
+  const auto data = mixedData(size_t{12} * 1000 * 1000, 77);
   const auto chunks = chunkAndHash(data);
   ASSERT_GT(chunks.size(), 100u);
   std::vector<SerializedXorb> xorbs;
   XorbBuilder b;
   uint64_t pos = 0;
   for (const auto& c : chunks) {
-    if (!b.fits(c.size) || b.uncompressedBytes() + c.size > 4u * 1000 * 1000) {
+    if (!b.fits(c.size) || b.uncompressedBytes() + c.size > uint64_t{4} * 1000 * 1000) {
       xorbs.push_back(b.finish());
     }
     ASSERT_TRUE(b.add(std::span(data).subspan(pos, c.size), c.hash).ok());
