@@ -64,8 +64,11 @@ std::string httpDate(int64_t ms) {
   return buf;
 }
 
+// Invalid UTF-8 (from a client's path) is replaced, never thrown from a response.
+std::string dumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 HttpResponse hubError(int status, const std::string& code, const std::string& message) {
-  auto r = HttpResponse::json(status, json{{"error", message}}.dump());
+  auto r = HttpResponse::json(status, dumpJson(json{{"error", message}}));
   if (!code.empty()) r.headers["X-Error-Code"] = code;
   r.headers["X-Error-Message"] = message;
   return r;
@@ -74,7 +77,7 @@ HttpResponse hubError(int status, const std::string& code, const std::string& me
 HttpResponse badRequest(const std::string& message) { return hubError(400, "", message); }
 
 HttpResponse okJson(const json& j, int status = 200) {
-  return HttpResponse::json(status, j.dump());
+  return HttpResponse::json(status, dumpJson(j));
 }
 
 HttpResponse storageError(const Error& e) {
@@ -150,7 +153,7 @@ std::string nextLink(const HubService::Ctx& ctx, const std::string& key,
 }
 
 std::string encodeCursor(const ScanFrom& from) {
-  return base64UrlEncode(json{{"k", from.key}, {"i", from.inclusive}}.dump());
+  return base64UrlEncode(dumpJson(json{{"k", from.key}, {"i", from.inclusive}}));
 }
 
 std::optional<ScanFrom> decodeCursor(const std::string& cursor) {
@@ -381,6 +384,31 @@ const char* kGitAttributes =
     "*.pt filter=lfs diff=lfs merge=lfs -text\n"
     "*.onnx filter=lfs diff=lfs merge=lfs -text\n";
 
+// Structural UTF-8 check (lead bytes and continuation bytes).
+bool validUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    if (c < 0x80) {
+      n = 0;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+    } else {
+      return false;
+    }
+    if (n > s.size() - i - 1) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::string> invalidRepoName(const std::string& part) {
@@ -406,6 +434,7 @@ std::optional<std::string> invalidFilePath(const std::string& path) {
     return "path is longer than " + std::to_string(kMaxPathBytes) + " bytes";
   }
   if (path.find('\0') != std::string::npos) return "path contains a NUL byte";
+  if (!validUtf8(path)) return "path is not valid UTF-8";
   if (path.find('\\') != std::string::npos) return "path contains a backslash";
   if (path.front() == '/') return "path must be relative (it starts with '/')";
   if (path.back() == '/') return "path must not end with '/'";
@@ -607,7 +636,7 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     std::string url = ctx.base + "/buckets/" + id;
     if (!*created) {
       auto r = hubError(409, "", "You already created this bucket");
-      r.body = {json{{"error", "You already created this bucket"}, {"url", url}}.dump()};
+      r.body = {dumpJson(json{{"error", "You already created this bucket"}, {"url", url}})};
       return r;
     }
     return okJson({{"url", url}, {"id", id}, {"name", id}});
@@ -991,7 +1020,7 @@ HttpResponse HubService::reposApi(Ctx& ctx) {
   if (!created) return storageError(created.error());
   if (!*created) {
     auto r = hubError(409, "", "You already created this " + type + " repo");
-    r.body = {json{{"error", "You already created this " + type + " repo"}, {"url", url}}.dump()};
+    r.body = {dumpJson(json{{"error", "You already created this " + type + " repo"}, {"url", url}})};
     return r;
   }
   return okJson({{"url", url}, {"name", id}, {"id", id}});

@@ -353,6 +353,9 @@ TEST_F(HubApiTest, ResolveServesHeadersRangesAndErrors) {
   EXPECT_EQ(get("/buckets/alice/r/resolve/%2Fetc%2Fpasswd").status, 400);
   EXPECT_EQ(get("/buckets/alice/r/resolve/a%00b").status, 400);
   EXPECT_EQ(get("/buckets/alice/r/resolve/bad%zzescape").status, 400);
+  EXPECT_EQ(get("/buckets/alice/r/resolve/bad%ff%feutf8").status, 400);
+  EXPECT_EQ(get("/buckets/alice/r/resolve/caf%C3%A9").status, 404);  // valid UTF-8, absent
+  EXPECT_EQ(get("/api/buckets/%ff%fe/x").status, 400);
   EXPECT_EQ(get("/buckets/alice/nobucket/resolve/x", {alice()}).status, 404);
 }
 
