@@ -586,6 +586,21 @@ TEST_F(HubApiTest, MovesBucketsAndRepos) {
   EXPECT_EQ(get("/alice/r2/resolve/main/.gitattributes").status, 200);
 }
 
+TEST_F(HubApiTest, PrivateReposAreHidden) {
+  ASSERT_EQ(post("/api/repos/create", R"({"name":"p","private":true})", {alice()}).status, 200);
+  EXPECT_EQ(get("/api/models/alice/p", {alice()}).status, 200);
+  EXPECT_EQ(get("/alice/p/resolve/main/.gitattributes", {alice()}).status, 200);
+  for (const std::string& path : {std::string("/api/models/alice/p"),
+                                  std::string("/alice/p/resolve/main/.gitattributes"),
+                                  std::string("/api/models/alice/p/tree/main"),
+                                  std::string("/api/models/alice/p/xet-read-token/main")}) {
+    auto anon = get(path);
+    EXPECT_EQ(anon.status, 401) << path;
+    EXPECT_EQ(anon.header("x-error-code"), "RepoNotFound") << path;
+    EXPECT_EQ(get(path, {bob()}).status, 404) << path;
+  }
+}
+
 TEST_F(HubApiTest, DataSurvivesRestart) {
   makeBucket("alice/keep");
   ASSERT_EQ(post("/api/buckets/alice/keep/batch", addLine("k/v.txt", kHashA), {alice()}).status, 200);
