@@ -132,9 +132,15 @@ describe("fault injection", () => {
 	});
 
 	it("lets a retrying client finish a commit through 5xx and resets", async () => {
-		const s = await start(await freshDir(), ["--fault-rate", "0.25", "--faults", "5xx,reset"]);
+		const s = await start(await freshDir(), ["--fault-rate", "0.3", "--faults", "5xx,reset"]);
 		const stats = { retries: 0 };
 		const common = { hubUrl: s.url, accessToken: TOKEN, fetch: retryingFetch(stats) };
+		// Enough requests that some are certainly hit (0.7^40 < 1e-6), each answered in the end.
+		for (let i = 0; i < 40; i++) {
+			const res = await common.fetch(`${s.url}/api/whoami-v2`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+			assert.equal(res.status, 200);
+			await res.arrayBuffer();
+		}
 		const repo = { type: "model", name: `${USER}/flaky` };
 		await hub.createRepo({ ...common, repo });
 		const files = Array.from({ length: 12 }, (_, i) => ({ path: `f/${i}.txt`, content: new Blob([`file ${i}`]) }));
