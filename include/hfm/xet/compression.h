@@ -7,7 +7,8 @@
 // disagrees with the header) and never trust sizes from the data for allocations beyond the
 // protocol limits (compressed ≤ 262144, uncompressed ≤ 131072 per chunk). The LZ4 decoder
 // accepts any standard LZ4 frame (any block size/mode, checksums, content size, concatenated or
-// skippable frames); the encoder writes independent blocks with no checksums, like xet-core.
+// skippable frames; only dictionary frames are refused); the encoder writes 64 KiB independent
+// blocks with no checksums, like xet-core. Everything here is stateless and thread-safe.
 // Writers keep the smaller of the compressed and raw forms, so a payload is never larger than
 // its chunk (scheme None on ties).
 //
