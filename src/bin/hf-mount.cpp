@@ -1,6 +1,6 @@
-// hf-mount: mounts Hugging Face buckets and repos, and offers local tools (`hash`). This main
-// only wires subcommands; each lives in the cli layer. Exit codes: 0 ok, 1 a subcommand
-// failed, 2 bad usage.
+// hf-mount: mounts Hugging Face buckets and repos (`start`, `stop`, `status`, from the app
+// layer) and offers local tools (`hash`, from the cli layer). This main only wires
+// subcommands. Exit codes: 0 ok, 1 a subcommand failed, 2 bad usage.
 
 // CLI11 2.1's inlined string helpers trip GCC 12's -Wnull-dereference (a false positive in
 // libstdc++'s basic_string); silence it for this header only.
@@ -11,6 +11,7 @@
 
 #include <iostream>
 
+#include "hfm/app/supervisor.h"
 #include "hfm/cli/hash_command.h"
 
 namespace {
@@ -22,6 +23,7 @@ int run(int argc, char** argv) {
 
   int exit_code = 0;
   hfm::cli::addHashCommand(app, &exit_code);
+  const hfm::app::SupervisorCommands supervisor(app);  // start, stop, status
 
   try {
     app.parse(argc, argv);
@@ -29,6 +31,7 @@ int run(int argc, char** argv) {
     // --help and --version are "errors" with exit code 0; everything else is bad usage.
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (auto code = supervisor.run()) return *code;
   return exit_code;
 }
 

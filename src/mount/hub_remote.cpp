@@ -73,7 +73,15 @@ Result<size_t> HubRemote::readPlain(const vfs::RemoteEntry& file, uint64_t offse
   auto response = hub_->download(file.path, range, on_body);
   if (overflow) return Error::io("read " + file.path + ": the Hub sent more bytes than asked");
   if (!response) return response.error().withContext("read " + file.path);
-  std::string etag = response->header("x-linked-etag", response->header("etag"));
+  // After a CDN redirect the Hub's own headers (the version's ETag) are the redirect's.
+  const auto hubHeader = [&](std::string_view name) {
+    if (auto it = response->redirect_headers.find(name); it != response->redirect_headers.end()) {
+      return it->second;
+    }
+    return response->header(name);
+  };
+  std::string etag = hubHeader("x-linked-etag");
+  if (etag.empty()) etag = hubHeader("etag");
   std::erase(etag, '"');
   if (etag.rfind("W/", 0) == 0) etag = etag.substr(2);
   if (!file.etag.empty() && !etag.empty() && etag != file.etag) {
