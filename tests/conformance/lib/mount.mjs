@@ -285,3 +285,28 @@ export async function startHubOnPort({ dataDir, port = 0, extraArgs = [], timeou
 		}
 	}
 }
+
+// Bytes under a chunk-cache dir (<cache-dir>/chunks), measured while the cache may be
+// changing: the entry directories are walked first and the staging dir "tmp" last, so an
+// entry renamed from tmp/ into place during the walk is never counted twice (it may be
+// missed, so a sample is a lower bound of what was on disk — never an overestimate).
+export async function chunkCacheBytes(dir) {
+	let names;
+	try {
+		names = await readdir(dir, { withFileTypes: true });
+	} catch {
+		return 0;
+	}
+	const order = [...names.filter((e) => e.name !== "tmp"), ...names.filter((e) => e.name === "tmp")];
+	let total = 0;
+	for (const e of order) {
+		const p = path.join(dir, e.name);
+		if (e.isDirectory()) total += await treeBytes(p);
+		else if (e.isFile()) {
+			try {
+				total += (await stat(p)).size;
+			} catch {}
+		}
+	}
+	return total;
+}
