@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -117,6 +119,30 @@ void lazyUnmount(const fs::path& mountpoint) {
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
+}
+
+// Waits (bounded) for a backend that failed to start to exit, killing it if it lingers, and
+// reaps it (it is still our child), then detaches any mount it left.
+void reapFailedBackend(pid_t pid, const fs::path& mountpoint) {
+  if (pid <= 0) return;
+  const auto wait_exit = [pid](std::chrono::milliseconds budget) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid || (r < 0 && errno != EINTR)) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  if (!wait_exit(std::chrono::milliseconds(3000))) {
+    ::kill(pid, SIGTERM);
+    if (!wait_exit(std::chrono::milliseconds(5000))) {
+      ::kill(pid, SIGKILL);
+      wait_exit(std::chrono::milliseconds(5000));
+    }
+  }
+  lazyUnmount(mountpoint);
 }
 
 }  // namespace
@@ -274,6 +300,11 @@ int runStart(const std::vector<std::string>& args, bool fuse) {
     return kExitFailure;
   }
   if (!outcome->ready) {
+    // Leave nothing behind: the backend may still be running (a timeout) or exiting, and it
+    // may have exited before the pid file was written (so its guard could not remove it).
+    reapFailedBackend(outcome->pid, plan->mountpoint);
+    std::error_code ec;
+    fs::remove(request.pid_file, ec);
     std::cout << " failed\n";
     std::cerr << "hf-mount start: " << outcome->error << "\n"
               << "  log: " << request.log_file.string() << "\n";

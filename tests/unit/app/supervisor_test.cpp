@@ -109,5 +109,39 @@ TEST_F(SupervisorTest, StopWithoutADaemonFails) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("no running daemon"), std::string::npos);
 }
 
+
+// A backend that dies before reporting (here: before the supervisor even wrote the pid file,
+// so its own guard could not remove it) must leave no pid file and no process behind.
+TEST_F(SupervisorTest, FailedStartLeavesNoPidFile) {
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/fuse";
+  const fs::path bin = dir_ / "bin";
+  fs::create_directory(bin);
+  {
+    std::ofstream script(bin / "hf-mount-fuse");
+    script << "#!/bin/sh\necho 'backend: refusing' >&2\nexit 3\n";
+  }
+  fs::permissions(bin / "hf-mount-fuse", fs::perms::owner_all);
+  const char* old_path = std::getenv("PATH");
+  const std::string saved_path = old_path != nullptr ? old_path : "";
+  ::setenv("PATH", (bin.string() + ":" + saved_path).c_str(), 1);
+  ::setenv("HOME", dir_.c_str(), 1);
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  const int code = runStart({"bucket", "u/b", (dir_ / "mnt").string()}, true);
+  const std::string out = testing::internal::GetCapturedStdout();
+  const std::string err = testing::internal::GetCapturedStderr();
+  ::setenv("PATH", saved_path.c_str(), 1);
+  EXPECT_EQ(code, 1) << out << err;
+  EXPECT_NE(out.find("failed"), std::string::npos) << out;
+  EXPECT_NE(err.find("hf-mount start: "), std::string::npos) << err;
+  std::error_code ec;
+  size_t pid_files = 0;
+  for (const auto& entry : fs::directory_iterator(dir_ / ".hf-mount" / "pids", ec)) {
+    ADD_FAILURE() << "left behind: " << entry.path();
+    ++pid_files;
+  }
+  EXPECT_EQ(pid_files, 0U);
+}
+
 }  // namespace
 }  // namespace hfm::app
