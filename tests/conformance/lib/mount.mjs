@@ -83,9 +83,10 @@ export async function startMount({
 			await exited;
 			clearTimeout(timer);
 		}
-		if (await isMounted(mountpoint)) forceUnmount(mountpoint);
+		const stillMounted = await isMounted(mountpoint);
+		if (stillMounted) forceUnmount(mountpoint);
 		liveMounts.delete(child);
-		return exitInfo;
+		return { ...exitInfo, stillMounted };
 	};
 
 	const deadline = Date.now() + timeoutMs;
@@ -309,4 +310,17 @@ export async function chunkCacheBytes(dir) {
 		}
 	}
 	return total;
+}
+
+// Drops the kernel page cache (root only) so the next reads go through FUSE again instead of
+// being served from pages an earlier test cached; false when not permitted.
+export async function dropPageCache() {
+	spawnSync("sync", [], { stdio: "ignore", timeout: 60000 });
+	try {
+		const { writeFile } = await import("node:fs/promises");
+		await writeFile("/proc/sys/vm/drop_caches", "3");
+		return true;
+	} catch {
+		return false;
+	}
 }
