@@ -505,7 +505,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& optio
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_fn, nullptr,
       MHD_OPTION_EXTERNAL_LOGGER, logger_fn, nullptr,
       MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(256 * 1024),
+      // MHD zeroes this pool on every request, so it costs small fetches dearly; 64 KiB still
+      // holds the longest signed fetch URL (~8 KiB of ranges) and its headers.
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
       MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     return Error(EADDRINUSE, "cannot listen on " + options.host + ":" +
