@@ -210,8 +210,11 @@ DaemonGuard DaemonGuard::fromEnvironment() {
   std::string pid_file;
   if (const char* value = std::getenv("HF_MOUNT_DAEMON_FD")) {
     fd = std::atoi(value);
-    if (fd > 2) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    else fd = -1;
+    if (fd > 2) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    } else {
+      fd = -1;
+    }
   }
   if (const char* value = std::getenv("HF_MOUNT_DAEMON_PID_FILE")) pid_file = value;
   ::unsetenv("HF_MOUNT_DAEMON_FD");

@@ -20,10 +20,10 @@ void addMountCommandLine(CLI::App& app, MountOptions& o, MountSource& source, Ba
       ->capture_default_str();
   app.add_option("--cache-size", o.cache_size, "Disk cache bound in bytes")->capture_default_str();
   app.add_option("--cache-mode", o.cache_mode, "Disk cache mode: chunk or file")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, CacheMode>{{"chunk", CacheMode::kChunk},
-                                           {"file", CacheMode::kFile}},
-          CLI::ignore_case))
+      ->transform(
+          CLI::CheckedTransformer(std::map<std::string, CacheMode>{{"chunk", CacheMode::kChunk},
+                                                                   {"file", CacheMode::kFile}},
+                                  CLI::ignore_case))
       ->default_str("chunk");
   app.add_flag("--no-disk-cache", o.no_disk_cache, "Keep no chunk cache on disk");
   app.add_option("--max-staging-size", o.max_staging_size,
@@ -103,7 +103,8 @@ std::optional<std::string> finalizeMountOptions(MountOptions& o, const MountSour
 
 std::string describeMountOptions(const MountOptions& o) {
   std::ostringstream s;
-  s << "Config: hub_endpoint=" << o.hub_endpoint << " token=" << (o.hf_token.empty() ? "none" : "***")
+  s << "Config: hub_endpoint=" << o.hub_endpoint
+    << " token=" << (o.hf_token.empty() ? "none" : "***")
     << " token_file=" << (o.token_file.empty() ? "none" : o.token_file)
     << " cache_dir=" << o.cache_dir << " cache_size=" << o.cache_size
     << " cache_mode=" << (o.cache_mode == CacheMode::kChunk ? "chunk" : "file")

@@ -157,8 +157,9 @@ SupervisorCommands::SupervisorCommands(CLI::App& app) {
       "Every option of hf-mount-fuse / hf-mount-nfs is accepted (see `hf-mount-fuse --help`).");
   stop_ = app.add_subcommand("stop", "Flush pending writes, unmount and stop a mount");
   stop_->add_option("mountpoint", stop_mountpoint_, "The mount point")->required();
-  stop_->add_option("--timeout-secs", stop_timeout_secs_,
-                    "How long to wait for pending uploads before giving up")
+  stop_
+      ->add_option("--timeout-secs", stop_timeout_secs_,
+                   "How long to wait for pending uploads before giving up")
       ->capture_default_str();
   status_ = app.add_subcommand("status", "List running mounts");
 }
@@ -232,8 +233,9 @@ std::optional<StartPlan> planStart(const std::vector<std::string>& input_args, b
   }
   if (!plan.fuse && !options.no_mount && !programExists("mount.nfs") &&
       !programExists("mount_nfs")) {
-    error = "the NFS backend needs mount.nfs (apt-get install nfs-common)"
-            "; or use the FUSE backend: hf-mount start --fuse ...";
+    error =
+        "the NFS backend needs mount.nfs (apt-get install nfs-common)"
+        "; or use the FUSE backend: hf-mount start --fuse ...";
     return std::nullopt;
   }
 

@@ -54,17 +54,17 @@ TEST(MountOptionsTest, OptionsBeforeSourceAndRevisionAfter) {
 }
 
 TEST(MountOptionsTest, RejectsBadUsage) {
-  EXPECT_THROW(parse({"user/b", "/mnt"}), CLI::ParseError);                      // no source
-  EXPECT_THROW(parse({"bucket", "user/b"}), CLI::ParseError);                   // no mountpoint
+  EXPECT_THROW(parse({"user/b", "/mnt"}), CLI::ParseError);    // no source
+  EXPECT_THROW(parse({"bucket", "user/b"}), CLI::ParseError);  // no mountpoint
   EXPECT_THROW(parse({"--cache-size", "lots", "bucket", "a/b", "/m"}), CLI::ParseError);
   EXPECT_THROW(parse({"--no-such-flag", "bucket", "a/b", "/m"}), CLI::ParseError);
-  EXPECT_THROW(parse({"--poll-listing-concurrency", "0", "bucket", "a/b", "/m"}),
-               CLI::ParseError);
+  EXPECT_THROW(parse({"--poll-listing-concurrency", "0", "bucket", "a/b", "/m"}), CLI::ParseError);
   // NFS-only flags are unknown to the FUSE backend and vice versa.
   EXPECT_THROW(parse({"--nfs-port", "2049", "bucket", "a/b", "/m"}, Backend::kFuse),
                CLI::ParseError);
   EXPECT_THROW(parse({"--direct-io", "bucket", "a/b", "/m"}, Backend::kNfs), CLI::ParseError);
-  EXPECT_NO_THROW(parse({"--nfs-port", "2049", "--no-mount", "bucket", "a/b", "/m"}, Backend::kNfs));
+  EXPECT_NO_THROW(
+      parse({"--nfs-port", "2049", "--no-mount", "bucket", "a/b", "/m"}, Backend::kNfs));
 }
 
 TEST(MountOptionsTest, FinalizeTrimsEndpointAndChecksCombinations) {

@@ -30,9 +30,9 @@ TEST_F(SupervisorTest, PlanTakesTheTokenOutOfArgv) {
   std::string error;
   int code = -1;
   const std::string mnt = (dir_ / "mnt").string();
-  auto plan = planStart({"--fuse", "--hf-token", "hf_abcdefgh", "--cache-dir", "/c", "bucket",
-                         "user/b", mnt},
-                        false, error, code);
+  auto plan = planStart(
+      {"--fuse", "--hf-token", "hf_abcdefgh", "--cache-dir", "/c", "bucket", "user/b", mnt}, false,
+      error, code);
   ASSERT_TRUE(plan.has_value()) << error;
   EXPECT_TRUE(plan->fuse);
   EXPECT_EQ(plan->token, "hf_abcdefgh");
@@ -67,7 +67,8 @@ TEST_F(SupervisorTest, PlanRejectsUsageErrorsWithExitCode2) {
   EXPECT_EQ(code, 2);
   EXPECT_FALSE(planStart({"bucket", "u/b/../etc", mnt}, true, error, code).has_value());
   EXPECT_EQ(code, 2);
-  EXPECT_FALSE(planStart({"repo", "u/m", mnt, "--revision", "a..b"}, true, error, code).has_value());
+  EXPECT_FALSE(
+      planStart({"repo", "u/m", mnt, "--revision", "a..b"}, true, error, code).has_value());
   EXPECT_EQ(code, 2);
   EXPECT_TRUE(planStart({"repo", "datasets/u/d/sub", mnt}, true, error, code).has_value()) << error;
 }
@@ -108,7 +109,6 @@ TEST_F(SupervisorTest, StopWithoutADaemonFails) {
   EXPECT_EQ(runStop((dir_ / "mnt").string(), 1), 1);
   EXPECT_NE(testing::internal::GetCapturedStderr().find("no running daemon"), std::string::npos);
 }
-
 
 // A backend that dies before reporting (here: before the supervisor even wrote the pid file,
 // so its own guard could not remove it) must leave no pid file and no process behind.
