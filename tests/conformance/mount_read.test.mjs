@@ -361,4 +361,50 @@ describe("remote changes with polling", () => {
 		await expectErrno(readFile(path.join(mp, "del.bin")), "ENOENT", "read deleted file");
 		assert.ok(m.alive(), "the mount is still running");
 	});
+
+	it("a handle open across a remote change never mixes old and new bytes", async () => {
+		const b = { type: "bucket", name: `${USER}/tornb` };
+		const before = seededBytes(3 * MiB, 50);
+		const afterChange = seededBytes(3 * MiB, 51); // same size: only the hash tells them apart
+		await hub.createRepo({ ...common(), repo: b });
+		await upload(b, { "f.bin": before });
+		const m = await mount({
+			kind: "bucket",
+			id: b.name,
+			globalArgs: ["--poll-interval-secs", "1", "--metadata-ttl-ms", "500"],
+		});
+		const file = path.join(m.mountpoint, "f.bin");
+		const fh = await open(file, "r");
+		try {
+			const half = Buffer.alloc(1.5 * MiB);
+			await fh.read(half, 0, half.length, 0);
+			assert.ok(half.equals(Buffer.from(before.subarray(0, half.length))), "first half before the change");
+			await upload(b, { "f.bin": afterChange });
+			// A new open sees the new content once the poll has noticed it.
+			await waitFor(async () => (await sha256File(file)) === sha256(afterChange), {
+				timeoutMs: 30000,
+				intervalMs: 250,
+				what: "a new open to show the new content",
+			});
+			// The old handle: the whole file, read again through it, is one version or the other.
+			const whole = Buffer.alloc(before.length);
+			let got = 0;
+			for (let i = 0; i < 100 && got < whole.length; i++) {
+				const { bytesRead } = await fh.read(whole, got, whole.length - got, got);
+				if (bytesRead === 0) break;
+				got += bytesRead;
+			}
+			const digest = sha256(whole.subarray(0, got));
+			assert.ok(
+				digest === sha256(before) || digest === sha256(afterChange),
+				`the open handle returned ${got} bytes matching neither version (first half old: ${whole
+					.subarray(0, MiB)
+					.equals(Buffer.from(before.subarray(0, MiB)))}, second half new: ${whole
+					.subarray(2 * MiB, 3 * MiB)
+					.equals(Buffer.from(afterChange.subarray(2 * MiB, 3 * MiB)))})`,
+			);
+		} finally {
+			await fh.close();
+		}
+	});
 });
