@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 
 #include "hfm/app/daemon.h"
 #include "hfm/app/mount_options.h"
@@ -33,12 +34,16 @@ int fail(hfm::app::DaemonGuard& guard, int code, const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::atomic<hfm::fuse::FuseMount*> mount_ptr{nullptr};
+  // The signal thread may fire while main tears the mount down: mount_mu keeps it from
+  // calling into a FuseMount that is being destroyed.
+  std::mutex mount_mu;
+  hfm::fuse::FuseMount* mount_ptr = nullptr;  // Guarded by mount_mu.
   std::atomic<bool> stop_early{false};
   // Before any other thread exists, so every thread inherits the blocked signals.
   hfm::fuse::SignalWatcher signals([&](int) {
     stop_early = true;
-    if (auto* m = mount_ptr.load()) m->requestStop();
+    std::lock_guard lock(mount_mu);
+    if (mount_ptr != nullptr) mount_ptr->requestStop();
   });
   auto guard = hfm::app::DaemonGuard::fromEnvironment();
   const auto piped_token = hfm::app::readTokenFromInheritedFd();
@@ -88,7 +93,10 @@ int main(int argc, char** argv) {
   auto mounted = hfm::fuse::FuseMount::mount(vfs, fc);
   if (!mounted) return fail(guard, 1, mounted.error().message());
   auto& mount = *mounted;
-  mount_ptr = mount.get();
+  {
+    std::lock_guard lock(mount_mu);
+    mount_ptr = mount.get();
+  }
   if (stop_early) mount->requestStop();
 
   hfm::vfs::Poller poller(vfs, ctx.remote, std::chrono::seconds(options.poll_interval_secs),
@@ -100,7 +108,10 @@ int main(int argc, char** argv) {
   poller.start();
   auto served = mount->serve();
   poller.stop();
-  mount_ptr = nullptr;
+  {
+    std::lock_guard lock(mount_mu);
+    mount_ptr = nullptr;
+  }
   if (!served) return fail(guard, 1, served.error().message());
   spdlog::info("unmounted {}", mountpoint);
   return 0;
