@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { createHash, createCipheriv } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, accessSync, constants as fsConstants } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -323,4 +323,19 @@ export async function dropPageCache() {
 	} catch {
 		return false;
 	}
+}
+
+// Why FUSE mounts cannot run here (no /dev/fuse access, or no fusermount3 for a non-root
+// user), or false when they can. Tests pass it as `skip` so a host without FUSE reports
+// skipped tests with the reason instead of failing.
+export function fuseUnavailable() {
+	try {
+		accessSync("/dev/fuse", fsConstants.R_OK | fsConstants.W_OK);
+	} catch (e) {
+		return `FUSE unavailable: /dev/fuse: ${e.code}`;
+	}
+	if (process.getuid?.() !== 0 && spawnSync("fusermount3", ["-V"], { stdio: "ignore" }).status !== 0) {
+		return "FUSE unavailable: not root and no fusermount3";
+	}
+	return false;
 }
