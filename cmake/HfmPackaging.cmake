@@ -55,13 +55,13 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "Mount Hugging Face Storage Buckets and Hub repos as local folders\n\
-hf-mount serves a bucket (read-write) or a model, dataset or space repo (read-only)\n\
+    "hf-mount serves a bucket (read-write) or a model, dataset or space repo (read-only)\n\
 as a local directory through FUSE (hf-mount-fuse) or a local NFS server\n\
 (hf-mount-nfs), fetching file contents lazily through the Xet CAS. `hf-mount start`\n\
 runs a mount in the background; hf-local-hub is a local Hub for tests.")
-# Libraries come from dpkg-shlibdeps (libfuse3-3, libnfs13, libcurl4, libsqlite3-0,
-# libmicrohttpd12, liblz4-1, libspdlog1.10, libfmt9, libzstd1, libxxhash0, libstdc++6, ...).
+# Libraries come from dpkg-shlibdeps; on Debian 12 that gives fuse3 (ours), libc6, libcurl4,
+# libfmt9, libfuse3-3, libgcc-s1, liblz4-1, libmicrohttpd12, libnfs13, libspdlog1.10-fmt9,
+# libsqlite3-0, libssl3, libstdc++6, libxxhash0.
 find_program(HFM_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(HFM_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
@@ -70,7 +70,7 @@ else()
   # Debian 12 (bookworm) names, for hosts without dpkg-dev.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
       "fuse3, libfuse3-3, libnfs13, libcurl4, libsqlite3-0, libmicrohttpd12, liblz4-1, \
-libspdlog1.10, libfmt9, libzstd1, libxxhash0, libssl3, libstdc++6, libc6")
+libspdlog1.10-fmt9, libfmt9, libxxhash0, libssl3, libstdc++6, libgcc-s1, libc6")
 endif()
 # mount.nfs is only needed by the default (NFS) backend of `hf-mount start`.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "nfs-common")
