@@ -219,7 +219,9 @@ std::optional<StartPlan> planStart(const std::vector<std::string>& input_args, b
     return std::nullopt;
   }
   if (!missing && isMounted(mountpoint)) {
-    error = "mount point " + mountpoint.string() + " is already mounted";
+    error = "mount point " + mountpoint.string() +
+            " is already mounted (if nothing serves it any more: hf-mount stop " +
+            mountpoint.string() + ")";
     return std::nullopt;
   }
   if (!options.token_file.empty() && ::access(options.token_file.c_str(), R_OK) != 0) {
@@ -335,7 +337,8 @@ int runStop(const std::string& mountpoint_arg, unsigned timeout_secs) {
     lazyUnmount(mountpoint);
     std::cerr << "hf-mount stop: no running daemon for " << mountpoint.string()
               << (was_mounted ? " (unmounted a stale mount)" : "") << "\n";
-    return record ? kExitOk : kExitFailure;
+    // A stale pid file or a stale mount cleaned up is a successful stop (as the reference).
+    return record || was_mounted ? kExitOk : kExitFailure;
   }
   const pid_t pid = record->pid;
   // SIGTERM makes the backend flush pending uploads (bounded by its

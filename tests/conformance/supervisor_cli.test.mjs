@@ -244,6 +244,15 @@ describe("hf-mount start/stop/status", { skip: !haveFuse && "needs /dev/fuse and
 			assert.match(status.stdout + status.stderr, /No running daemons/);
 			assert.ok(!(status.stdout + status.stderr).includes(mnt));
 			assert.deepEqual(pidFiles(), [], "stale pid file removed");
+			// The dead backend's mount is still there; start refuses it and says how to fix it.
+			assert.ok(isMounted(mnt), "stale mount left by kill -9");
+			const again = await hfMount(["start", "--fuse", ...commonArgs(), "bucket", bucket.name, mnt]);
+			assert.equal(again.code, 1, JSON.stringify(again));
+			assertOneLineReason(again, /already mounted.*hf-mount stop/);
+			const stop = await hfMount(["stop", mnt]);
+			assert.equal(stop.code, 0, JSON.stringify(stop));
+			assert.match(stop.stderr, /stale mount/);
+			assert.equal(isMounted(mnt), false, "stop detached the stale mount");
 		} finally {
 			await run("umount", ["-l", mnt], { timeoutMs: 10000 });
 			await cleanup();
