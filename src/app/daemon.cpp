@@ -277,7 +277,16 @@ Result<SpawnOutcome> spawnDaemon(SpawnRequest request, bool progress) {
   }
   const int log_fd =
       ::open(request.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (log_fd < 0) return sysError("cannot open log " + request.log_file.string());
+  const auto close_pipes = [&] {
+    for (int fd : {ready_pipe[0], ready_pipe[1], token_pipe[0], token_pipe[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  if (log_fd < 0) {
+    Error error = sysError("cannot open log " + request.log_file.string());
+    close_pipes();
+    return error;
+  }
 
   std::vector<std::string> argv_storage;
   argv_storage.push_back(request.backend_binary.string());
@@ -287,7 +296,12 @@ Result<SpawnOutcome> spawnDaemon(SpawnRequest request, bool progress) {
   argv.push_back(nullptr);
 
   const pid_t pid = ::fork();
-  if (pid < 0) return sysError("fork");
+  if (pid < 0) {
+    Error error = sysError("fork");
+    close_pipes();
+    ::close(log_fd);
+    return error;
+  }
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
     ::setsid();
