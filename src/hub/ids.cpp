@@ -84,7 +84,11 @@ std::string SourceId::display() const {
 }
 
 Status validateName(std::string_view name, std::string_view what) {
-  const std::string quoted = "'" + std::string(name) + "'";
+  // Appended rather than "'" + std::string(name) + "'": GCC 12 at -O3 reports a false
+  // -Wrestrict on that form (GCC bug 105651), which breaks Release builds with -Werror.
+  std::string quoted(1, '\'');
+  quoted.append(name);
+  quoted.push_back('\'');
   if (name.empty()) return Error::invalid(std::string(what) + " is empty");
   if (name.size() > kMaxNameLength) {
     return Error::invalid(std::string(what) + " " + quoted + " is longer than 96 characters");
