@@ -247,7 +247,29 @@ void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat*, int, fuse_file_info*) {
-  replyStatus(req, implOf(req)->vfs.setattr(ino));
+  auto* impl = implOf(req);
+  auto r = impl->vfs.setattr(ino);
+  if (!r.ok()) {
+    fuse_reply_err(req, r.error().code());
+    return;
+  }
+  auto st = toStat(*r);
+  fuse_reply_attr(req, &st, impl->timeout());
+}
+
+// Replies an entry that counts as one kernel lookup (undone if the reply cannot be sent).
+void replyNewEntry(fuse_req_t req, const Result<vfs::Attr>& r) {
+  auto* impl = implOf(req);
+  if (!r.ok()) {
+    fuse_reply_err(req, r.error().code());
+    return;
+  }
+  fuse_entry_param e{};
+  e.entry_timeout = impl->timeout();
+  e.attr_timeout = impl->timeout();
+  e.ino = r->ino;
+  e.attr = toStat(*r);
+  if (fuse_reply_entry(req, &e) != 0) impl->vfs.forget(r->ino, 1);
 }
 
 void opReadlink(fuse_req_t req, fuse_ino_t) { fuse_reply_err(req, EINVAL); }
@@ -257,7 +279,13 @@ void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, dev_t)
 }
 
 void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
-  replyStatus(req, implOf(req)->vfs.mkdir(parent, name));
+  auto* impl = implOf(req);
+  Status st = impl->vfs.mkdir(parent, name);
+  if (!st.ok()) {
+    fuse_reply_err(req, st.error().code());
+    return;
+  }
+  replyNewEntry(req, impl->vfs.lookup(parent, name));
 }
 
 void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -281,8 +309,25 @@ void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   replyStatus(req, implOf(req)->vfs.link(ino, newparent, newname));
 }
 
-void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info*) {
-  replyStatus(req, implOf(req)->vfs.create(parent, name));
+void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
+  auto* impl = implOf(req);
+  auto r = impl->vfs.create(parent, name, fi->flags);
+  if (!r.ok()) {
+    fuse_reply_err(req, r.error().code());
+    return;
+  }
+  fuse_entry_param e{};
+  e.entry_timeout = impl->timeout();
+  e.attr_timeout = impl->timeout();
+  e.ino = r->attr.ino;
+  e.attr = toStat(r->attr);
+  fi->fh = r->open.fh;
+  fi->keep_cache = 0;
+  fi->direct_io = r->open.direct_io ? 1 : 0;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    impl->vfs.release(r->open.fh);
+    impl->vfs.forget(r->attr.ino, 1);
+  }
 }
 
 void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -294,7 +339,8 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = r->fh;
   fi->keep_cache = r->keep_cache ? 1 : 0;
   fi->direct_io = r->direct_io ? 1 : 0;
-  fi->noflush = 1;  // nothing to flush on close of a read-only handle
+  // Read handles have nothing to flush on close; write handles commit on flush.
+  fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY ? 1 : 0;
   if (fuse_reply_open(req, fi) != 0) implOf(req)->vfs.release(r->fh);
 }
 
@@ -315,11 +361,32 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *r);
 }
 
-void opWrite(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info* fi) {
-  replyStatus(req, implOf(req)->vfs.write(fi->fh));
+void opWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  if (off < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  auto r = implOf(req)->vfs.write(
+      fi->fh, static_cast<uint64_t>(off),
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf), size));
+  if (!r.ok()) {
+    fuse_reply_err(req, r.error().code());
+    return;
+  }
+  fuse_reply_write(req, *r);
+}
+
+void opFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  replyStatus(req, implOf(req)->vfs.flush(fi->fh));
+}
+
+void opFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  replyStatus(req, implOf(req)->vfs.fsync(fi->fh));
 }
 
 void opRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  // The kernel ignores release errors; Vfs::release logs them.
   implOf(req)->vfs.release(fi->fh);
   fuse_reply_err(req, 0);
 }
@@ -441,6 +508,8 @@ fuse_lowlevel_ops makeOps() {
   ops.read = opRead;
   ops.write = opWrite;
   ops.release = opRelease;
+  ops.flush = opFlush;
+  ops.fsync = opFsync;
   ops.opendir = opOpendir;
   ops.readdir = opReaddir;
   ops.readdirplus = opReaddirplus;

@@ -3,11 +3,101 @@
 #include <algorithm>
 #include <cstring>
 
+#include "hfm/util/log.h"
+#include "hfm/xet/upload_session.h"
+
 namespace hfm::mount {
 
 HubRemote::HubRemote(std::shared_ptr<const hub::HubClient> hub,
                      std::shared_ptr<cache::ChunkFetcher> fetcher, bool read_only)
     : hub_(std::move(hub)), fetcher_(std::move(fetcher)), read_only_(read_only) {}
+
+HubRemote::HubRemote(std::shared_ptr<const hub::HubClient> hub,
+                     std::shared_ptr<cache::ChunkFetcher> fetcher, bool read_only,
+                     std::shared_ptr<xet::CasWriter> cas_writer)
+    : hub_(std::move(hub)),
+      fetcher_(std::move(fetcher)),
+      cas_writer_(std::move(cas_writer)),
+      read_only_(read_only || cas_writer_ == nullptr) {}
+
+namespace {
+
+class OwningCasWriter final : public xet::CasWriter {
+ public:
+  OwningCasWriter(std::shared_ptr<http::HttpClient> http,
+                  std::shared_ptr<http::XetTokenProvider> tokens)
+      : http_(std::move(http)), tokens_(std::move(tokens)), client_(*http_, *tokens_) {}
+  Result<bool> uploadXorb(const xet::MerkleHash& hash, std::span<const uint8_t> body) override {
+    return client_.uploadXorb(hash, body);
+  }
+  Status uploadShard(std::span<const uint8_t> shard) override { return client_.uploadShard(shard); }
+  Result<std::optional<xet::Shard>> queryDedup(const xet::MerkleHash& chunk_hash) override {
+    return client_.queryDedup(chunk_hash);
+  }
+
+ private:
+  std::shared_ptr<http::HttpClient> http_;
+  std::shared_ptr<http::XetTokenProvider> tokens_;
+  xet::CasWriteClient client_;
+};
+
+// One file, one session: a failure stays with its file.
+class HubUpload final : public vfs::RemoteUpload {
+ public:
+  explicit HubUpload(std::shared_ptr<xet::CasWriter> cas)
+      : cas_(std::move(cas)), session_(std::make_unique<xet::UploadSession>(*cas_)),
+        writer_(session_->beginFile()) {}
+  ~HubUpload() override {
+    writer_.reset();  // before the session it belongs to
+    session_.reset();
+  }
+  HubUpload(const HubUpload&) = delete;
+  HubUpload& operator=(const HubUpload&) = delete;
+
+  Status write(std::span<const uint8_t> data) override {
+    if (writer_ == nullptr) return Error(EIO, "upload already finished");
+    return writer_->write(data);
+  }
+
+  Result<vfs::UploadedContent> finish() override {
+    if (writer_ == nullptr) return Error(EIO, "upload already finished");
+    auto file = writer_->finish();
+    writer_.reset();
+    if (!file) return file.error().withContext("finishing the upload");
+    HFM_TRY(session_->commit());
+    const auto stats = session_->stats();
+    spdlog::debug("upload: {} bytes, {} new chunks, {} dedup chunks, {} xorbs", stats.bytes_in,
+                  stats.new_chunks, stats.dedup_chunks, stats.xorbs_uploaded);
+    return vfs::UploadedContent{file->file_hash.hex(), file->size};
+  }
+
+ private:
+  std::shared_ptr<xet::CasWriter> cas_;
+  std::unique_ptr<xet::UploadSession> session_;
+  std::unique_ptr<xet::UploadSession::FileWriter> writer_;
+};
+
+}  // namespace
+
+std::shared_ptr<xet::CasWriter> HubRemote::makeCasWriter(
+    std::shared_ptr<http::HttpClient> http, std::shared_ptr<http::XetTokenProvider> tokens) {
+  return std::make_shared<OwningCasWriter>(std::move(http), std::move(tokens));
+}
+
+Result<std::unique_ptr<vfs::RemoteUpload>> HubRemote::beginUpload() {
+  if (read_only_) return Error(EROFS, "read-only mount");
+  return std::unique_ptr<vfs::RemoteUpload>(std::make_unique<HubUpload>(cas_writer_));
+}
+
+Status HubRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,
+                              std::span<const std::string> deletes) {
+  if (read_only_) return Error(EROFS, "read-only mount");
+  std::vector<hub::BatchOp> ops;
+  ops.reserve(adds.size() + deletes.size());
+  for (const auto& add : adds) ops.push_back(hub::BatchOp::addFile(add.path, add.xet_hash, add.mtime_ms));
+  for (const auto& path : deletes) ops.push_back(hub::BatchOp::deleteFile(path));
+  return hub_->batch(ops);
+}
 
 vfs::RemoteEntry HubRemote::toRemoteEntry(const hub::TreeEntry& entry) {
   vfs::RemoteEntry out;

@@ -82,7 +82,12 @@ Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions
     ctx->chunk_cache = std::shared_ptr<cache::ChunkCache>(std::move(opened).value());
   }
   ctx->fetcher = std::make_shared<cache::ChunkFetcher>(*ctx->cas, ctx->chunk_cache);
-  ctx->remote = std::make_shared<HubRemote>(ctx->hub, ctx->fetcher, ctx->read_only);
+  if (ctx->read_only) {
+    ctx->remote = std::make_shared<HubRemote>(ctx->hub, ctx->fetcher, true);
+  } else {
+    ctx->remote = std::make_shared<HubRemote>(
+        ctx->hub, ctx->fetcher, false, HubRemote::makeCasWriter(ctx->http, ctx->xet_tokens));
+  }
 
   vfs::VfsConfig& config = ctx->vfs_config;
   config.uid = options.uid.value_or(::getuid());

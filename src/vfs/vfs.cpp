@@ -18,6 +18,12 @@ namespace {
 constexpr size_t kNameMax = 255;
 constexpr uint64_t kFakeCapacityBytes = 42ull * 1000 * 1000 * 1000 * 1000 * 1000;  // 42 PB
 
+int64_t wallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string versionOf(const RemoteEntry& e) {
   return e.xet_hash + "|" + e.etag + "|" + std::to_string(e.size);
 }
@@ -47,12 +53,22 @@ struct Vfs::Inode {
   uint64_t list_generation = 0;                // directories: bumped by every applied listing
   Clock::time_point revalidated_at{};          // files: metadata last confirmed
   std::optional<std::string> last_open_version;  // files: version the last open saw
+  bool dirty = false;      // files: a write handle replaces the content, not committed yet
+  uint32_t writers = 0;    // files: open write handles (at most one)
+  bool local_dir = false;  // directories: made by mkdir, not known to the remote
 };
 
 struct Vfs::FileHandle {
   InodeId ino = 0;
   std::string version;
-  std::unique_ptr<Prefetcher> prefetcher;
+  std::unique_ptr<Prefetcher> prefetcher;  // read handles only
+  // Write handles only (upload != nullptr). Guarded by write_mu.
+  std::mutex write_mu;
+  std::unique_ptr<RemoteUpload> upload;
+  uint64_t written = 0;
+  bool committed = false;
+  std::optional<Error> failed;           // sticky: every later write/flush/fsync returns it
+  std::optional<RemoteEntry> previous;  // the content before O_TRUNC (nullopt: created)
 };
 
 struct Vfs::DirHandle {
@@ -113,7 +129,11 @@ Attr Vfs::attrLocked(const Inode& node) const {
   a.ino = node.ino;
   a.is_dir = node.is_dir;
   // Read-only core: the reference reports 0444 / 0555 on read-only mounts.
-  a.mode = node.is_dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  if (remote_->readOnly()) {
+    a.mode = node.is_dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  } else {
+    a.mode = node.is_dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+  }
   a.nlink = node.detached ? 0 : (node.is_dir ? 2 : 1);
   a.uid = config_.uid;
   a.gid = config_.gid;
@@ -235,6 +255,7 @@ InodeId Vfs::childLocked(Inode& dir, const std::string& name, const RemoteEntry&
   auto it = dir.children.find(name);
   if (it != dir.children.end()) {
     Inode* existing = findLocked(it->second);
+    if (existing != nullptr && existing->dirty) return existing->ino;  // local content wins
     if (existing != nullptr && existing->is_dir == entry.is_dir) {
       if (!existing->is_dir) {
         updateFileLocked(*existing, entry, changes, notes);
@@ -315,7 +336,11 @@ void Vfs::applyListingLocked(Inode& dir, const std::vector<RemoteEntry>& entries
   }
   std::vector<std::string> gone;
   for (const auto& [name, id] : dir.children) {
-    if (!wanted.contains(name)) gone.push_back(name);
+    if (wanted.contains(name)) continue;
+    const Inode* child = findLocked(id);
+    // Local state the remote cannot know yet: a file being written, a mkdir'd directory.
+    if (child != nullptr && (child->dirty || child->local_dir)) continue;
+    gone.push_back(name);
   }
   for (const auto& name : gone) detachLocked(dir, name, changes, notes);
   for (const auto& [name, e] : wanted) childLocked(dir, name, e, changes, notes);
@@ -332,11 +357,13 @@ Status Vfs::ensureListed(InodeId dir, bool force, ChangeSet* out) {
   if (!lm) return Error(ENOENT, "directory inode " + std::to_string(dir) + " is gone");
   std::lock_guard<std::mutex> listing_lock(*lm);
   std::string path;
+  bool local = false;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     Inode* d = findLocked(dir);
     if (d == nullptr || d->detached) return Error(ENOENT, "directory was removed");
     if (!d->is_dir) return Error(ENOTDIR, d->path + " is not a directory");
+    local = d->local_dir;
     if (d->listed_at) {
       // Someone listed while we waited for the listing lock: that answer is fresh enough.
       if (d->list_generation != seen_generation) return okStatus();
@@ -373,7 +400,7 @@ Status Vfs::ensureListed(InodeId dir, bool force, ChangeSet* out) {
     for (auto& p : changes.changed) out->changed.push_back(std::move(p));
     for (auto& p : changes.deleted) out->deleted.push_back(std::move(p));
   }
-  if (!listing.ok()) return listing.error().withContext("listing '" + path + "'");
+  if (!listing.ok() && !local) return listing.error().withContext("listing '" + path + "'");
   return okStatus();
 }
 
@@ -409,7 +436,7 @@ Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
         Inode* node = findLocked(it->second);
         if (node != nullptr) {
           const bool stale =
-              !node->is_dir && (config_.metadata_ttl_minimal ||
+              !node->is_dir && !node->dirty && (config_.metadata_ttl_minimal ||
                                 now() - node->revalidated_at >= config_.metadata_ttl);
           if (!stale || round > 0) {
             node->nlookup++;
@@ -594,7 +621,11 @@ void Vfs::releasedir(uint64_t dir_handle) {
 
 Result<OpenResult> Vfs::open(InodeId ino, int flags) {
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) {
-    return Error(EROFS, "read-only filesystem");
+    if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+    if ((flags & O_TRUNC) == 0 || (flags & O_APPEND) != 0) {
+      return Error(EPERM, "streaming writes replace whole files: open with O_TRUNC");
+    }
+    return openWrite(ino, false);
   }
   auto handle = std::make_shared<FileHandle>();
   OpenResult result;
@@ -604,6 +635,7 @@ Result<OpenResult> Vfs::open(InodeId ino, int flags) {
     Inode* node = findLocked(ino);
     if (node == nullptr) return Error(ENOENT, "unknown inode " + std::to_string(ino));
     if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
+    if (node->dirty) return Error(EBUSY, node->path + " is being written");
     const std::string version = versionOf(node->entry);
     result.keep_cache = !node->last_open_version || *node->last_open_version == version;
     result.keep_cache = result.keep_cache && !config_.direct_io;
@@ -630,6 +662,7 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
     if (it == files_.end()) return Error(EBADF, "unknown file handle");
     handle = it->second;
   }
+  if (handle->prefetcher == nullptr) return Error(EBADF, "read on a write-only handle");
   {
     // A handle pinned to a version that has since been replaced at the same path must not put
     // old bytes into the kernel's page cache, which new opens of the inode share: ESTALE.
@@ -660,6 +693,23 @@ void Vfs::release(uint64_t fh) {
     if (it == files_.end()) return;
     handle = std::move(it->second);
     files_.erase(it);
+  }
+  if (handle->upload != nullptr) {
+    Status result = okStatus();
+    {
+      std::lock_guard<std::mutex> wlock(handle->write_mu);
+      if (!handle->failed && !handle->committed) result = commitHandle(*handle);
+      handle->upload.reset();
+    }
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(handle->ino);
+    if (node != nullptr) {
+      if (node->writers > 0) node->writers--;
+      if (node->open_handles > 0) node->open_handles--;
+      maybeFreeLocked(handle->ino);
+    }
+    if (!result.ok()) spdlog::error("release fh {}: {}", fh, result.error().message());
+    return;
   }
   if (spdlog::should_log(spdlog::level::debug)) {
     const auto s = handle->prefetcher->stats();
@@ -696,21 +746,460 @@ Status Vfs::checkMutation(std::string_view name) const {
   if (config_.filter_os_files && isOsJunkName(name)) {
     return Error(EACCES, std::string(name) + " is an OS junk name (see --no-filter-os-files)");
   }
-  return Error(EROFS, "read-only filesystem");
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) {
+    return Error(EINVAL, "invalid name");
+  }
+  return okStatus();
 }
 
-Status Vfs::mknod(InodeId, std::string_view name) { return checkMutation(name); }
-Status Vfs::mkdir(InodeId, std::string_view name) { return checkMutation(name); }
-Status Vfs::create(InodeId, std::string_view name) { return checkMutation(name); }
-Status Vfs::symlink(InodeId, std::string_view name) { return checkMutation(name); }
-Status Vfs::link(InodeId, InodeId, std::string_view new_name) { return checkMutation(new_name); }
-Status Vfs::unlink(InodeId, std::string_view) { return Error(EROFS, "read-only filesystem"); }
-Status Vfs::rmdir(InodeId, std::string_view) { return Error(EROFS, "read-only filesystem"); }
-Status Vfs::rename(InodeId, std::string_view, InodeId, std::string_view new_name) {
-  return checkMutation(new_name);
+Status Vfs::mknod(InodeId, std::string_view name) {
+  HFM_TRY(checkMutation(name));
+  return Error(EPERM, "special files cannot be stored in a bucket");
 }
-Status Vfs::setattr(InodeId) { return Error(EROFS, "read-only filesystem"); }
-Status Vfs::write(uint64_t) { return Error(EROFS, "read-only filesystem"); }
+
+Status Vfs::symlink(InodeId, std::string_view name) {
+  HFM_TRY(checkMutation(name));
+  return Error(EPERM, "symlinks cannot be stored in a bucket");
+}
+
+Status Vfs::link(InodeId, InodeId, std::string_view new_name) {
+  HFM_TRY(checkMutation(new_name));
+  return Error(ENOTSUP, "hard links are not supported (copy instead)");
+}
+
+Result<Attr> Vfs::setattr(InodeId ino) {
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  return getattr(ino);
+}
+
+Status Vfs::mkdir(InodeId parent, std::string_view name_view) {
+  HFM_TRY(checkMutation(name_view));
+  const std::string name(name_view);
+  auto existing = lookup(parent, name);
+  if (existing.ok()) {
+    forget(existing->ino, 1);
+    return Error(EEXIST, name + " exists");
+  }
+  if (existing.error().code() != ENOENT) return existing.error();
+  std::string path;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+    if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
+    if (dir->children.contains(name)) return Error(EEXIST, name + " exists");
+    path = childPath(*dir, name);
+    RemoteEntry e;
+    e.path = path;
+    e.is_dir = true;
+    e.mtime_ns = wallNowNs();
+    ChangeSet changes;
+    std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
+    const InodeId id = childLocked(*dir, name, e, changes, notes);
+    Inode* node = findLocked(id);
+    node->local_dir = true;
+    node->listed_at = now();
+  }
+  std::lock_guard<std::mutex> lock(neg_mu_);
+  negative_.erase(path);
+  return okStatus();
+}
+
+Status Vfs::create(InodeId parent, std::string_view name) {
+  HFM_ASSIGN_OR_RETURN(auto made, create(parent, name, O_WRONLY | O_CREAT | O_TRUNC));
+  // flush() commits only written handles; commit the empty file here.
+  Status st = okStatus();
+  {
+    std::shared_ptr<FileHandle> handle;
+    {
+      std::lock_guard<std::mutex> lock(handles_mu_);
+      handle = files_.at(made.open.fh);
+    }
+    std::lock_guard<std::mutex> wlock(handle->write_mu);
+    st = handle->failed ? Status(*handle->failed) : commitHandle(*handle);
+  }
+  release(made.open.fh);
+  forget(made.attr.ino, 1);
+  return st;
+}
+
+Status Vfs::write(uint64_t) {
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  return Error(ENOTSUP, "handle-less writes need the advanced write mode");
+}
+
+Result<CreateResult> Vfs::create(InodeId parent, std::string_view name_view, int flags) {
+  HFM_TRY(checkMutation(name_view));
+  const std::string name(name_view);
+  auto existing = lookup(parent, name);
+  if (existing.ok()) {
+    if ((flags & O_EXCL) != 0 || existing->is_dir) {
+      forget(existing->ino, 1);
+      return Error(existing->is_dir ? EISDIR : EEXIST, name + " exists");
+    }
+    auto opened = openWrite(existing->ino, false);
+    if (!opened.ok()) {
+      forget(existing->ino, 1);
+      return opened.error();
+    }
+    auto attr = getattr(existing->ino);
+    return CreateResult{attr.ok() ? *attr : *existing, *opened};
+  }
+  if (existing.error().code() != ENOENT) return existing.error();
+  std::string path;
+  InodeId id = 0;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+    if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
+    if (dir->children.contains(name)) return Error(EEXIST, name + " appeared meanwhile");
+    path = childPath(*dir, name);
+    RemoteEntry e;
+    e.path = path;
+    e.mtime_ns = wallNowNs();
+    ChangeSet changes;
+    std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
+    id = childLocked(*dir, name, e, changes, notes);
+    Inode* node = findLocked(id);
+    node->dirty = true;  // protected from listings until the first open below fails or commits
+    node->nlookup++;
+  }
+  {
+    std::lock_guard<std::mutex> lock(neg_mu_);
+    negative_.erase(path);
+  }
+  auto opened = openWrite(id, true);
+  if (!opened.ok()) {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(id);
+    Inode* dir = findLocked(parent);
+    if (node != nullptr && dir != nullptr && node->writers == 0) {
+      node->dirty = false;
+      ChangeSet changes;
+      std::vector<std::function<void(InvalidationSink&)>> notes;
+      detachLocked(*dir, name, changes, notes);
+    }
+    if (node != nullptr && node->nlookup > 0) node->nlookup--;
+    maybeFreeLocked(id);
+    return opened.error();
+  }
+  auto attr = getattr(id);
+  if (!attr.ok()) return attr.error();
+  return CreateResult{*attr, *opened};
+}
+
+Result<OpenResult> Vfs::openWrite(InodeId ino, bool created) {
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  auto upload = remote_->beginUpload();
+  if (!upload.ok()) {
+    spdlog::error("cannot start an upload: {}", upload.error().message());
+    return upload.error();
+  }
+  auto handle = std::make_shared<FileHandle>();
+  handle->upload = std::move(*upload);
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(ino);
+    if (node == nullptr || node->detached) return Error(ENOENT, "unknown inode");
+    if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
+    if (node->writers > 0) return Error(EBUSY, node->path + " is already being written");
+    if (!created) {
+      if (node->dirty) return Error(EBUSY, node->path + " is being written");
+      handle->previous = node->entry;
+    }
+    node->dirty = true;
+    node->writers++;
+    node->open_handles++;
+    node->entry.size = 0;
+    node->entry.mtime_ns = wallNowNs();
+    node->entry.xet_hash.clear();
+    node->entry.etag.clear();
+    handle->ino = ino;
+  }
+  OpenResult result;
+  result.direct_io = config_.direct_io;
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  result.fh = next_fh_++;
+  files_[result.fh] = std::move(handle);
+  return result;
+}
+
+Result<size_t> Vfs::write(uint64_t fh, uint64_t offset, std::span<const uint8_t> data) {
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  std::shared_ptr<FileHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = files_.find(fh);
+    if (it == files_.end()) return Error(EBADF, "unknown file handle");
+    handle = it->second;
+  }
+  if (handle->upload == nullptr) return Error(EBADF, "write on a read-only handle");
+  std::lock_guard<std::mutex> wlock(handle->write_mu);
+  if (handle->failed) return *handle->failed;
+  if (handle->committed) return Error(EIO, "the file was already committed at close");
+  if (offset != handle->written) {
+    return Error(EINVAL, "streaming writes must be sequential (offset " + std::to_string(offset) +
+                             ", expected " + std::to_string(handle->written) +
+                             "); see --advanced-writes");
+  }
+  if (data.empty()) return size_t{0};
+  Status st = handle->upload->write(data);
+  if (!st.ok()) return failHandle(*handle, st.error(), "uploading fh " + std::to_string(fh));
+  handle->written += data.size();
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (Inode* node = findLocked(handle->ino)) node->entry.size = handle->written;
+  return data.size();
+}
+
+Status Vfs::flush(uint64_t fh) {
+  std::shared_ptr<FileHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = files_.find(fh);
+    if (it == files_.end()) return Error(EBADF, "unknown file handle");
+    handle = it->second;
+  }
+  if (handle->upload == nullptr) return okStatus();
+  std::lock_guard<std::mutex> wlock(handle->write_mu);
+  if (handle->failed) return *handle->failed;
+  if (handle->committed || handle->written == 0) return okStatus();
+  return commitHandle(*handle);
+}
+
+Status Vfs::fsync(uint64_t fh) {
+  std::shared_ptr<FileHandle> handle;
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    auto it = files_.find(fh);
+    if (it == files_.end()) return Error(EBADF, "unknown file handle");
+    handle = it->second;
+  }
+  if (handle->upload == nullptr) return okStatus();
+  std::lock_guard<std::mutex> wlock(handle->write_mu);
+  if (handle->failed) return *handle->failed;
+  return okStatus();
+}
+
+Error Vfs::failHandle(FileHandle& handle, const Error& error, const std::string& what) {
+  spdlog::error("DATA LOSS: {} failed: {}", what, error.message());
+  handle.failed = Error(error.code() == ENOSPC ? ENOSPC : EIO, what + ": " + error.message());
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(handle.ino);
+  if (node != nullptr && node->dirty) {
+    node->dirty = false;
+    if (handle.previous) {
+      node->entry = *handle.previous;  // roll back to the content before O_TRUNC
+      node->last_open_version = std::string();  // kernel pages may hold the failed bytes
+    } else if (!node->detached) {
+      if (Inode* dir = findLocked(node->parent)) {
+        ChangeSet changes;
+        std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the file
+        detachLocked(*dir, node->name, changes, notes);
+      }
+    }
+  }
+  return *handle.failed;
+}
+
+Status Vfs::commitHandle(FileHandle& handle) {
+  std::string path;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(handle.ino);
+    if (node == nullptr) return Error(EIO, "inode vanished before commit");
+    path = node->path;
+  }
+  auto finished = handle.upload->finish();
+  Status st = okStatus();
+  RemoteAdd add;
+  if (finished.ok()) {
+    add.path = path;
+    add.xet_hash = finished->xet_hash;
+    add.mtime_ms = wallNowNs() / 1'000'000;
+    st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), {});
+  } else {
+    st = finished.error();
+  }
+  if (!st.ok()) return failHandle(handle, st.error(), "committing " + path);
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  Inode* node = findLocked(handle.ino);
+  handle.committed = true;
+  if (node != nullptr) {
+    node->dirty = false;
+    node->entry.size = finished->size;
+    node->entry.xet_hash = finished->xet_hash;
+    node->entry.etag = finished->xet_hash;
+    node->entry.mtime_ns = add.mtime_ms * 1'000'000;
+    node->revalidated_at = now();
+    // The kernel may hold pages from the write; the next open drops them (keep_cache false).
+    node->last_open_version = std::string();
+  }
+  spdlog::info("committed {} ({} bytes, xet {})", path, finished->size, finished->xet_hash);
+  return okStatus();
+}
+
+Status Vfs::unlink(InodeId parent, std::string_view name_view) {
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  const std::string name(name_view);
+  std::string path;
+  bool remote_file = false;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+    auto it = dir->children.find(name);
+    Inode* node = it == dir->children.end() ? nullptr : findLocked(it->second);
+    if (node == nullptr) return Error(ENOENT, name + " does not exist");
+    if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
+    if (node->dirty) return Error(EPERM, node->path + " is being written (streaming mode)");
+    path = node->path;
+    remote_file = !node->entry.xet_hash.empty() || !node->entry.etag.empty();
+  }
+  if (remote_file) {
+    const std::string deletes[] = {path};
+    Status st = remote_->commitFiles({}, deletes);
+    if (!st.ok()) {
+      spdlog::error("unlink {}: {}", path, st.error().message());
+      return Error(EIO, st.error().message());
+    }
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    if (Inode* dir = findLocked(parent)) {
+      ChangeSet changes;
+      std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
+      detachLocked(*dir, name, changes, notes);
+    }
+  }
+  addNegative(path);
+  return okStatus();
+}
+
+Status Vfs::rmdir(InodeId parent, std::string_view name_view) {
+  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
+  const std::string name(name_view);
+  InodeId id = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+    auto it = dir->children.find(name);
+    Inode* node = it == dir->children.end() ? nullptr : findLocked(it->second);
+    if (node == nullptr) return Error(ENOENT, name + " does not exist");
+    if (!node->is_dir) return Error(ENOTDIR, node->path + " is not a directory");
+    id = node->ino;
+  }
+  HFM_TRY(ensureListed(id, false));
+  std::string path;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    Inode* node = findLocked(id);
+    if (dir == nullptr || node == nullptr || node->detached) return Error(ENOENT, "gone");
+    if (!node->children.empty()) return Error(ENOTEMPTY, node->path + " is not empty");
+    path = node->path;
+    ChangeSet changes;
+    std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
+    detachLocked(*dir, name, changes, notes);
+  }
+  addNegative(path);
+  return okStatus();
+}
+
+Status Vfs::rename(InodeId parent, std::string_view name_view, InodeId new_parent,
+                   std::string_view new_name_view) {
+  if (remote_->readOnly()) {
+    HFM_TRY(checkMutation(new_name_view));
+    return Error(EROFS, "read-only filesystem");
+  }
+  HFM_TRY(checkMutation(new_name_view));
+  return renameFile(parent, std::string(name_view), new_parent, std::string(new_name_view));
+}
+
+Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_parent,
+                       const std::string& new_name) {
+  // The kernel looked the target up first, so an existing target is in the table.
+  std::string old_path;
+  std::string new_path;
+  RemoteEntry entry;
+  bool local_move = false;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    Inode* new_dir = findLocked(new_parent);
+    if (dir == nullptr || dir->detached || new_dir == nullptr || new_dir->detached) {
+      return Error(ENOENT, "directory was removed");
+    }
+    if (!new_dir->is_dir) return Error(ENOTDIR, new_dir->path + " is not a directory");
+    auto it = dir->children.find(name);
+    Inode* node = it == dir->children.end() ? nullptr : findLocked(it->second);
+    if (node == nullptr) return Error(ENOENT, name + " does not exist");
+    if (parent == new_parent && name == new_name) return okStatus();
+    auto target_it = new_dir->children.find(new_name);
+    Inode* target = target_it == new_dir->children.end() ? nullptr : findLocked(target_it->second);
+    old_path = node->path;
+    new_path = childPath(*new_dir, new_name);
+    if (node->is_dir) {
+      // Cycle: the new parent is the directory itself or below it.
+      if (new_path.size() > old_path.size() && new_path.compare(0, old_path.size(), old_path) == 0 &&
+          new_path[old_path.size()] == '/') {
+        return Error(EINVAL, "cannot move a directory into itself");
+      }
+      if (target != nullptr && !target->is_dir) return Error(ENOTDIR, new_path + " is a file");
+      if (target != nullptr && (!target->children.empty() || !target->local_dir)) {
+        return Error(ENOTEMPTY, new_path + " is not empty");
+      }
+      if (!node->local_dir || !node->children.empty()) {
+        return Error(EXDEV, "renaming a directory stored remotely is not supported yet");
+      }
+      local_move = true;
+    } else {
+      if (target != nullptr && target->is_dir) return Error(EISDIR, new_path + " is a directory");
+      if (target != nullptr && target->dirty) return Error(EBUSY, new_path + " is being written");
+      if (node->dirty) return Error(EBUSY, old_path + " is being written (streaming mode)");
+      entry = node->entry;
+      if (entry.xet_hash.empty()) return Error(ENOTSUP, old_path + " has no xet hash to copy");
+    }
+  }
+  if (!local_move) {
+    RemoteAdd add{new_path, entry.xet_hash, entry.mtime_ns / 1'000'000};
+    const std::string deletes[] = {old_path};
+    Status st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), deletes);
+    if (!st.ok()) {
+      spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
+      return Error(EIO, st.error().message());
+    }
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    Inode* new_dir = findLocked(new_parent);
+    if (dir == nullptr || new_dir == nullptr) return okStatus();  // the next listing catches up
+    auto it = dir->children.find(name);
+    if (it == dir->children.end()) return okStatus();
+    const InodeId id = it->second;
+    Inode* node = findLocked(id);
+    ChangeSet changes;
+    std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
+    detachLocked(*new_dir, new_name, changes, notes);  // a replaced target
+    dir->children.erase(name);
+    node->parent = new_parent;
+    node->name = new_name;
+    node->path = new_path;
+    node->entry.path = new_path;
+    path_ino_.erase(old_path);
+    path_ino_[new_path] = id;
+    new_dir->children[new_name] = id;
+  }
+  addNegative(old_path);
+  {
+    std::lock_guard<std::mutex> lock(neg_mu_);
+    negative_.erase(new_path);
+  }
+  return okStatus();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Remote sync

@@ -242,4 +242,72 @@ Result<std::string> FakeRemote::revision() {
   return std::to_string(generation_);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+class FakeRemote::Upload final : public vfs::RemoteUpload {
+ public:
+  explicit Upload(FakeRemote& remote) : remote_(remote) {}
+
+  Status write(std::span<const uint8_t> data) override {
+    {
+      std::unique_lock<std::mutex> lock(remote_.mu_);
+      if (auto err = remote_.injectLocked(kUpload, lock)) return *err;
+    }
+    bytes_.insert(bytes_.end(), data.begin(), data.end());
+    return okStatus();
+  }
+
+  Result<vfs::UploadedContent> finish() override {
+    std::unique_lock<std::mutex> lock(remote_.mu_);
+    if (auto err = remote_.injectLocked(kUpload, lock)) return *err;
+    char hash[64];
+    std::snprintf(hash, sizeof(hash), "%016llx%016llx",
+                  static_cast<unsigned long long>(fingerprint(bytes_)),
+                  static_cast<unsigned long long>(remote_.generation_++));
+    vfs::UploadedContent out{hash, bytes_.size()};
+    remote_.counts_.uploads++;
+    remote_.counts_.bytes_uploaded += bytes_.size();
+    remote_.blobs_[hash] = std::make_shared<const std::vector<uint8_t>>(std::move(bytes_));
+    bytes_.clear();
+    return out;
+  }
+
+ private:
+  FakeRemote& remote_;
+  std::vector<uint8_t> bytes_;
+};
+
+Result<std::unique_ptr<vfs::RemoteUpload>> FakeRemote::beginUpload() {
+  if (read_only_) return Error(EROFS, "read-only fake remote");
+  std::unique_lock<std::mutex> lock(mu_);
+  if (auto err = injectLocked(kUpload, lock)) return *err;
+  return std::unique_ptr<vfs::RemoteUpload>(std::make_unique<Upload>(*this));
+}
+
+Status FakeRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,
+                               std::span<const std::string> deletes) {
+  if (read_only_) return Error(EROFS, "read-only fake remote");
+  std::unique_lock<std::mutex> lock(mu_);
+  if (auto err = injectLocked(kCommit, lock)) return *err;
+  for (const auto& add : adds) {
+    auto blob = blobs_.find(add.xet_hash);
+    if (blob == blobs_.end()) return Error(EIO, "commit names unknown content " + add.xet_hash);
+  }
+  // Adds first, then deletes, as a Hub bucket batch.
+  for (const auto& add : adds) {
+    vfs::RemoteEntry e;
+    e.path = add.path;
+    e.size = blobs_.at(add.xet_hash)->size();
+    e.mtime_ns = add.mtime_ms * 1'000'000;
+    e.xet_hash = add.xet_hash;
+    e.etag = add.xet_hash;
+    files_[add.path] = File{e};
+  }
+  for (const auto& path : deletes) files_.erase(path);
+  generation_++;
+  counts_.commits++;
+  return okStatus();
+}
+
 }  // namespace hfm::testing

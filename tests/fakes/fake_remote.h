@@ -28,7 +28,17 @@ std::vector<uint8_t> patternBytes(uint64_t size, uint64_t seed);
 
 class FakeRemote : public vfs::Remote {
  public:
-  enum Op : unsigned { kList = 1, kStat = 2, kRead = 4, kRevision = 8, kAll = 15 };
+  // kAll covers the read side only; kUpload (beginUpload, write, finish) and kCommit
+  // (commitFiles) are injected separately.
+  enum Op : unsigned {
+    kList = 1,
+    kStat = 2,
+    kRead = 4,
+    kRevision = 8,
+    kAll = 15,
+    kUpload = 16,
+    kCommit = 32
+  };
 
   struct Counts {
     uint64_t list = 0;
@@ -37,6 +47,9 @@ class FakeRemote : public vfs::Remote {
     uint64_t revision = 0;
     uint64_t bytes_read = 0;
     uint64_t max_concurrent_lists = 0;  // most listDirectory calls in flight at once
+    uint64_t uploads = 0;        // finished uploads
+    uint64_t bytes_uploaded = 0;  // bytes of finished uploads
+    uint64_t commits = 0;        // successful commitFiles batches
   };
 
   explicit FakeRemote(bool read_only = true) : read_only_(read_only) {}
@@ -71,8 +84,12 @@ class FakeRemote : public vfs::Remote {
                       std::span<uint8_t> out) override;
   bool readOnly() const override { return read_only_; }
   Result<std::string> revision() override;
+  Result<std::unique_ptr<vfs::RemoteUpload>> beginUpload() override;
+  Status commitFiles(std::span<const vfs::RemoteAdd> adds,
+                     std::span<const std::string> deletes) override;
 
  private:
+  class Upload;
   struct File {
     vfs::RemoteEntry entry;
   };

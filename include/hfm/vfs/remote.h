@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,31 @@ struct RemoteEntry {
     if (!xet_hash.empty() || !other.xet_hash.empty()) return xet_hash != other.xet_hash;
     return etag != other.etag;
   }
+};
+
+// What a finished upload produced: the content is readable by `xet_hash` (read() with an entry
+// carrying it) once finish() returned OK.
+struct UploadedContent {
+  std::string xet_hash;
+  uint64_t size = 0;
+};
+
+// A streaming sink for the bytes of one new file version. Used by one thread at a time.
+// write() may block (back-pressure) and returns the upload's error, which is sticky.
+class RemoteUpload {
+ public:
+  virtual ~RemoteUpload() = default;  // an unfinished upload is abandoned (nothing named)
+  virtual Status write(std::span<const uint8_t> data) = 0;
+  // Ends the file and makes its content durable in the store (xorbs and shard uploaded); the
+  // path is not named yet: commitFiles() does that.
+  virtual Result<UploadedContent> finish() = 0;
+};
+
+// One path → content binding of a commitFiles() batch.
+struct RemoteAdd {
+  std::string path;
+  std::string xet_hash;
+  int64_t mtime_ms = 0;
 };
 
 class Remote {
@@ -64,6 +90,22 @@ class Remote {
   // updatedAt, repo sha). The poller skips a round when it is unchanged. An implementation
   // that has no such probe returns an empty string, which means "always poll".
   virtual Result<std::string> revision() { return std::string(); }
+
+  // --- writes (buckets). Read-only remotes keep these defaults, which answer EROFS. ---
+
+  // Starts uploading the bytes of a new file version.
+  virtual Result<std::unique_ptr<RemoteUpload>> beginUpload() {
+    return Error(EROFS, "read-only remote");
+  }
+  // One atomic batch: binds every `adds` path to its (already uploaded or already stored)
+  // content, then deletes every `deletes` path. Rename is add(new, same hash) + delete(old):
+  // no byte is uploaded again.
+  virtual Status commitFiles(std::span<const RemoteAdd> adds,
+                             std::span<const std::string> deletes) {
+    (void)adds;
+    (void)deletes;
+    return Error(EROFS, "read-only remote");
+  }
 };
 
 }  // namespace hfm::vfs

@@ -23,8 +23,18 @@
 //    it or a handle is open, and is freed when both are gone.
 //  - Open handles read through their own Prefetcher over the exact version (xet hash) that was
 //    current at open time; a remote change never mixes bytes of two versions in one handle.
-//  - This version serves reads only: every mutation answers EROFS (and EACCES first for OS junk
-//    names when the filter is on, as the reference does). Writes extend Remote later.
+//  - Read-only remotes (repos, --read-only) answer every mutation with EROFS (EACCES first for
+//    OS junk names when the filter is on, as the reference does).
+//  - Writable remotes (buckets) get the reference's streaming write mode: create() or
+//    open(O_TRUNC|write) gives a write handle whose bytes stream into a RemoteUpload; writes
+//    must be sequential (EINVAL otherwise); open for write without O_TRUNC is EPERM; read on a
+//    write handle is EBADF. The first flush() after bytes were written (or release()) finishes
+//    the upload and commits path → hash in one batch; errors come back from that flush (and
+//    from every later write/flush/fsync of the handle) and are logged. While uncommitted the
+//    file is "dirty": listings and revalidations keep the local entry. mkdir is in memory
+//    until a file lands below; rmdir removes an empty directory locally; unlink deletes
+//    remotely; renaming a committed file is add(new, same hash) + delete(old) in one batch.
+//    Renaming a remote directory answers EXDEV (callers such as mv fall back to copying).
 //  - Invalidations (remote changes found by a listing, a revalidation or the poller) are handed
 //    to an InvalidationSink after every Vfs lock has been released; the sink must not call back
 //    into the kernel synchronously from a request thread (the FUSE adapter queues them to a
@@ -105,6 +115,11 @@ struct OpenResult {
   bool direct_io = false;
 };
 
+struct CreateResult {
+  Attr attr;  // the new file; counts as one kernel lookup reference
+  OpenResult open;
+};
+
 struct StatFs {
   uint64_t block_size = 512;
   uint64_t blocks = 0;
@@ -150,7 +165,7 @@ class Vfs {
 
   void setInvalidationSink(InvalidationSink* sink);  // nullptr disarms; safe at any time
 
-  bool readOnly() const { return true; }
+  bool readOnly() const { return remote_->readOnly(); }
   const VfsConfig& config() const { return config_; }
 
   // --- namespace (FUSE lookup counts) ---
@@ -187,31 +202,59 @@ class Vfs {
 
   // --- files ---
 
-  // FUSE OPEN: EISDIR for directories, EROFS for any write access (O_WRONLY, O_RDWR, O_TRUNC,
-  // O_APPEND) on this read-only core. keep_cache is true when the version is the one the
+  // FUSE OPEN: EISDIR for directories. Write access (O_WRONLY, O_RDWR, O_TRUNC, O_APPEND):
+  // EROFS on read-only remotes; EPERM without O_TRUNC or with O_APPEND (streaming mode);
+  // otherwise a write handle that replaces the file's content. keep_cache is true when the version is the one the
   // previous open saw, so the kernel keeps the pages it has.
   Result<OpenResult> open(InodeId ino, int flags);
   // FUSE READ: exactly min(size, file size - offset) bytes (never short before EOF), 0 at EOF.
   // EBADF for unknown handles; remote errors pass through (EIO on timeouts).
   Result<size_t> read(uint64_t fh, uint64_t offset, std::span<uint8_t> out);
-  // FUSE RELEASE: frees the handle and its prefetch buffer.
+  // FUSE RELEASE: frees the handle and its prefetch buffer. A write handle not committed yet
+  // (nothing written, or flush never called) is committed now; a failure is logged (the
+  // kernel ignores release errors: flush() is where close(2) sees them).
   void release(uint64_t fh);
+  // FUSE WRITE: `offset` must equal the bytes written so far (EINVAL otherwise); EBADF for
+  // read handles; the upload's error after a failure. Returns data.size().
+  Result<size_t> write(uint64_t fh, uint64_t offset, std::span<const uint8_t> data);
+  // FUSE FLUSH (every close(2)): commits a write handle that has bytes and is not committed
+  // yet; returns the commit's error. No-op for read handles and empty write handles (a shell
+  // redirect closes a dup'd descriptor before writing: the commit waits for release).
+  Status flush(uint64_t fh);
+  // FUSE FSYNC: the write handle's sticky error, if any (streaming mode commits at close).
+  Status fsync(uint64_t fh);
 
   // FUSE STATFS: a fixed, very large free space (as the reference: 42 PB), no inode limit.
   StatFs statfs() const;
 
-  // --- mutations: EACCES for OS junk names (if filtering), otherwise EROFS ---
-  Status mknod(InodeId parent, std::string_view name);
+  // --- mutations: ENAMETOOLONG, then EACCES for OS junk names (if filtering), then EROFS on
+  // read-only remotes ---
+  Status mknod(InodeId parent, std::string_view name);  // EPERM on writable remotes
+  // In memory until a file lands below it. EEXIST if the name exists. No lookup reference
+  // (the FUSE adapter looks the new directory up to reply).
   Status mkdir(InodeId parent, std::string_view name);
+  // New empty file with a write handle (see the streaming rules above); flags as open().
+  // An existing name is truncated (EEXIST with O_EXCL). +1 lookup reference.
+  Result<CreateResult> create(InodeId parent, std::string_view name, int flags);
+  // Handle-less create (NFS CREATE): commits an empty file at once.
   Status create(InodeId parent, std::string_view name);
-  Status symlink(InodeId parent, std::string_view name);
-  Status link(InodeId ino, InodeId new_parent, std::string_view new_name);
+  // Handle-less write (NFS WRITE before the advanced write mode exists): EROFS on read-only
+  // remotes, ENOTSUP otherwise.
+  Status write(uint64_t fh);
+  Status symlink(InodeId parent, std::string_view name);  // EPERM on writable remotes
+  Status link(InodeId ino, InodeId new_parent, std::string_view new_name);  // ENOTSUP
+  // Remote delete of a committed file; EPERM for a dirty file being written; EISDIR for dirs.
   Status unlink(InodeId parent, std::string_view name);
+  // ENOTEMPTY unless the directory (listed first) has no entry; removes it locally.
   Status rmdir(InodeId parent, std::string_view name);
+  // Files: one remote batch (add new with the same hash, delete old; a replaced target is
+  // overwritten); EBUSY for a dirty file. Directories: local-only (mkdir'd, empty) ones are
+  // renamed in memory; others give EXDEV. EISDIR/ENOTDIR/ENOTEMPTY on kind conflicts.
   Status rename(InodeId parent, std::string_view name, InodeId new_parent,
                 std::string_view new_name);
-  Status setattr(InodeId ino);
-  Status write(uint64_t fh);
+  // chmod/chown/utimens/truncate: accepted and ignored on writable remotes (streaming mode,
+  // as the reference); returns the current attributes.
+  Result<Attr> setattr(InodeId ino);
 
   // --- remote sync ---
 
@@ -256,6 +299,13 @@ class Vfs {
   void addNegative(const std::string& path);
   void dropNegativeUnder(const std::string& dir_path);
   Status checkMutation(std::string_view name) const;
+  Result<OpenResult> openWrite(InodeId ino, bool created);
+  Status commitHandle(FileHandle& handle);  // requires handle.write_mu
+  // Marks the handle failed (sticky EIO/ENOSPC), logs the data loss and rolls the inode back
+  // (previous content, or removed if created). Requires handle.write_mu; takes mu_.
+  Error failHandle(FileHandle& handle, const Error& error, const std::string& what);
+  Status renameFile(InodeId parent, const std::string& name, InodeId new_parent,
+                    const std::string& new_name);
   std::string childPath(const Inode& dir, std::string_view name) const;
   std::shared_ptr<std::mutex> listingMutex(InodeId dir);
 
