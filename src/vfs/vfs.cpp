@@ -1124,7 +1124,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
   std::string old_path;
   std::string new_path;
   RemoteEntry entry;
-  bool local_move = false;
+  bool is_dir = false;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     Inode* dir = findLocked(parent);
@@ -1151,10 +1151,17 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
       if (target != nullptr && (!target->children.empty() || !target->local_dir)) {
         return Error(ENOTEMPTY, new_path + " is not empty");
       }
-      if (!node->local_dir || !node->children.empty()) {
-        return Error(EXDEV, "renaming a directory stored remotely is not supported yet");
+      // Nothing below may be being written (its commit would land at the old path).
+      std::vector<const Inode*> stack{node};
+      while (!stack.empty()) {
+        const Inode* n = stack.back();
+        stack.pop_back();
+        if (n->dirty) return Error(EBUSY, n->path + " is being written (streaming mode)");
+        for (const auto& [child_name, child_id] : n->children) {
+          if (const Inode* c = findLocked(child_id)) stack.push_back(c);
+        }
       }
-      local_move = true;
+      is_dir = true;
     } else {
       if (target != nullptr && target->is_dir) return Error(EISDIR, new_path + " is a directory");
       if (target != nullptr && target->dirty) return Error(EBUSY, new_path + " is being written");
@@ -1163,7 +1170,41 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
       if (entry.xet_hash.empty()) return Error(ENOTSUP, old_path + " has no xet hash to copy");
     }
   }
-  if (!local_move) {
+  if (is_dir) {
+    // Every file stored below the directory, one listing per directory level.
+    std::vector<RemoteAdd> adds;
+    std::vector<std::string> deletes;
+    std::vector<std::string> dirs{old_path};
+    while (!dirs.empty()) {
+      const std::string d = dirs.back();
+      dirs.pop_back();
+      auto listing = remote_->listDirectory(d);
+      if (!listing.ok()) {
+        if (listing.error().code() == ENOENT) continue;  // local-only (mkdir'd) directory
+        return Error(EIO, "rename " + old_path + ": " + listing.error().message());
+      }
+      for (const auto& e : *listing) {
+        if (e.path.size() <= d.size() + 1 || e.path.compare(0, d.size() + 1, d + "/") != 0) {
+          continue;  // raw-prefix matches (#207)
+        }
+        if (e.is_dir || e.path.find('/', d.size() + 1) != std::string::npos) {
+          const auto slash = e.path.find('/', d.size() + 1);
+          dirs.push_back(slash == std::string::npos ? e.path : e.path.substr(0, slash));
+          continue;
+        }
+        if (e.xet_hash.empty()) return Error(ENOTSUP, e.path + " has no xet hash to copy");
+        adds.push_back({new_path + e.path.substr(old_path.size()), e.xet_hash, e.mtime_ns / 1'000'000});
+        deletes.push_back(e.path);
+      }
+    }
+    if (!adds.empty()) {
+      Status st = remote_->commitFiles(adds, deletes);
+      if (!st.ok()) {
+        spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
+        return Error(EIO, st.error().message());
+      }
+    }
+  } else {
     RemoteAdd add{new_path, entry.xet_hash, entry.mtime_ns / 1'000'000};
     const std::string deletes[] = {old_path};
     Status st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), deletes);
@@ -1192,6 +1233,24 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
     path_ino_.erase(old_path);
     path_ino_[new_path] = id;
     new_dir->children[new_name] = id;
+    // Descendants follow; their directories list again (under the new path) on next use.
+    std::vector<InodeId> stack;
+    for (const auto& [child_name, child_id] : node->children) stack.push_back(child_id);
+    if (node->is_dir && !node->local_dir) node->listed_at.reset();
+    while (!stack.empty()) {
+      Inode* n = findLocked(stack.back());
+      stack.pop_back();
+      if (n == nullptr) continue;
+      const Inode* up = findLocked(n->parent);
+      if (up == nullptr) continue;
+      const std::string moved = childPath(*up, n->name);
+      path_ino_.erase(n->path);
+      path_ino_[moved] = n->ino;
+      n->path = moved;
+      n->entry.path = moved;
+      if (n->is_dir && !n->local_dir) n->listed_at.reset();
+      for (const auto& [child_name, child_id] : n->children) stack.push_back(child_id);
+    }
   }
   addNegative(old_path);
   {

@@ -1,5 +1,5 @@
 // Real end-to-end bucket writes: the real hf-mount-fuse over the real hf-local-hub. Shell tools
-// write files of 0 B, 1 B and 10 MiB (cp, redirect, dd), mkdir -p, mv and rm; a fresh
+// write files of 0 B, 1 B and 10 MiB (cp, redirect, dd), mkdir -p, mv (file and directory) and rm; a fresh
 // read-only mount with an empty cache then proves the bytes reached the Hub intact. Needs root
 // and /dev/fuse (skips otherwise). Every process and mount is stopped even on failure.
 #include <signal.h>
@@ -116,7 +116,8 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
     EXPECT_EQ(sh("cd " + root + " && cp zero " + m + "/zero && cp one " + m + "/one && cp big " +
                  m + "/big && echo hello > " + m + "/redir.txt && dd if=big of=" + m +
                  "/dd.bin bs=1M status=none && mkdir -p " + m + "/a/b/c && cp one " + m +
-                 "/a/b/c/f && mv " + m + "/one " + m + "/a/moved && cp one " + m +
+                 "/a/b/c/f && mv " + m + "/one " + m + "/a/moved && mv " + m + "/a/b " + m +
+                 "/a/b2 && cp one " + m +
                  "/gone && rm " + m + "/gone"),
               0);
     // Streaming rules seen through the kernel: appends are refused.
@@ -128,11 +129,12 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
   ASSERT_TRUE(reader.mounted());
   const std::string m = mnt;
   EXPECT_EQ(sh("cd " + root + " && cmp big " + m + "/big && cmp big " + m + "/dd.bin && cmp one " +
-               m + "/a/moved && cmp one " + m + "/a/b/c/f && cmp zero " + m +
+               m + "/a/moved && cmp one " + m + "/a/b2/c/f && cmp zero " + m +
                "/zero && test \"$(cat " + m + "/redir.txt)\" = hello"),
             0);
   EXPECT_FALSE(fs::exists(m + "/one"));
   EXPECT_FALSE(fs::exists(m + "/gone"));
+  EXPECT_FALSE(fs::exists(m + "/a/b"));
   reader.stop();
 }
 

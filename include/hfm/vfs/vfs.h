@@ -34,7 +34,7 @@
 //    file is "dirty": listings and revalidations keep the local entry. mkdir is in memory
 //    until a file lands below; rmdir removes an empty directory locally; unlink deletes
 //    remotely; renaming a committed file is add(new, same hash) + delete(old) in one batch.
-//    Renaming a remote directory answers EXDEV (callers such as mv fall back to copying).
+//    Renaming a directory re-adds every file below by hash (no upload) in one batch.
 //  - Invalidations (remote changes found by a listing, a revalidation or the poller) are handed
 //    to an InvalidationSink after every Vfs lock has been released; the sink must not call back
 //    into the kernel synchronously from a request thread (the FUSE adapter queues them to a
@@ -248,8 +248,10 @@ class Vfs {
   // ENOTEMPTY unless the directory (listed first) has no entry; removes it locally.
   Status rmdir(InodeId parent, std::string_view name);
   // Files: one remote batch (add new with the same hash, delete old; a replaced target is
-  // overwritten); EBUSY for a dirty file. Directories: local-only (mkdir'd, empty) ones are
-  // renamed in memory; others give EXDEV. EISDIR/ENOTDIR/ENOTEMPTY on kind conflicts.
+  // overwritten); EBUSY for a dirty file. Directories: every file below (listed level by
+  // level) is re-added under the new path and deleted under the old one in one batch, then
+  // the subtree moves in memory; EBUSY if anything below is dirty. EISDIR/ENOTDIR/ENOTEMPTY
+  // on kind conflicts, EINVAL for a move into itself.
   Status rename(InodeId parent, std::string_view name, InodeId new_parent,
                 std::string_view new_name);
   // chmod/chown/utimens/truncate: accepted and ignored on writable remotes (streaming mode,

@@ -249,8 +249,24 @@ TEST_F(VfsWriteTest, RenameFileReusesTheHash) {
   // Kind conflicts and remote directories.
   ASSERT_TRUE(vfs_->mkdir(kRootInode, "empty").ok());
   EXPECT_EQ(vfs_->rename(dir, "inner.txt", kRootInode, "empty").error().code(), EISDIR);
-  EXPECT_EQ(vfs_->rename(kRootInode, "dir", kRootInode, "dir2").error().code(), EXDEV);
   EXPECT_EQ(vfs_->rename(kRootInode, "dir", dir, "x").error().code(), EINVAL);
+  // A stored directory: every file below moves by hash, the subtree keeps its inodes.
+  remote_->putFile("dir/sub/deep.txt", "deep");
+  ASSERT_TRUE(vfs_->lookup(dir, "sub").ok());
+  const InodeId sub = *vfs_->inodeForPath("dir/sub");
+  const auto uploads2 = remote_->counts().uploads;
+  ASSERT_TRUE(vfs_->rename(kRootInode, "dir", kRootInode, "dir2").ok());
+  EXPECT_EQ(remote_->counts().uploads, uploads2);
+  EXPECT_EQ(remote_->contents("dir2/inner.txt").size(), 11u);
+  EXPECT_EQ(remote_->contents("dir2/sub/deep.txt"), (std::vector<uint8_t>{'d', 'e', 'e', 'p'}));
+  EXPECT_FALSE(remote_->stat("dir/inner.txt").ok());
+  EXPECT_FALSE(remote_->stat("dir/sub/deep.txt").ok());
+  EXPECT_EQ(vfs_->inodeForPath("dir2"), dir);
+  EXPECT_EQ(vfs_->inodeForPath("dir2/sub"), sub);
+  auto deep = vfs_->lookup(sub, "deep.txt");
+  ASSERT_TRUE(deep.ok());
+  EXPECT_EQ(readAll(deep->ino), (std::vector<uint8_t>{'d', 'e', 'e', 'p'}));
+  EXPECT_EQ(vfs_->lookup(kRootInode, "dir").error().code(), ENOENT);
   // A mkdir'd, empty directory is renamed in memory.
   ASSERT_TRUE(vfs_->rename(kRootInode, "empty", kRootInode, "empty2").ok());
   EXPECT_TRUE(vfs_->inodeForPath("empty2").has_value());
