@@ -60,7 +60,9 @@ fi
 
 echo "==> writing $mnt/notes/hello.txt"
 if (mkdir -p "$mnt/notes" && echo "written through hf-mount" >"$mnt/notes/hello.txt") 2>"$work/write.err"; then
-  echo "    read back: $(cat "$mnt/notes/hello.txt")"
+  echo "    read back through the mount: $(cat "$mnt/notes/hello.txt")"
+  echo "    read back from the hub (resolve API): $(curl -fsS -H "Authorization: Bearer $token" \
+    "$url/buckets/demo/files/resolve/notes/hello.txt")"
 else
   echo "    writes are not supported by this build yet: $(cat "$work/write.err" 2>/dev/null)"
 fi
