@@ -211,14 +211,15 @@ std::optional<StartPlan> planStart(const std::vector<std::string>& input_args, b
   exit_code = kExitFailure;
   std::error_code ec;
   const fs::path mountpoint = canonicalMountPoint(source.mountpoint);
-  // As the reference (the backend does mkdir -p), a missing mount point is created, but only
-  // once every other check has passed.
-  const bool missing = !fs::exists(mountpoint, ec);
-  if (!missing && !fs::is_directory(mountpoint, ec)) {
+  if (!fs::exists(mountpoint, ec)) {
+    error = "mount point " + source.mountpoint + " does not exist (create it with mkdir -p)";
+    return std::nullopt;
+  }
+  if (!fs::is_directory(mountpoint, ec)) {
     error = "mount point " + source.mountpoint + " is not a directory";
     return std::nullopt;
   }
-  if (!missing && isMounted(mountpoint)) {
+  if (isMounted(mountpoint)) {
     error = "mount point " + mountpoint.string() +
             " is already mounted (if nothing serves it any more: hf-mount stop " +
             mountpoint.string() + ")";
@@ -237,12 +238,6 @@ std::optional<StartPlan> planStart(const std::vector<std::string>& input_args, b
     error =
         "the NFS backend needs mount.nfs (apt-get install nfs-common)"
         "; or use the FUSE backend: hf-mount start --fuse ...";
-    return std::nullopt;
-  }
-
-  if (missing && (!fs::create_directories(mountpoint, ec) || ec)) {
-    error = "cannot create mount point " + source.mountpoint + ": " +
-            (ec ? ec.message() : std::string("unknown error"));
     return std::nullopt;
   }
 
