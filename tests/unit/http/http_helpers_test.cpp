@@ -9,8 +9,8 @@ namespace {
 using std::chrono::milliseconds;
 
 TEST(HttpHelpersTest, NextLinkFindsRelNext) {
-  EXPECT_EQ(nextLink(R"(<https://hf.co/api/x?cursor=eyJ%3D&limit=2>; rel="next")"),
-            "https://hf.co/api/x?cursor=eyJ%3D&limit=2");
+  EXPECT_EQ(nextLink(R"(<https://hub.example/api/x?cursor=eyJ%3D&limit=2>; rel="next")"),
+            "https://hub.example/api/x?cursor=eyJ%3D&limit=2");
   EXPECT_EQ(nextLink(R"(<https://a/first>; rel="prev", <https://a/second>; rel="next")"),
             "https://a/second");
   EXPECT_EQ(nextLink("<https://a/n>; rel=next"), "https://a/n");
@@ -22,8 +22,8 @@ TEST(HttpHelpersTest, NextLinkFindsRelNext) {
 
 TEST(HttpHelpersTest, LinkWithRel) {
   const std::string header =
-      R"(<https://hf.co/api/buckets/a/b/xet-read-token>; rel="xet-auth", <https://x/n>; rel="next")";
-  EXPECT_EQ(linkWithRel(header, "xet-auth"), "https://hf.co/api/buckets/a/b/xet-read-token");
+      R"(<https://hub.example/api/buckets/a/b/xet-read-token>; rel="xet-auth", <https://x/n>; rel="next")";
+  EXPECT_EQ(linkWithRel(header, "xet-auth"), "https://hub.example/api/buckets/a/b/xet-read-token");
   EXPECT_EQ(linkWithRel(header, "next"), "https://x/n");
   EXPECT_FALSE(linkWithRel(header, "xet").has_value());
 }
@@ -66,10 +66,10 @@ TEST(HttpHelpersTest, StatusErrorMessages) {
   response.status = 404;
   response.body = R"({"errors":[{"message":"no such bucket"}]})";
   response.headers["x-request-id"] = "req-1";
-  Error error = statusError(response, "GET https://hf.co/api/buckets/a/b");
+  Error error = statusError(response, "GET https://hub.example/api/buckets/a/b");
   EXPECT_EQ(error.code(), ENOENT);
   EXPECT_EQ(error.message(),
-            "GET https://hf.co/api/buckets/a/b: HTTP 404: no such bucket [request id req-1]");
+            "GET https://hub.example/api/buckets/a/b: HTTP 404: no such bucket [request id req-1]");
 
   Response plain;
   plain.status = 500;
