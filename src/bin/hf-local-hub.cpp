@@ -24,8 +24,8 @@
 namespace {
 
 int serve(const std::string& data, const std::string& host, uint16_t port,
-          const std::vector<std::string>& user_tokens, double fault_rate,
-          const std::string& faults, int latency_ms, int64_t ttl_secs, unsigned threads) {
+          const std::vector<std::string>& user_tokens, double fault_rate, const std::string& faults,
+          int latency_ms, int64_t ttl_secs, unsigned threads) {
   using namespace hfm::localhub;
   HubOptions hub_options;
   for (const auto& ut : user_tokens) {

@@ -2,7 +2,8 @@
 // `hf-mount start --fuse`).
 //
 //   hf-mount-fuse [OPTIONS] bucket <ns/name>[/<subdir>] <mountpoint>
-//   hf-mount-fuse [OPTIONS] repo <[datasets/|spaces/]ns/name>[/<subdir>] <mountpoint> [--revision R]
+//   hf-mount-fuse [OPTIONS] repo <[datasets/|spaces/]ns/name>[/<subdir>] <mountpoint> [--revision
+//   R]
 //
 // Start-up fails with one clear line and a non-zero exit (2 bad usage, 1 anything else) if
 // the source is missing, the token is refused or the hub is unreachable. SIGTERM, SIGINT and

@@ -87,8 +87,8 @@ int main(int argc, char** argv) {
   config.port = options.nfs_port;
   config.worker_threads = options.max_threads;
   config.handle_dir = std::filesystem::path(options.cache_dir) / "nfs";
-  config.handle_key = source.label() +
-                      (source.kind == hfm::app::SourceKind::kRepo ? "@" + source.revision : "");
+  config.handle_key =
+      source.label() + (source.kind == hfm::app::SourceKind::kRepo ? "@" + source.revision : "");
   config.on_unmount = [] { g_unmounted = true; };
   hfm::nfs::NfsServer server(vfs, config);
   if (auto st = server.start(); !st) {
@@ -122,8 +122,10 @@ int main(int argc, char** argv) {
     spdlog::info("mounted {} at {} over NFS (port {})", ctx.source.display(), mountpoint,
                  server.port());
   } else {
-    spdlog::info("--no-mount: serving on 127.0.0.1:{} (mount with -o vers=3,tcp,port={},"
-                 "mountport={},nolock)", server.port(), server.port(), server.port());
+    spdlog::info(
+        "--no-mount: serving on 127.0.0.1:{} (mount with -o vers=3,tcp,port={},"
+        "mountport={},nolock)",
+        server.port(), server.port(), server.port());
   }
   guard.ready();
 

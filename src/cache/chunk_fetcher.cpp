@@ -19,15 +19,16 @@ ChunkFetcher::ChunkFetcher(xet::CasReader& cas, std::shared_ptr<ChunkCache> cach
     : cas_(cas),
       cache_(std::move(cache)),
       options_(options),
-      fetch_slots_(static_cast<std::ptrdiff_t>(std::max<size_t>(1, options.max_inflight_fetches))) {}
+      fetch_slots_(static_cast<std::ptrdiff_t>(std::max<size_t>(1, options.max_inflight_fetches))) {
+}
 
 FetcherStats ChunkFetcher::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
 }
 
-Result<size_t> ChunkFetcher::read(const xet::MerkleHash& file, uint64_t file_size,
-                                  uint64_t offset, std::span<uint8_t> out) {
+Result<size_t> ChunkFetcher::read(const xet::MerkleHash& file, uint64_t file_size, uint64_t offset,
+                                  std::span<uint8_t> out) {
   {
     std::lock_guard lock(mu_);
     ++stats_.reads;
@@ -170,7 +171,8 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
     bool complete = cache_ != nullptr;
     for (uint32_t c = term.chunks.start; complete && c < term.chunks.end; ++c) {
       ChunkData d = cache_->get(ChunkKey{term.xorb, c});
-      if (!d) complete = false;
+      if (!d)
+        complete = false;
       else {
         total += d->size();
         work[w].chunks.push_back(std::move(d));
@@ -260,7 +262,8 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
         (void)runJob(jobs[j]);
       }
     };
-    const size_t n_threads = std::min(jobs.size(), std::max<size_t>(1, options_.max_parallel_fetches));
+    const size_t n_threads =
+        std::min(jobs.size(), std::max<size_t>(1, options_.max_parallel_fetches));
     std::vector<std::thread> threads;
     for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
     worker();
@@ -298,8 +301,9 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
         std::memcpy(out.data() + (from - offset), d.data() + (from - chunk_start),
                     static_cast<size_t>(to - from));
       }
-      layout.push_back({chunk_start, ChunkLoc{term.xorb, term.chunks.start + static_cast<uint32_t>(k),
-                                              static_cast<uint32_t>(d.size())}});
+      layout.push_back(
+          {chunk_start, ChunkLoc{term.xorb, term.chunks.start + static_cast<uint32_t>(k),
+                                 static_cast<uint32_t>(d.size())}});
       chunk_start = chunk_end;
     }
   }

@@ -132,7 +132,7 @@ class DiskChunkCache final : public ChunkCache {
       for (const auto& f : fs::directory_iterator(dir.path(), ec)) {
         const std::string fname = f.path().filename().string();
         auto key = parseEntryName(fname);
-        struct stat st{};
+        struct stat st {};
         if (!key || fname.substr(0, 2) != dname || ::lstat(f.path().c_str(), &st) != 0 ||
             !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) <= kHeaderSize) {
           fs::remove_all(f.path(), ec);
@@ -213,8 +213,9 @@ class DiskChunkCache final : public ChunkCache {
     putLe32(header + 44, static_cast<uint32_t>(data.size()));
     putLe64(header + kChecksumOffset, checksum(header, data));
 
-    const fs::path tmp = root_ / "tmp" / (std::to_string(::getpid()) + "-" +
-                                          std::to_string(tmp_counter_.fetch_add(1)));
+    const fs::path tmp =
+        root_ / "tmp" /
+        (std::to_string(::getpid()) + "-" + std::to_string(tmp_counter_.fetch_add(1)));
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
       const int err = errno;
@@ -288,7 +289,7 @@ class DiskChunkCache final : public ChunkCache {
       }
       return true;
     };
-    struct stat st{};
+    struct stat st {};
     uint8_t h[kHeaderSize];
     std::vector<uint8_t> data;
     bool ok = ::fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) > kHeaderSize &&
@@ -339,14 +340,14 @@ class DiskChunkCache final : public ChunkCache {
   std::atomic<uint64_t> tmp_counter_{0};
 
   mutable std::mutex mu_;
-  Index index_;                // Guarded by mu_
-  std::list<ChunkKey> lru_;    // Guarded by mu_; front = most recently used
-  uint64_t used_ = 0;          // Guarded by mu_
-  uint64_t next_gen_ = 1;      // Guarded by mu_
-  uint64_t hits_ = 0;          // Guarded by mu_
-  uint64_t misses_ = 0;        // Guarded by mu_
-  uint64_t corrupt_ = 0;       // Guarded by mu_
-  uint64_t evictions_ = 0;     // Guarded by mu_
+  Index index_;              // Guarded by mu_
+  std::list<ChunkKey> lru_;  // Guarded by mu_; front = most recently used
+  uint64_t used_ = 0;        // Guarded by mu_
+  uint64_t next_gen_ = 1;    // Guarded by mu_
+  uint64_t hits_ = 0;        // Guarded by mu_
+  uint64_t misses_ = 0;      // Guarded by mu_
+  uint64_t corrupt_ = 0;     // Guarded by mu_
+  uint64_t evictions_ = 0;   // Guarded by mu_
 };
 
 }  // namespace

@@ -39,7 +39,9 @@ class Notifier : public vfs::InvalidationSink {
   explicit Notifier(fuse_session* se) : se_(se) {}
   ~Notifier() override { disarm(); }
 
-  void start() { thread_ = std::thread([this] { run(); }); }
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
 
   // Stops the thread and drops pending work; later calls are ignored. Idempotent.
   void disarm() {
@@ -172,7 +174,9 @@ FuseMount::Impl* implOf(fuse_req_t req) {
   return static_cast<FuseMount::Impl*>(fuse_req_userdata(req));
 }
 
-void replyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : st.error().code()); }
+void replyStatus(fuse_req_t req, const Status& st) {
+  fuse_reply_err(req, st.ok() ? 0 : st.error().code());
+}
 
 void opInit(void* userdata, fuse_conn_info* conn) {
   auto* impl = static_cast<FuseMount::Impl*>(userdata);
@@ -186,8 +190,8 @@ void opInit(void* userdata, fuse_conn_info* conn) {
   // READDIRPLUS when the kernel thinks it pays (first listing, or after lookups of entries).
   if ((conn->capable & FUSE_CAP_READDIRPLUS) != 0) conn->want |= FUSE_CAP_READDIRPLUS;
   if ((conn->capable & FUSE_CAP_READDIRPLUS_AUTO) != 0) conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
-  conn->want &= ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                                       FUSE_CAP_SPLICE_MOVE);
+  conn->want &=
+      ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   conn->max_write = kMaxIo;
   conn->max_read = kMaxIo;
   conn->max_readahead = 16u * 1024 * 1024;
@@ -367,9 +371,9 @@ void opWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
     fuse_reply_err(req, EINVAL);
     return;
   }
-  auto r = implOf(req)->vfs.write(
-      fi->fh, static_cast<uint64_t>(off),
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf), size));
+  auto r =
+      implOf(req)->vfs.write(fi->fh, static_cast<uint64_t>(off),
+                             std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf), size));
   if (!r.ok()) {
     fuse_reply_err(req, r.error().code());
     return;
@@ -550,8 +554,8 @@ FuseMount::~FuseMount() = default;
 Result<std::unique_ptr<FuseMount>> FuseMount::mount(vfs::Vfs& vfs, FuseConfig config) {
   auto impl = std::make_unique<Impl>(vfs, std::move(config));
   const FuseConfig& c = impl->config;
-  std::string opts = "fsname=" + c.fsname + ",subtype=hf-mount,default_permissions,max_read=" +
-                     std::to_string(kMaxIo);
+  std::string opts = "fsname=" + c.fsname +
+                     ",subtype=hf-mount,default_permissions,max_read=" + std::to_string(kMaxIo);
   if (vfs.readOnly()) opts += ",ro";
   if (c.allow_other) opts += ",allow_other";
   std::vector<std::string> argv_storage = {"hf-mount", "-o", opts};
@@ -592,8 +596,10 @@ Status FuseMount::serve() {
       const std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
       if (FILE* f = std::fopen(path.c_str(), "w")) {
         std::fprintf(f, "%u\n", impl->config.read_ahead_kb);
-        if (std::fclose(f) != 0) spdlog::debug("setting {} failed", path);
-        else spdlog::debug("{} = {}", path, impl->config.read_ahead_kb);
+        if (std::fclose(f) != 0)
+          spdlog::debug("setting {} failed", path);
+        else
+          spdlog::debug("{} = {}", path, impl->config.read_ahead_kb);
       } else {
         spdlog::debug("cannot raise {}: {}", path, std::strerror(errno));
       }

@@ -8,10 +8,9 @@
 #include <cctype>
 #include <cerrno>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "hfm/util/log.h"
 
@@ -109,7 +108,9 @@ std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user
     attempt->response.body.clear();
     const auto sp = line.find(' ');
     attempt->response.status =
-        sp == std::string_view::npos ? 0 : std::strtol(std::string(line.substr(sp + 1, 3)).c_str(), nullptr, 10);
+        sp == std::string_view::npos
+            ? 0
+            : std::strtol(std::string(line.substr(sp + 1, 3)).c_str(), nullptr, 10);
     return n;
   }
   const auto colon = line.find(':');
@@ -168,7 +169,8 @@ std::string describe(const Request& request) {
 
 bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
   return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) < std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) <
+           std::tolower(static_cast<unsigned char>(y));
   });
 }
 
@@ -228,7 +230,8 @@ Error statusError(const Response& response, std::string_view context) {
     if (detail.empty()) detail = response.body.substr(0, 200);
   }
   if (!detail.empty()) message += ": " + util::redactToken(std::string(trim(detail)));
-  if (response.attempts > 1) message += " (after " + std::to_string(response.attempts) + " attempts)";
+  if (response.attempts > 1)
+    message += " (after " + std::to_string(response.attempts) + " attempts)";
   const std::string request_id = response.header("X-Request-Id");
   if (!request_id.empty()) message += " [request id " + request_id + "]";
   return {errnoForStatus(response.status), message};
@@ -306,8 +309,9 @@ std::optional<milliseconds> serverRetryDelay(const Headers& headers) {
   }
   if (auto it = headers.find("Retry-After"); it != headers.end()) {
     const std::string value(trim(it->second));
-    if (!value.empty() && std::all_of(value.begin(), value.end(),
-                                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    if (!value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c));
+        })) {
       return milliseconds(std::stoll(value) * 1000);
     }
     const time_t when = curl_getdate(value.c_str(), nullptr);
@@ -380,11 +384,15 @@ struct HttpClient::Impl {
     curl_easy_setopt(handle, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, kReceiveBufferSize);
     curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(handle, CURLOPT_TCP_KEEPIDLE, static_cast<long>(options_.tcp_keepalive.count()));
-    curl_easy_setopt(handle, CURLOPT_TCP_KEEPINTVL, static_cast<long>(options_.tcp_keepalive.count()));
+    curl_easy_setopt(handle, CURLOPT_TCP_KEEPIDLE,
+                     static_cast<long>(options_.tcp_keepalive.count()));
+    curl_easy_setopt(handle, CURLOPT_TCP_KEEPINTVL,
+                     static_cast<long>(options_.tcp_keepalive.count()));
     curl_easy_setopt(handle, CURLOPT_MAXCONNECTS, options_.max_connections_per_handle);
-    curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
-    if (timeout.count() > 0) curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options_.connect_timeout.count()));
+    if (timeout.count() > 0)
+      curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     if (options_.idle_timeout.count() > 0) {
       const long secs = static_cast<long>((options_.idle_timeout.count() + 999) / 1000);
       curl_easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -402,13 +410,15 @@ struct HttpClient::Impl {
       header_list = curl_slist_append(header_list, line.c_str());
     }
     if (request.range && request.headers.find("Range") == request.headers.end()) {
-      header_list = curl_slist_append(header_list, ("Range: " + request.range->headerValue()).c_str());
+      header_list =
+          curl_slist_append(header_list, ("Range: " + request.range->headerValue()).c_str());
     }
     // No 100-continue round trip before bodies.
     header_list = curl_slist_append(header_list, "Expect:");
     curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list);
 
-    const std::string_view payload = request.body_view ? *request.body_view : std::string_view(request.body);
+    const std::string_view payload =
+        request.body_view ? *request.body_view : std::string_view(request.body);
     const bool has_body = !payload.empty() || request.method == "POST" || request.method == "PUT";
     if (request.method == "HEAD") {
       curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
@@ -416,11 +426,14 @@ struct HttpClient::Impl {
       curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
     } else {
       if (has_body) {
-        curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+        curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(payload.size()));
         // Never NULL: libcurl would then read the body from its default read callback (stdin).
-        curl_easy_setopt(handle, CURLOPT_POSTFIELDS, payload.data() != nullptr ? payload.data() : "");
+        curl_easy_setopt(handle, CURLOPT_POSTFIELDS,
+                         payload.data() != nullptr ? payload.data() : "");
       }
-      if (request.method != "POST") curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+      if (request.method != "POST")
+        curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, request.method.c_str());
     }
 
     curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, &onHeader);
@@ -456,7 +469,8 @@ struct HttpClient::Impl {
     for (int attempt_no = 1;; ++attempt_no) {
       milliseconds timeout = base_timeout;
       if (policy.max_total.count() > 0) {
-        const auto left = policy.max_total - std::chrono::duration_cast<milliseconds>(Clock::now() - started);
+        const auto left =
+            policy.max_total - std::chrono::duration_cast<milliseconds>(Clock::now() - started);
         const auto bounded = std::max(milliseconds(1), left);
         timeout = timeout.count() > 0 ? std::min(timeout, bounded) : bounded;
       }
@@ -476,18 +490,22 @@ struct HttpClient::Impl {
         last.emplace(Error(ECANCELED, describe(request) + ": aborted by the body consumer"));
       } else {
         retryable = isRetryableCurlCode(code);
-        std::string detail = error_buffer[0] != '\0' ? error_buffer.data() : curl_easy_strerror(code);
-        last.emplace(Error(EIO, describe(request) + ": " + std::string(causeName(code)) + ": " + detail +
-                                    (attempt_no > 1 ? " (after " + std::to_string(attempt_no) + " attempts)" : "")));
+        std::string detail =
+            error_buffer[0] != '\0' ? error_buffer.data() : curl_easy_strerror(code);
+        last.emplace(Error(
+            EIO,
+            describe(request) + ": " + std::string(causeName(code)) + ": " + detail +
+                (attempt_no > 1 ? " (after " + std::to_string(attempt_no) + " attempts)" : "")));
       }
       if (!retryable || attempt_no >= max_attempts) break;
 
       milliseconds delay = server_delay ? std::min(*server_delay, policy.max_server_delay)
                                         : jitteredBackoff(policy, attempt_no);
       if (policy.max_total.count() > 0 && Clock::now() + delay - started >= policy.max_total) break;
-      spdlog::debug("http: {} attempt {} failed ({}), retrying in {} ms", describe(request), attempt_no,
-                    last->ok() ? "HTTP " + std::to_string(last->value().status) : last->error().message(),
-                    delay.count());
+      spdlog::debug(
+          "http: {} attempt {} failed ({}), retrying in {} ms", describe(request), attempt_no,
+          last->ok() ? "HTTP " + std::to_string(last->value().status) : last->error().message(),
+          delay.count());
       std::this_thread::sleep_for(delay);
     }
     release(handle);
@@ -515,7 +533,8 @@ namespace {
 Result<Response> checked(const Request& request, Result<Response> result) {
   if (!result) return result;
   const Response& response = result.value();
-  const bool redirect_ok = !request.follow_redirects && response.status >= 300 && response.status < 400;
+  const bool redirect_ok =
+      !request.follow_redirects && response.status >= 300 && response.status < 400;
   if (response.ok() || redirect_ok) return result;
   return statusError(response, describe(request));
 }
@@ -525,7 +544,9 @@ Result<Response> HttpClient::send(const Request& request) {
   return checked(request, impl_->run(request, nullptr));
 }
 
-Result<Response> HttpClient::exchange(const Request& request) { return impl_->run(request, nullptr); }
+Result<Response> HttpClient::exchange(const Request& request) {
+  return impl_->run(request, nullptr);
+}
 
 Result<Response> HttpClient::sendStreaming(const Request& request, const BodyCallback& on_body) {
   return checked(request, impl_->run(request, &on_body));
@@ -535,9 +556,11 @@ std::vector<Result<Response>> HttpClient::sendAll(std::span<const Request> reque
   std::vector<std::optional<Result<Response>>> slots(requests.size());
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
-    for (std::size_t i = next++; i < requests.size(); i = next++) slots[i].emplace(send(requests[i]));
+    for (std::size_t i = next++; i < requests.size(); i = next++)
+      slots[i].emplace(send(requests[i]));
   };
-  const std::size_t threads = std::min(requests.size(), std::max<std::size_t>(1, options_.max_parallel));
+  const std::size_t threads =
+      std::min(requests.size(), std::max<std::size_t>(1, options_.max_parallel));
   {
     std::vector<std::jthread> pool;
     pool.reserve(threads > 0 ? threads - 1 : 0);

@@ -35,7 +35,8 @@ std::optional<std::string> readTokenFile(const std::filesystem::path& path) {
 
 Credentials Credentials::resolve(const CredentialOptions& options, const EnvLookup& env) {
   Credentials credentials;
-  if (options.token_file && !options.token_file->empty()) credentials.token_file_ = *options.token_file;
+  if (options.token_file && !options.token_file->empty())
+    credentials.token_file_ = *options.token_file;
   if (auto token = nonEmpty(options.hf_token)) {
     credentials.fixed_token_ = std::move(token);
     credentials.fixed_source_ = "--hf-token";

@@ -5,7 +5,6 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "hfm/util/log.h"
@@ -15,9 +14,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kBatchMaxOps = 1000;       // huggingface_hub's per-request chunk
-constexpr std::size_t kPathsInfoBatch = 1000;    // _BUCKET_PATHS_INFO_BATCH_SIZE
-constexpr std::size_t kMaxPages = 1000000;       // a runaway cursor is a server bug
+constexpr std::size_t kBatchMaxOps = 1000;     // huggingface_hub's per-request chunk
+constexpr std::size_t kPathsInfoBatch = 1000;  // _BUCKET_PATHS_INFO_BATCH_SIZE
+constexpr std::size_t kMaxPages = 1000000;     // a runaway cursor is a server bug
 constexpr std::string_view kPublicHub = "https://huggingface.co";
 
 std::string trimSlashes(std::string_view path) {
@@ -53,7 +52,8 @@ std::optional<uint64_t> jsonUint(const json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end()) return std::nullopt;
   if (it->is_number_unsigned()) return it->get<uint64_t>();
-  if (it->is_number_integer() && it->get<int64_t>() >= 0) return static_cast<uint64_t>(it->get<int64_t>());
+  if (it->is_number_integer() && it->get<int64_t>() >= 0)
+    return static_cast<uint64_t>(it->get<int64_t>());
   return std::nullopt;
 }
 
@@ -72,7 +72,8 @@ std::optional<int64_t> jsonTimeMs(const json& object, const char* key) {
 
 std::string stripEtag(std::string etag) {
   if (etag.starts_with("W/")) etag.erase(0, 2);
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"')
+    etag = etag.substr(1, etag.size() - 2);
   return etag;
 }
 
@@ -93,7 +94,8 @@ std::string opTypeName(BatchOp::Type type) {
 Error requestError(const Error& error, const std::string& context, const Credentials& credentials) {
   Error out = error.withContext(context);
   if (error.code() == EACCES && !credentials.token()) {
-    return {EACCES, out.message() + " (no Hub token was sent: use --hf-token, --token-file or HF_TOKEN)"};
+    return {EACCES,
+            out.message() + " (no Hub token was sent: use --hf-token, --token-file or HF_TOKEN)"};
   }
   return out;
 }
@@ -103,12 +105,13 @@ Error requestError(const Error& error, const std::string& context, const Credent
 std::optional<int64_t> parseIsoTimeMs(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.fff...][Z|±HH:MM]
   int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (text.size() < 19 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != ' ') ||
-      text[13] != ':' || text[16] != ':') {
+  if (text.size() < 19 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':') {
     return std::nullopt;
   }
   if (!readInt(text, 0, 4, year) || !readInt(text, 5, 2, month) || !readInt(text, 8, 2, day) ||
-      !readInt(text, 11, 2, hour) || !readInt(text, 14, 2, minute) || !readInt(text, 17, 2, second)) {
+      !readInt(text, 11, 2, hour) || !readInt(text, 14, 2, minute) ||
+      !readInt(text, 17, 2, second)) {
     return std::nullopt;
   }
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
@@ -151,7 +154,8 @@ std::optional<int64_t> parseHttpDateMs(std::string_view text) {
   // IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT"
   static constexpr std::array<std::string_view, 12> kMonths = {
       "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  if (text.size() != 29 || text.substr(3, 2) != ", " || text.substr(25) != " GMT") return std::nullopt;
+  if (text.size() != 29 || text.substr(3, 2) != ", " || text.substr(25) != " GMT")
+    return std::nullopt;
   int64_t day = 0, year = 0, hour = 0, minute = 0, second = 0;
   if (!readInt(text, 5, 2, day) || !readInt(text, 12, 4, year) || !readInt(text, 17, 2, hour) ||
       !readInt(text, 20, 2, minute) || !readInt(text, 23, 2, second)) {
@@ -164,8 +168,9 @@ std::optional<int64_t> parseHttpDateMs(std::string_view text) {
 }
 
 bool isValidXetHash(std::string_view hash) {
-  return hash.size() == 64 &&
-         std::all_of(hash.begin(), hash.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](char c) {
+           return std::isxdigit(static_cast<unsigned char>(c));
+         });
 }
 
 BatchOp BatchOp::addFile(std::string path, std::string xet_hash, int64_t mtime_ms) {
@@ -223,7 +228,8 @@ http::Request HubClient::request(std::string method, std::string url) const {
 
 std::string HubClient::apiBase() const {
   if (source_.isBucket()) return endpoint_ + "/api/buckets/" + source_.id;
-  return endpoint_ + "/api/" + std::string(repoTypeApiSegment(source_.repo_type)) + "/" + source_.id;
+  return endpoint_ + "/api/" + std::string(repoTypeApiSegment(source_.repo_type)) + "/" +
+         source_.id;
 }
 
 std::string HubClient::remotePath(std::string_view path) const {
@@ -236,8 +242,8 @@ std::string HubClient::remotePath(std::string_view path) const {
 std::string HubClient::resolveUrl(std::string_view path) const {
   const std::string encoded = http::percentEncode(remotePath(path));
   if (source_.isBucket()) return endpoint_ + "/buckets/" + source_.id + "/resolve/" + encoded;
-  return endpoint_ + "/" + std::string(repoTypeUrlPrefix(source_.repo_type)) + source_.id + "/resolve/" +
-         http::percentEncode(source_.revision, true) + "/" + encoded;
+  return endpoint_ + "/" + std::string(repoTypeUrlPrefix(source_.repo_type)) + source_.id +
+         "/resolve/" + http::percentEncode(source_.revision, true) + "/" + encoded;
 }
 
 std::string HubClient::xetTokenUrl(XetAccess access) const {
@@ -292,8 +298,10 @@ Result<SourceInfo> HubClient::info() const {
   if (info.id.empty()) info.id = source_.id;
   if (auto sha = jsonString(body, "sha"); !sha.empty()) info.sha = sha;
   info.last_modified_ms = jsonTimeMs(body, source_.isBucket() ? "updatedAt" : "lastModified");
-  if (!info.last_modified_ms && source_.isBucket()) info.last_modified_ms = jsonTimeMs(body, "createdAt");
-  if (auto it = body.find("private"); it != body.end() && it->is_boolean()) info.is_private = it->get<bool>();
+  if (!info.last_modified_ms && source_.isBucket())
+    info.last_modified_ms = jsonTimeMs(body, "createdAt");
+  if (auto it = body.find("private"); it != body.end() && it->is_boolean())
+    info.is_private = it->get<bool>();
   info.size = jsonUint(body, "size");
   info.total_files = jsonUint(body, "totalFiles");
   if (!source_.isBucket() && !info.sha) {
@@ -338,20 +346,23 @@ Result<std::vector<TreeEntry>> HubClient::parseEntries(const std::string& body,
   return entries;
 }
 
-Status HubClient::listTree(std::string_view dir, bool recursive, const PageCallback& on_page) const {
+Status HubClient::listTree(std::string_view dir, bool recursive,
+                           const PageCallback& on_page) const {
   const std::string remote_dir = remotePath(dir);
   std::string url = apiBase() + "/tree";
   if (!source_.isBucket()) url += "/" + http::percentEncode(source_.revision, true);
   if (!remote_dir.empty()) url += "/" + http::percentEncode(remote_dir);
   const int limit = source_.isBucket() ? options_.bucket_tree_limit : options_.repo_tree_limit;
-  url += std::string("?recursive=") + (recursive ? "true" : "false") + "&limit=" + std::to_string(limit);
+  url += std::string("?recursive=") + (recursive ? "true" : "false") +
+         "&limit=" + std::to_string(limit);
   const std::string context = source_.display() + ": list '" + std::string(dir) + "'";
 
   for (std::size_t page = 0; page < kMaxPages; ++page) {
     auto response = http_->send(request("GET", url));
     if (!response) return requestError(response.error(), context, *credentials_);
     auto entries = parseEntries(response->body, remote_dir);
-    if (!entries) return entries.error().withContext(context + " (GET " + http::urlForLog(url) + ")");
+    if (!entries)
+      return entries.error().withContext(context + " (GET " + http::urlForLog(url) + ")");
     HFM_TRY(on_page(std::move(entries).value()));
     auto next = http::nextLink(response->header("Link"));
     if (!next) return okStatus();
@@ -393,13 +404,16 @@ Result<std::vector<TreeEntry>> HubClient::pathsInfo(std::span<const std::string>
       req.body = json{{"paths", names}}.dump();
     } else {
       // The repo variant is form-encoded, with one "paths" field per path.
-      req = request("POST", apiBase() + "/paths-info/" + http::percentEncode(source_.revision, true));
+      req =
+          request("POST", apiBase() + "/paths-info/" + http::percentEncode(source_.revision, true));
       req.headers["Content-Type"] = "application/x-www-form-urlencoded";
-      for (const auto& path : batch) req.body += "paths=" + http::percentEncode(remotePath(path), true) + "&";
+      for (const auto& path : batch)
+        req.body += "paths=" + http::percentEncode(remotePath(path), true) + "&";
       req.body += "expand=false";
     }
     auto response = http_->send(req);
-    if (!response) return requestError(response.error(), source_.display() + ": paths-info", *credentials_);
+    if (!response)
+      return requestError(response.error(), source_.display() + ": paths-info", *credentials_);
     auto entries = parseEntries(response->body, source_.subdir);
     if (!entries) return entries.error().withContext(source_.display() + ": paths-info");
     std::move(entries->begin(), entries->end(), std::back_inserter(all));
@@ -412,17 +426,21 @@ Result<FileMetadata> HubClient::head(std::string_view path) const {
   req.follow_redirects = false;
   req.headers["Accept-Encoding"] = "identity";
   auto response = http_->send(req);
-  if (!response) return requestError(response.error(), source_.display() + ": HEAD '" + std::string(path) + "'", *credentials_);
+  if (!response)
+    return requestError(response.error(), source_.display() + ": HEAD '" + std::string(path) + "'",
+                        *credentials_);
   FileMetadata meta;
   meta.status = response->status;
-  if (std::string hash = response->header("X-Xet-Hash"); isValidXetHash(hash)) meta.xet_hash = lowercase(hash);
+  if (std::string hash = response->header("X-Xet-Hash"); isValidXetHash(hash))
+    meta.xet_hash = lowercase(hash);
   const bool redirect = response->status >= 300 && response->status < 400;
   std::string size_text = response->header("X-Linked-Size");
   // A redirect's Content-Length is that of its own (empty) body, not the file's.
   if (size_text.empty() && !redirect) size_text = response->header("Content-Length");
   if (!size_text.empty()) {
     uint64_t size = 0;
-    const auto [ptr, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+    const auto [ptr, ec] =
+        std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
     if (ec == std::errc() && ptr == size_text.data() + size_text.size()) meta.size = size;
   }
   meta.etag = stripEtag(response->header("X-Linked-Etag", response->header("ETag")));
@@ -439,12 +457,15 @@ Result<FileMetadata> HubClient::head(std::string_view path) const {
   return meta;
 }
 
-Result<http::Response> HubClient::download(std::string_view path, std::optional<http::ByteRange> range,
+Result<http::Response> HubClient::download(std::string_view path,
+                                           std::optional<http::ByteRange> range,
                                            const http::BodyCallback& on_body) const {
   http::Request req = request("GET", resolveUrl(path));
   req.range = range;
   auto response = http_->sendStreaming(req, on_body);
-  if (!response) return requestError(response.error(), source_.display() + ": GET '" + std::string(path) + "'", *credentials_);
+  if (!response)
+    return requestError(response.error(), source_.display() + ": GET '" + std::string(path) + "'",
+                        *credentials_);
   return response;
 }
 
@@ -455,13 +476,16 @@ Status HubClient::batch(std::span<const BatchOp> ops) const {
   std::vector<const BatchOp*> ordered;
   ordered.reserve(ops.size());
   for (const auto& op : ops) {
-    if (trimSlashes(op.path).empty()) return Error::invalid(source_.display() + ": batch op with an empty path");
+    if (trimSlashes(op.path).empty())
+      return Error::invalid(source_.display() + ": batch op with an empty path");
     if (op.type != BatchOp::Type::kDeleteFile && !isValidXetHash(op.xet_hash)) {
       return Error::invalid(source_.display() + ": " + opTypeName(op.type) + " '" + op.path +
                             "' needs a 64-hex xet hash");
     }
-    if (op.type == BatchOp::Type::kCopyFile && (op.source_repo_type.empty() || op.source_repo_id.empty())) {
-      return Error::invalid(source_.display() + ": copyFile '" + op.path + "' needs its source repo");
+    if (op.type == BatchOp::Type::kCopyFile &&
+        (op.source_repo_type.empty() || op.source_repo_id.empty())) {
+      return Error::invalid(source_.display() + ": copyFile '" + op.path +
+                            "' needs its source repo");
     }
     ordered.push_back(&op);
   }
@@ -489,9 +513,10 @@ Status HubClient::batch(std::span<const BatchOp> ops) const {
     }
     auto response = http_->send(req);
     if (!response) {
-      return requestError(response.error(),
-                          source_.display() + ": batch of " + std::to_string(last - first) + " operation(s)",
-                          *credentials_);
+      return requestError(
+          response.error(),
+          source_.display() + ": batch of " + std::to_string(last - first) + " operation(s)",
+          *credentials_);
     }
   }
   return okStatus();
@@ -503,7 +528,8 @@ Result<http::XetCredentials> HubClient::fetchXetToken(XetAccess access) const {
   }
   const std::string url = xetTokenUrl(access);
   auto response = http_->send(request("GET", url));
-  if (!response) return requestError(response.error(), source_.display() + ": xet token", *credentials_);
+  if (!response)
+    return requestError(response.error(), source_.display() + ": xet token", *credentials_);
   http::XetCredentials credentials;
   const auto body = json::parse(response->body, nullptr, false);
   if (!body.is_discarded() && body.is_object()) {
@@ -514,19 +540,23 @@ Result<http::XetCredentials> HubClient::fetchXetToken(XetAccess access) const {
     }
   }
   // Older servers only send the headers.
-  if (credentials.access_token.empty()) credentials.access_token = response->header("X-Xet-Access-Token");
+  if (credentials.access_token.empty())
+    credentials.access_token = response->header("X-Xet-Access-Token");
   if (credentials.cas_url.empty()) credentials.cas_url = response->header("X-Xet-Cas-Url");
   if (credentials.expires_at == 0) {
     const std::string exp = response->header("X-Xet-Token-Expiration");
     std::from_chars(exp.data(), exp.data() + exp.size(), credentials.expires_at);
   }
-  while (!credentials.cas_url.empty() && credentials.cas_url.back() == '/') credentials.cas_url.pop_back();
-  if (credentials.access_token.empty() || credentials.cas_url.empty() || credentials.expires_at <= 0) {
+  while (!credentials.cas_url.empty() && credentials.cas_url.back() == '/')
+    credentials.cas_url.pop_back();
+  if (credentials.access_token.empty() || credentials.cas_url.empty() ||
+      credentials.expires_at <= 0) {
     return Error::io(source_.display() + ": xet token response from GET " + http::urlForLog(url) +
                      " lacks accessToken, casUrl or exp");
   }
   spdlog::debug("hub: {} xet {} token for {}, expires at {}", source_.display(),
-                access == XetAccess::kWrite ? "write" : "read", credentials.cas_url, credentials.expires_at);
+                access == XetAccess::kWrite ? "write" : "read", credentials.cas_url,
+                credentials.expires_at);
   return credentials;
 }
 

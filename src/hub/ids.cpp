@@ -94,14 +94,16 @@ Status validateName(std::string_view name, std::string_view what) {
     return Error::invalid(std::string(what) + " " + quoted + " is longer than 96 characters");
   }
   for (const char c : name) {
-    const bool allowed = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+    const bool allowed =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
     if (!allowed) {
       return Error::invalid(std::string(what) + " " + quoted +
                             " may only contain letters, digits, '_', '.' and '-'");
     }
   }
   if (name.front() == '-' || name.front() == '.' || name.back() == '-' || name.back() == '.') {
-    return Error::invalid(std::string(what) + " " + quoted + " must not start or end with '-' or '.'");
+    return Error::invalid(std::string(what) + " " + quoted +
+                          " must not start or end with '-' or '.'");
   }
   if (name.find("--") != std::string_view::npos || name.find("..") != std::string_view::npos) {
     return Error::invalid(std::string(what) + " " + quoted + " must not contain '--' or '..'");
@@ -112,8 +114,8 @@ Status validateName(std::string_view name, std::string_view what) {
 Status validateRevision(std::string_view revision) {
   if (revision.empty()) return Error::invalid("revision is empty");
   for (const char c : revision) {
-    const bool allowed = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-                         c == '/' || c == '-';
+    const bool allowed =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' || c == '-';
     if (!allowed) {
       return Error::invalid("revision '" + std::string(revision) +
                             "' may only contain letters, digits, '.', '_', '/' and '-'");
@@ -128,13 +130,17 @@ Status validateRevision(std::string_view revision) {
 Result<std::string> normalizeSubdir(std::string_view subdir) {
   while (!subdir.empty() && subdir.back() == '/') subdir.remove_suffix(1);
   if (subdir.empty()) return std::string();
-  if (subdir.front() == '/') return Error::invalid("subfolder '" + std::string(subdir) + "' starts with '/'");
+  if (subdir.front() == '/')
+    return Error::invalid("subfolder '" + std::string(subdir) + "' starts with '/'");
   for (const auto segment : splitSlash(subdir)) {
-    if (segment.empty()) return Error::invalid("subfolder '" + std::string(subdir) + "' contains '//'");
+    if (segment.empty())
+      return Error::invalid("subfolder '" + std::string(subdir) + "' contains '//'");
     if (segment == "." || segment == "..") {
-      return Error::invalid("subfolder '" + std::string(subdir) + "' contains a '.' or '..' segment");
+      return Error::invalid("subfolder '" + std::string(subdir) +
+                            "' contains a '.' or '..' segment");
     }
-    if (segment.find('\\') != std::string_view::npos || segment.find('\0') != std::string_view::npos) {
+    if (segment.find('\\') != std::string_view::npos ||
+        segment.find('\0') != std::string_view::npos) {
       return Error::invalid("subfolder '" + std::string(subdir) + "' contains a backslash or NUL");
     }
   }
@@ -146,14 +152,17 @@ Result<SourceId> parseBucketId(std::string_view text) {
   consumePrefix(text, "hf://");
   consumePrefix(text, "buckets/");
   if (text.find('@') != std::string_view::npos) {
-    return Error::invalid("bucket '" + original + "': buckets have no revision ('@' is not allowed)");
+    return Error::invalid("bucket '" + original +
+                          "': buckets have no revision ('@' is not allowed)");
   }
   const auto parts = splitSlash(text);
   if (parts.size() < 2 || parts[1].empty()) {
     return Error::invalid("bucket '" + original + "' must look like NAMESPACE/NAME[/SUBFOLDER]");
   }
-  if (auto s = validateName(parts[0], "bucket namespace"); !s) return s.error().withContext("bucket '" + original + "'");
-  if (auto s = validateName(parts[1], "bucket name"); !s) return s.error().withContext("bucket '" + original + "'");
+  if (auto s = validateName(parts[0], "bucket namespace"); !s)
+    return s.error().withContext("bucket '" + original + "'");
+  if (auto s = validateName(parts[1], "bucket name"); !s)
+    return s.error().withContext("bucket '" + original + "'");
   auto subdir = normalizeSubdir(joinFrom(parts, 2));
   if (!subdir) return subdir.error().withContext("bucket '" + original + "'");
   SourceId source;
@@ -175,7 +184,8 @@ Result<SourceId> parseRepoId(std::string_view text, std::string_view revision) {
     source.repo_type = RepoType::kSpace;
   } else {
     if (text.starts_with("buckets/")) {
-      return Error::invalid(context + " is a bucket path; use 'bucket " + std::string(text.substr(8)) + "'");
+      return Error::invalid(context + " is a bucket path; use 'bucket " +
+                            std::string(text.substr(8)) + "'");
     }
     consumePrefix(text, "models/");
     source.repo_type = RepoType::kModel;
@@ -189,8 +199,10 @@ Result<SourceId> parseRepoId(std::string_view text, std::string_view revision) {
     if (auto s = validateName(parts[0], "repo name"); !s) return s.error().withContext(context);
     source.id = std::string(parts[0]);
   } else {
-    if (parts[1].empty()) return Error::invalid(context + " must look like NAMESPACE/NAME[/SUBFOLDER]");
-    if (auto s = validateName(parts[0], "repo namespace"); !s) return s.error().withContext(context);
+    if (parts[1].empty())
+      return Error::invalid(context + " must look like NAMESPACE/NAME[/SUBFOLDER]");
+    if (auto s = validateName(parts[0], "repo namespace"); !s)
+      return s.error().withContext(context);
     if (auto s = validateName(parts[1], "repo name"); !s) return s.error().withContext(context);
     source.id = std::string(parts[0]) + "/" + std::string(parts[1]);
     auto subdir = normalizeSubdir(joinFrom(parts, 2));

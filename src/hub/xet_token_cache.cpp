@@ -41,7 +41,8 @@ Result<http::XetCredentials> XetTokenCache::get(bool force_refresh) {
     // Join the fetch in flight rather than starting another.
     const uint64_t waiting_for = generation_ + 1;
     cv_.wait(lock, [&] { return generation_ >= waiting_for; });
-    if (cached_ && now_() < cached_->expires_at && (!last_error_ || !force_refresh)) return *cached_;
+    if (cached_ && now_() < cached_->expires_at && (!last_error_ || !force_refresh))
+      return *cached_;
     if (last_error_) return *last_error_;
   }
 

@@ -85,11 +85,11 @@ struct PieceReader {
               return MHD_CONTENT_READER_END_WITH_ERROR;
             }
           }
-          size_t n = static_cast<size_t>(
-              std::min<uint64_t>(max - written, slice.length - in_piece));
+          size_t n =
+              static_cast<size_t>(std::min<uint64_t>(max - written, slice.length - in_piece));
           ssize_t got = ::pread(fd, buf + written, n, static_cast<off_t>(slice.offset + in_piece));
-          if (got <= 0) return written > 0 ? static_cast<ssize_t>(written)
-                                           : MHD_CONTENT_READER_END_WITH_ERROR;
+          if (got <= 0)
+            return written > 0 ? static_cast<ssize_t>(written) : MHD_CONTENT_READER_END_WITH_ERROR;
           written += static_cast<size_t>(got);
           if (static_cast<size_t>(got) < n) break;  // short read: come back for the rest
           continue;
@@ -111,9 +111,8 @@ ssize_t headOnlyRead(void*, uint64_t, char*, size_t) { return MHD_CONTENT_READER
 
 bool isManagedHeader(const std::string& name) {
   static const char* kManaged[] = {"content-length", "transfer-encoding", "connection"};
-  return std::any_of(std::begin(kManaged), std::end(kManaged), [&](const char* m) {
-    return strcasecmp(m, name.c_str()) == 0;
-  });
+  return std::any_of(std::begin(kManaged), std::end(kManaged),
+                     [&](const char* m) { return strcasecmp(m, name.c_str()) == 0; });
 }
 
 enum class Fault { kNone, k5xx, kReset, kSlow, kTruncate };
@@ -123,8 +122,9 @@ std::string nextRequestId() {
   static std::atomic<uint64_t> counter{1};
   static const uint64_t salt = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   char id[24];
-  std::snprintf(id, sizeof id, "%016llx",
-                static_cast<unsigned long long>((counter.fetch_add(1) * 0x9E3779B97F4A7C15ull) ^ salt));
+  std::snprintf(
+      id, sizeof id, "%016llx",
+      static_cast<unsigned long long>((counter.fetch_add(1) * 0x9E3779B97F4A7C15ull) ^ salt));
   return id;
 }
 
@@ -289,8 +289,7 @@ struct HttpServer::Impl {
       if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
       } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf,
-                  sizeof buf);
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
       }
       req.remote_addr = buf;
     }
@@ -497,18 +496,15 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& optio
   CompletedFn completed_fn = completed;
   UnescapeFn unescape_fn = no_unescape;
   impl->daemon = MHD_start_daemon(
-      flags, options.port, nullptr, nullptr, access_fn, impl,
-      MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(1u, options.threads)),
-      MHD_OPTION_URI_LOG_CALLBACK, uri_log_fn, nullptr,
-      MHD_OPTION_NOTIFY_COMPLETED, completed_fn, nullptr,
-      MHD_OPTION_UNESCAPE_CALLBACK, unescape_fn, nullptr,
-      MHD_OPTION_EXTERNAL_LOGGER, logger_fn, nullptr,
+      flags, options.port, nullptr, nullptr, access_fn, impl, MHD_OPTION_SOCK_ADDR,
+      reinterpret_cast<sockaddr*>(&addr), MHD_OPTION_THREAD_POOL_SIZE,
+      static_cast<unsigned>(std::max(1u, options.threads)), MHD_OPTION_URI_LOG_CALLBACK, uri_log_fn,
+      nullptr, MHD_OPTION_NOTIFY_COMPLETED, completed_fn, nullptr, MHD_OPTION_UNESCAPE_CALLBACK,
+      unescape_fn, nullptr, MHD_OPTION_EXTERNAL_LOGGER, logger_fn, nullptr,
       MHD_OPTION_CONNECTION_TIMEOUT, 300u,
       // MHD zeroes this pool on every request, so it costs small fetches dearly; 64 KiB still
       // holds the longest signed fetch URL (~8 KiB of ranges) and its headers.
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
-      MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024), MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     return Error(EADDRINUSE, "cannot listen on " + options.host + ":" +
                                  std::to_string(options.port) +

@@ -65,7 +65,9 @@ std::string httpDate(int64_t ms) {
 }
 
 // Invalid UTF-8 (from a client's path) is replaced, never thrown from a response.
-std::string dumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 HttpResponse hubError(int status, const std::string& code, const std::string& message) {
   auto r = HttpResponse::json(status, dumpJson(json{{"error", message}}));
@@ -116,9 +118,7 @@ std::string lower(std::string s) {
 
 std::string typePlural(const std::string& type) { return type + "s"; }
 // URL prefix of a repo's web/resolve routes: none for models.
-std::string webPrefix(const std::string& type) {
-  return type == "model" ? "" : type + "s/";
-}
+std::string webPrefix(const std::string& type) { return type == "model" ? "" : type + "s/"; }
 
 std::optional<json> parseJsonObject(const std::string& body) {
   if (body.empty()) return json::object();
@@ -138,8 +138,7 @@ bool boolParam(const HttpRequest& req, const std::string& key, bool fallback) {
 }
 
 // Rebuilds the request URL with `cursor` set (for a Link rel="next").
-std::string nextLink(const HubService::Ctx& ctx, const std::string& key,
-                     const std::string& value) {
+std::string nextLink(const HubService::Ctx& ctx, const std::string& key, const std::string& value) {
   std::string url = ctx.base + ctx.req.raw_path + "?";
   bool first = true;
   for (const auto& [k, v] : ctx.req.query) {
@@ -265,13 +264,14 @@ json repoFileJson(const RepoFileRecord& f) {
 }
 
 bool validRefName(const std::string& name) {
-  if (name.empty() || name.size() > 255 || isHex(name, 40) || name.find("..") != std::string::npos ||
-      name.starts_with("/") || name.ends_with("/") || name.starts_with("refs/")) {
+  if (name.empty() || name.size() > 255 || isHex(name, 40) ||
+      name.find("..") != std::string::npos || name.starts_with("/") || name.ends_with("/") ||
+      name.starts_with("refs/")) {
     return false;
   }
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' ||
-           c == '.' || c == '/';
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' ||
+           c == '/';
   });
 }
 
@@ -352,8 +352,8 @@ bool etagMatches(const HttpRequest& req, const std::string& etag) {
   size_t start = 0;
   while (start <= inm.size()) {
     auto comma = inm.find(',', start);
-    std::string item = inm.substr(start, comma == std::string::npos ? std::string::npos
-                                                                     : comma - start);
+    std::string item =
+        inm.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     item.erase(0, item.find_first_not_of(' '));
     item.erase(item.find_last_not_of(' ') + 1);
     if (strip(item) == strip(etag)) return true;
@@ -368,9 +368,10 @@ bool wantsLfs(const std::string& path, uint64_t size, const std::string& sample)
   if (size >= kLfsThreshold) return true;
   if (sample.find('\0') != std::string::npos) return true;
   static const std::set<std::string> kExt = {
-      ".bin", ".safetensors", ".pt", ".pth", ".ckpt", ".h5", ".onnx", ".parquet", ".arrow",
-      ".gguf", ".npy", ".npz", ".zip", ".gz", ".tar", ".msgpack", ".pkl", ".pickle", ".model",
-      ".tflite", ".ot", ".zst", ".7z", ".bz2", ".xz", ".joblib", ".mlmodel", ".wasm", ".tgz"};
+      ".bin",   ".safetensors", ".pt",      ".pth",    ".ckpt", ".h5",  ".onnx", ".parquet",
+      ".arrow", ".gguf",        ".npy",     ".npz",    ".zip",  ".gz",  ".tar",  ".msgpack",
+      ".pkl",   ".pickle",      ".model",   ".tflite", ".ot",   ".zst", ".7z",   ".bz2",
+      ".xz",    ".joblib",      ".mlmodel", ".wasm",   ".tgz"};
   auto dot = path.rfind('.');
   if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return false;
   return kExt.count(lower(path.substr(dot))) > 0;
@@ -414,8 +415,7 @@ bool validUtf8(std::string_view s) {
 std::optional<std::string> invalidRepoName(const std::string& part) {
   if (part.empty() || part.size() > 96) return "must be 1 to 96 characters long";
   for (char c : part) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' ||
-          c == '.')) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.')) {
       return "may only contain letters, digits, '-', '_' and '.'";
     }
   }
@@ -441,8 +441,8 @@ std::optional<std::string> invalidFilePath(const std::string& path) {
   size_t start = 0;
   while (true) {
     auto slash = path.find('/', start);
-    std::string seg = path.substr(start, slash == std::string::npos ? std::string::npos
-                                                                    : slash - start);
+    std::string seg =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (seg.empty()) return "path contains an empty segment ('//')";
     if (seg == "." || seg == "..") return "path contains a '" + seg + "' segment";
     if (seg.size() > kMaxSegmentBytes) {
@@ -475,9 +475,8 @@ HttpResponse HubService::handle(const HttpRequest& request) {
   size_t start = raw.starts_with("/") ? 1 : 0;
   while (start <= raw.size()) {
     auto slash = raw.find('/', start);
-    std::string_view seg = raw.substr(start, slash == std::string_view::npos
-                                                 ? std::string_view::npos
-                                                 : slash - start);
+    std::string_view seg =
+        raw.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     auto decoded = percentDecode(seg, false);
     if (!decoded) return badRequest("Malformed percent-encoding in URL");
     ctx.raw_segs.emplace_back(seg);
@@ -611,7 +610,8 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     return okJson(out);
   }
   const std::string& name = s[at + 1];
-  if (auto bad = invalidRepoName(name)) return badRequest("Invalid bucket name '" + name + "': " + *bad);
+  if (auto bad = invalidRepoName(name))
+    return badRequest("Invalid bucket name '" + name + "': " + *bad);
   std::string id = ns + "/" + name;
   std::string not_found = "Bucket " + id + " not found";
 
@@ -649,8 +649,8 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     return hubError(404, "RepoNotFound", not_found);
   }
   const BucketRecord& bucket = **rec;
-  bool write = method != "GET" && method != "HEAD" &&
-               !(s.size() == at + 3 && s[at + 2] == "paths-info");
+  bool write =
+      method != "GET" && method != "HEAD" && !(s.size() == at + 3 && s[at + 2] == "paths-info");
   if (s.size() == at + 3 && s[at + 2] == "xet-write-token") write = true;
   if (auto denied = checkAccess(ctx.user, ns, bucket.is_private, write, not_found)) {
     return std::move(*denied);
@@ -712,8 +712,8 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     for (auto& e : page->entries) head.push_back(std::move(e));
     auto r = okJson(head);
     if (page->next) {
-      r.headers["Link"] = "<" + nextLink(ctx, "cursor", encodeCursor(*page->next)) +
-                          ">; rel=\"next\"";
+      r.headers["Link"] =
+          "<" + nextLink(ctx, "cursor", encodeCursor(*page->next)) + ">; rel=\"next\"";
     }
     return r;
   }
@@ -729,7 +729,8 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     for (const auto& p : body["paths"]) {
       if (!p.is_string()) return badRequest("'paths' must only contain strings");
       auto path = p.get<std::string>();
-      if (auto bad = invalidFilePath(path)) return badRequest("Invalid path '" + path + "': " + *bad);
+      if (auto bad = invalidFilePath(path))
+        return badRequest("Invalid path '" + path + "': " + *bad);
       auto f = store_->bucketFile(id, path);
       if (!f) return storageError(f.error());
       if (*f) out.push_back(bucketFileJson(**f));
@@ -759,7 +760,8 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
       if (!j.contains("path") || !j["path"].is_string()) {
         return badRequest(where + "missing string 'path'");
       }
-      if (auto bad = invalidFilePath(path)) return badRequest(where + "invalid path '" + path + "': " + *bad);
+      if (auto bad = invalidFilePath(path))
+        return badRequest(where + "invalid path '" + path + "': " + *bad);
       ++processed;
       if (type == "deleteFile") {
         ops.push_back({BucketOp::Kind::kDelete, BucketFileRecord{path, "", 0, 0, 0, ""}});
@@ -783,7 +785,8 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
           f.mtime_ms = j["mtime"].get<int64_t>();
         }
         if (j.contains("contentType")) {
-          if (!j["contentType"].is_string()) return badRequest(where + "'contentType' must be a string");
+          if (!j["contentType"].is_string())
+            return badRequest(where + "'contentType' must be a string");
           f.content_type = j["contentType"].get<std::string>();
         }
         if (hash == kZeroHash) {
@@ -792,8 +795,9 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
           auto mh = xet::MerkleHash::fromHex(hash);
           auto size = (cas_ != nullptr && mh) ? cas_->fileSize(*mh) : std::nullopt;
           if (!size) {
-            failed.push_back({{"path", path}, {"error", "Unknown xet hash " + hash +
-                                                            ": upload its shard to the CAS first"}});
+            failed.push_back(
+                {{"path", path},
+                 {"error", "Unknown xet hash " + hash + ": upload its shard to the CAS first"}});
             continue;
           }
           f.size = *size;
@@ -907,7 +911,9 @@ HttpResponse HubService::bucketResolve(Ctx& ctx) {
     return r;
   }
   if (ctx.req.header("accept").find("application/vnd.xet-fileinfo+json") != std::string::npos) {
-    auto r = okJson({{"hash", f.xet_hash}, {"etag", f.xet_hash}, {"size", f.size},
+    auto r = okJson({{"hash", f.xet_hash},
+                     {"etag", f.xet_hash},
+                     {"size", f.size},
                      {"refreshUrl", refresh},
                      {"reconstructionUrl", ctx.base + "/v1/reconstructions/" + f.xet_hash}});
     for (auto& [k, v] : h) r.headers[k] = v;
@@ -967,14 +973,14 @@ HttpResponse HubService::reposApi(Ctx& ctx) {
     name = name.substr(name.find('/') + 1);
   }
   if (ns.empty()) ns = *ctx.user;
-  std::string type = body.contains("type") && body["type"].is_string()
-                         ? body["type"].get<std::string>()
-                         : "model";
+  std::string type =
+      body.contains("type") && body["type"].is_string() ? body["type"].get<std::string>() : "model";
   if (type != "model" && type != "dataset" && type != "space") {
     return badRequest("'type' must be model, dataset or space");
   }
   if (auto bad = invalidRepoName(ns)) return badRequest("Invalid namespace '" + ns + "': " + *bad);
-  if (auto bad = invalidRepoName(name)) return badRequest("Invalid repo name '" + name + "': " + *bad);
+  if (auto bad = invalidRepoName(name))
+    return badRequest("Invalid repo name '" + name + "': " + *bad);
   if (ns != *ctx.user) return hubError(403, "", "You don't have write access to " + ns);
   std::string id = ns + "/" + name;
   std::string url = ctx.base + "/" + webPrefix(type) + id;
@@ -1001,7 +1007,8 @@ HttpResponse HubService::reposApi(Ctx& ctx) {
     if (!body["files"].is_array()) return badRequest("'files' must be an array");
     for (const auto& f : body["files"]) {
       std::string path = f.is_object() ? strField(f, "path") : "";
-      if (auto bad = invalidFilePath(path)) return badRequest("Invalid path '" + path + "': " + *bad);
+      if (auto bad = invalidFilePath(path))
+        return badRequest("Invalid path '" + path + "': " + *bad);
       std::string enc = strField(f, "encoding");
       std::string content = strField(f, "content");
       std::optional<std::string> bytes = content;
@@ -1020,7 +1027,8 @@ HttpResponse HubService::reposApi(Ctx& ctx) {
   if (!created) return storageError(created.error());
   if (!*created) {
     auto r = hubError(409, "", "You already created this " + type + " repo");
-    r.body = {dumpJson(json{{"error", "You already created this " + type + " repo"}, {"url", url}})};
+    r.body = {
+        dumpJson(json{{"error", "You already created this " + type + " repo"}, {"url", url}})};
     return r;
   }
   return okJson({{"url", url}, {"name", id}, {"id", id}});
@@ -1057,7 +1065,8 @@ HttpResponse HubService::moveRepo(Ctx& ctx) {
     if (st.error().code() == EEXIST) return hubError(409, "", st.error().message());
     return storageError(st.error());
   }
-  return okJson({{"url", ctx.base + "/" + (type == "bucket" ? std::string("buckets/") : webPrefix(type)) + to}});
+  return okJson({{"url", ctx.base + "/" +
+                             (type == "bucket" ? std::string("buckets/") : webPrefix(type)) + to}});
 }
 
 HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
@@ -1067,7 +1076,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
   const std::string& ns = s[at];
   const std::string& name = s[at + 1];
   if (auto bad = invalidRepoName(ns)) return badRequest("Invalid namespace '" + ns + "': " + *bad);
-  if (auto bad = invalidRepoName(name)) return badRequest("Invalid repo name '" + name + "': " + *bad);
+  if (auto bad = invalidRepoName(name))
+    return badRequest("Invalid repo name '" + name + "': " + *bad);
   std::string id = ns + "/" + name;
   std::string not_found = "Repository " + id + " not found";
   auto rec = store_->repo(type, id);
@@ -1075,8 +1085,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
   if (!*rec) return hubError(ctx.user ? 404 : 401, "RepoNotFound", not_found);
   const RepoRecord& repo = **rec;
   std::string op = s.size() > at + 2 ? s[at + 2] : "";
-  bool write = op == "preupload" || op == "commit" || op == "xet-write-token" ||
-               op == "branch" || op == "tag";
+  bool write = op == "preupload" || op == "commit" || op == "xet-write-token" || op == "branch" ||
+               op == "tag";
   if (auto denied = checkAccess(ctx.user, ns, repo.is_private, write, not_found)) {
     return std::move(*denied);
   }
@@ -1108,7 +1118,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
           sib["size"] = f.size;
           sib["blobId"] = f.oid;
           if (!f.lfs_sha256.empty()) {
-            sib["lfs"] = {{"size", f.size}, {"sha256", f.lfs_sha256},
+            sib["lfs"] = {{"size", f.size},
+                          {"sha256", f.lfs_sha256},
                           {"pointerSize", lfsPointer(f.lfs_sha256, f.size).size()}};
           }
         }
@@ -1172,9 +1183,9 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     auto lastCommit = [&](const std::string& csha) -> json {
       if (auto it = commit_cache.find(csha); it != commit_cache.end()) return it->second;
       auto c = store_->commitInfo(csha);
-      json j = (c && *c) ? json{{"id", csha}, {"title", (*c)->title},
-                                {"date", isoTime((*c)->created_ms)}}
-                         : json(nullptr);
+      json j = (c && *c)
+                   ? json{{"id", csha}, {"title", (*c)->title}, {"date", isoTime((*c)->created_ms)}}
+                   : json(nullptr);
       commit_cache[csha] = j;
       return j;
     };
@@ -1236,8 +1247,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     }
     auto resp = okJson(page->entries);
     if (page->next) {
-      resp.headers["Link"] = "<" + nextLink(ctx, "cursor", encodeCursor(*page->next)) +
-                             ">; rel=\"next\"";
+      resp.headers["Link"] =
+          "<" + nextLink(ctx, "cursor", encodeCursor(*page->next)) + ">; rel=\"next\"";
     }
     return resp;
   }
@@ -1270,14 +1281,16 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
         if (!p.is_string()) return badRequest("'paths' must only contain strings");
         paths.push_back(p.get<std::string>());
       }
-      if (body.contains("expand") && body["expand"].is_boolean()) expand = body["expand"].get<bool>();
+      if (body.contains("expand") && body["expand"].is_boolean())
+        expand = body["expand"].get<bool>();
     }
     if (paths.size() > kMaxPathsPerCall) {
       return badRequest("At most " + std::to_string(kMaxPathsPerCall) + " paths per call");
     }
     json out = json::array();
     for (const auto& path : paths) {
-      if (auto bad = invalidFilePath(path)) return badRequest("Invalid path '" + path + "': " + *bad);
+      if (auto bad = invalidFilePath(path))
+        return badRequest("Invalid path '" + path + "': " + *bad);
       auto f = store_->repoFile(sha, path);
       if (!f) return storageError(f.error());
       if (*f) {
@@ -1285,8 +1298,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
         if (expand) {
           auto c = store_->commitInfo((*f)->last_commit);
           if (c && *c) {
-            e["lastCommit"] = {{"id", (*c)->sha}, {"title", (*c)->title},
-                               {"date", isoTime((*c)->created_ms)}};
+            e["lastCommit"] = {
+                {"id", (*c)->sha}, {"title", (*c)->title}, {"date", isoTime((*c)->created_ms)}};
           }
         }
         out.push_back(std::move(e));
@@ -1294,8 +1307,9 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
       }
       auto under = store_->scanRepo(sha, ScanFrom{path + "/", true}, path + "0", 1);
       if (!under) return storageError(under.error());
-      if (!under->empty()) out.push_back({{"type", "directory"}, {"path", path},
-                                          {"oid", sha1Hex("tree\n" + sha + path)}});
+      if (!under->empty())
+        out.push_back(
+            {{"type", "directory"}, {"path", path}, {"oid", sha1Hex("tree\n" + sha + path)}});
     }
     return okJson(out);
   }
@@ -1314,15 +1328,16 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     for (const auto& f : body["files"]) {
       if (!f.is_object()) return badRequest("'files' entries must be objects");
       std::string path = strField(f, "path");
-      if (auto bad = invalidFilePath(path)) return badRequest("Invalid path '" + path + "': " + *bad);
+      if (auto bad = invalidFilePath(path))
+        return badRequest("Invalid path '" + path + "': " + *bad);
       if (!f.contains("size") || !f["size"].is_number_unsigned()) {
         return badRequest("'size' of '" + path + "' must be a non-negative integer");
       }
       auto sample = base64Decode(strField(f, "sample"));
       if (!sample) return badRequest("'sample' of '" + path + "' is not base64");
       bool lfs = wantsLfs(path, f["size"].get<uint64_t>(), *sample);
-      out.push_back({{"path", path}, {"uploadMode", lfs ? "lfs" : "regular"},
-                     {"shouldIgnore", false}});
+      out.push_back(
+          {{"path", path}, {"uploadMode", lfs ? "lfs" : "regular"}, {"shouldIgnore", false}});
     }
     return okJson({{"files", out}, {"commitOid", std::get<std::string>(r)}});
   }
@@ -1354,8 +1369,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
       if (line.empty()) continue;
       std::string where = "line " + std::to_string(line_no) + ": ";
       auto j = json::parse(line, nullptr, false);
-      if (!j.is_object() || !j.contains("key") || !j["key"].is_string() ||
-          !j.contains("value") || !j["value"].is_object()) {
+      if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("value") ||
+          !j["value"].is_object()) {
         return badRequest(where + "expected {\"key\": ..., \"value\": {...}}");
       }
       std::string key = j["key"].get<std::string>();
@@ -1368,7 +1383,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
         continue;
       }
       std::string path = strField(v, "path");
-      if (auto bad = invalidFilePath(path)) return badRequest(where + "invalid path '" + path + "': " + *bad);
+      if (auto bad = invalidFilePath(path))
+        return badRequest(where + "invalid path '" + path + "': " + *bad);
       if (key == "file") {
         std::string enc = strField(v, "encoding");
         std::optional<std::string> bytes = strField(v, "content");
@@ -1394,15 +1410,17 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
         } else if (auto fh = cas_ != nullptr ? cas_->fileHashForSha256(oid) : std::nullopt) {
           auto known = cas_->fileSize(*fh);
           if (known && *known != size) {
-            return hubError(422, "", where + "size " + std::to_string(size) +
-                                         " does not match the uploaded object (" +
-                                         std::to_string(*known) + " bytes)");
+            return hubError(422, "",
+                            where + "size " + std::to_string(size) +
+                                " does not match the uploaded object (" + std::to_string(*known) +
+                                " bytes)");
           }
           xet_hash = fh->hex();
         }
         if (xet_hash.empty()) {
-          return hubError(422, "", where + "LFS object " + oid +
-                                       " was not uploaded (no shard registers this sha256)");
+          return hubError(
+              422, "",
+              where + "LFS object " + oid + " was not uploaded (no shard registers this sha256)");
         }
         RepoOp op_r;
         op_r.file.path = path;
@@ -1442,7 +1460,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     json branches = json::array();
     json tags = json::array();
     for (const auto& r : *b) {
-      branches.push_back({{"name", r.name}, {"ref", "refs/heads/" + r.name}, {"targetCommit", r.sha}});
+      branches.push_back(
+          {{"name", r.name}, {"ref", "refs/heads/" + r.name}, {"targetCommit", r.sha}});
     }
     for (const auto& r : *t) {
       tags.push_back({{"name", r.name}, {"ref", "refs/tags/" + r.name}, {"targetCommit", r.sha}});
@@ -1512,7 +1531,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     if (auto l = ctx.req.queryParam("limit"); !l.empty()) {
       limit = std::clamp<size_t>(std::strtoull(l.c_str(), nullptr, 10), 1, 1000);
     }
-    if (auto p = ctx.req.queryParam("p"); !p.empty()) page_no = std::strtoull(p.c_str(), nullptr, 10);
+    if (auto p = ctx.req.queryParam("p"); !p.empty())
+      page_no = std::strtoull(p.c_str(), nullptr, 10);
     auto list = store_->history(std::get<std::string>(r), page_no * limit, limit + 1);
     if (!list) return storageError(list.error());
     json out = json::array();
@@ -1522,8 +1542,8 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
     auto resp = okJson(out);
     resp.headers["X-Total-Count"] = std::to_string(all->size());
     if (list->size() > limit) {
-      resp.headers["Link"] = "<" + nextLink(ctx, "p", std::to_string(page_no + 1)) +
-                             ">; rel=\"next\"";
+      resp.headers["Link"] =
+          "<" + nextLink(ctx, "p", std::to_string(page_no + 1)) + ">; rel=\"next\"";
     }
     return resp;
   }
@@ -1559,8 +1579,8 @@ HttpResponse HubService::lfsBatch(Ctx& ctx, const std::string& type, size_t at) 
   }
   if (rev.starts_with("refs/heads/")) rev = rev.substr(11);
   int64_t now = nowMs() / 1000;
-  std::string token = tokens_->issue(ctx.user.value_or("anonymous"), type + ":" + id + "@" + rev,
-                                     upload, now);
+  std::string token =
+      tokens_->issue(ctx.user.value_or("anonymous"), type + ":" + id + "@" + rev, upload, now);
   std::string href = ctx.base + "/api/" + typePlural(type) + "/" + id + "/xet-" +
                      (upload ? "write" : "read") + "-token/" + urlEncode(rev);
   std::string session = ctx.req.header("x-xet-session-id");
@@ -1645,14 +1665,14 @@ HttpResponse HubService::repoResolve(Ctx& ctx, const std::string& type, size_t a
       r.headers = std::move(h);
       return r;
     }
-    return serveBytes(ctx.req, size, std::move(h),
-                      [content_path, pointer](uint64_t off,
-                                              uint64_t len) -> Result<std::vector<BodyPiece>> {
-                        if (content_path.empty()) {
-                          return std::vector<BodyPiece>{pointer.substr(off, len)};
-                        }
-                        return std::vector<BodyPiece>{FileSlice{content_path, off, len}};
-                      });
+    return serveBytes(
+        ctx.req, size, std::move(h),
+        [content_path, pointer](uint64_t off, uint64_t len) -> Result<std::vector<BodyPiece>> {
+          if (content_path.empty()) {
+            return std::vector<BodyPiece>{pointer.substr(off, len)};
+          }
+          return std::vector<BodyPiece>{FileSlice{content_path, off, len}};
+        });
   }
   std::string etag = "\"" + f.lfs_sha256 + "\"";
   h["ETag"] = etag;
@@ -1670,7 +1690,9 @@ HttpResponse HubService::repoResolve(Ctx& ctx, const std::string& type, size_t a
     return r;
   }
   if (ctx.req.header("accept").find("application/vnd.xet-fileinfo+json") != std::string::npos) {
-    auto r = okJson({{"hash", f.xet_hash}, {"etag", f.lfs_sha256}, {"size", f.size},
+    auto r = okJson({{"hash", f.xet_hash},
+                     {"etag", f.lfs_sha256},
+                     {"size", f.size},
                      {"refreshUrl", refresh},
                      {"reconstructionUrl", ctx.base + "/v1/reconstructions/" + f.xet_hash}});
     for (auto& [k, v] : h) r.headers[k] = v;

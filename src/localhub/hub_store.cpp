@@ -178,8 +178,9 @@ Status HubStore::exec(const char* sql) {
 Result<std::unique_ptr<HubStore>> HubStore::open(const std::filesystem::path& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir / "blobs", ec);
-  if (ec) return Error(ec.value(), "cannot create " + (data_dir / "blobs").string() + ": " +
-                                       ec.message());
+  if (ec)
+    return Error(ec.value(),
+                 "cannot create " + (data_dir / "blobs").string() + ": " + ec.message());
   std::unique_ptr<HubStore> store(new HubStore());
   store->dir_ = data_dir;
   auto db_path = (data_dir / "hub.db").string();
@@ -214,8 +215,9 @@ Result<std::unique_ptr<HubStore>> HubStore::open(const std::filesystem::path& da
 
 Result<bool> HubStore::createBucket(const std::string& id, bool is_private, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "INSERT OR IGNORE INTO buckets(id, private, created_ms, updated_ms) "
-              "VALUES(?,?,?,?)");
+  Stmt s(db_,
+         "INSERT OR IGNORE INTO buckets(id, private, created_ms, updated_ms) "
+         "VALUES(?,?,?,?)");
   s.bind(1, id).bind(2, int64_t{is_private}).bind(3, now_ms).bind(4, now_ms);
   HFM_TRY(run(s, "create bucket"));
   return sqlite3_changes(db_) > 0;
@@ -267,8 +269,9 @@ Result<bool> HubStore::deleteBucket(const std::string& id) {
 Result<std::optional<BucketFileRecord>> HubStore::bucketFile(const std::string& id,
                                                              const std::string& path) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "SELECT path, xet_hash, size, mtime_ms, uploaded_ms, content_type "
-              "FROM bucket_files WHERE bucket=? AND path=?");
+  Stmt s(db_,
+         "SELECT path, xet_hash, size, mtime_ms, uploaded_ms, content_type "
+         "FROM bucket_files WHERE bucket=? AND path=?");
   if (!s.ok()) return s.error("bucket file");
   s.bind(1, id).bind(2, path);
   int rc = s.step();
@@ -280,8 +283,9 @@ Result<std::optional<BucketFileRecord>> HubStore::bucketFile(const std::string& 
 Result<std::optional<BucketFileRecord>> HubStore::bucketFileByHash(const std::string& id,
                                                                    const std::string& xet_hash) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "SELECT path, xet_hash, size, mtime_ms, uploaded_ms, content_type "
-              "FROM bucket_files WHERE bucket=? AND xet_hash=? LIMIT 1");
+  Stmt s(db_,
+         "SELECT path, xet_hash, size, mtime_ms, uploaded_ms, content_type "
+         "FROM bucket_files WHERE bucket=? AND xet_hash=? LIMIT 1");
   if (!s.ok()) return s.error("bucket file by hash");
   s.bind(1, id).bind(2, xet_hash);
   int rc = s.step();
@@ -292,8 +296,7 @@ Result<std::optional<BucketFileRecord>> HubStore::bucketFileByHash(const std::st
 
 Result<std::vector<BucketFileRecord>> HubStore::scanBucket(const std::string& id,
                                                            const ScanFrom& from,
-                                                           const std::string& upper,
-                                                           size_t limit) {
+                                                           const std::string& upper, size_t limit) {
   std::lock_guard lock(mu_);
   std::string sql =
       "SELECT path, xet_hash, size, mtime_ms, uploaded_ms, content_type FROM bucket_files "
@@ -324,11 +327,16 @@ Status HubStore::applyBucketOps(const std::string& id, const std::vector<BucketO
   };
   for (const auto& op : ops) {
     if (op.kind == BucketOp::Kind::kAdd) {
-      Stmt s(db_, "INSERT OR REPLACE INTO bucket_files(bucket, path, xet_hash, size, mtime_ms, "
-                  "uploaded_ms, content_type) VALUES(?,?,?,?,?,?,?)");
-      s.bind(1, id).bind(2, op.file.path).bind(3, op.file.xet_hash)
-          .bind(4, static_cast<int64_t>(op.file.size)).bind(5, op.file.mtime_ms)
-          .bind(6, op.file.uploaded_ms).bind(7, op.file.content_type);
+      Stmt s(db_,
+             "INSERT OR REPLACE INTO bucket_files(bucket, path, xet_hash, size, mtime_ms, "
+             "uploaded_ms, content_type) VALUES(?,?,?,?,?,?,?)");
+      s.bind(1, id)
+          .bind(2, op.file.path)
+          .bind(3, op.file.xet_hash)
+          .bind(4, static_cast<int64_t>(op.file.size))
+          .bind(5, op.file.mtime_ms)
+          .bind(6, op.file.uploaded_ms)
+          .bind(7, op.file.content_type);
       if (auto st = run(s, "add bucket file"); !st) return fail(st.error());
     } else {
       Stmt s(db_, "DELETE FROM bucket_files WHERE bucket=? AND path=?");
@@ -350,8 +358,9 @@ Status HubStore::moveBucket(const std::string& from, const std::string& to) {
     (void)exec("ROLLBACK");
     return e;
   };
-  Stmt exists(db_, "SELECT (SELECT COUNT(*) FROM buckets WHERE id=?1),"
-                   " (SELECT COUNT(*) FROM buckets WHERE id=?2)");
+  Stmt exists(db_,
+              "SELECT (SELECT COUNT(*) FROM buckets WHERE id=?1),"
+              " (SELECT COUNT(*) FROM buckets WHERE id=?2)");
   exists.bind(1, from).bind(2, to);
   if (exists.step() != SQLITE_ROW) return fail(exists.error("move bucket"));
   if (exists.integer(0) == 0) return fail(Error(ENOENT, "Bucket " + from + " not found"));
@@ -377,10 +386,15 @@ Result<bool> HubStore::createRepo(const RepoRecord& repo, const std::vector<Repo
     (void)exec("ROLLBACK");
     return e;
   };
-  Stmt s(db_, "INSERT OR IGNORE INTO repos(rkey, type, id, private, created_ms, sdk) "
-              "VALUES(?,?,?,?,?,?)");
-  s.bind(1, rkey).bind(2, repo.type).bind(3, repo.id).bind(4, int64_t{repo.is_private})
-      .bind(5, now_ms).bind(6, repo.sdk);
+  Stmt s(db_,
+         "INSERT OR IGNORE INTO repos(rkey, type, id, private, created_ms, sdk) "
+         "VALUES(?,?,?,?,?,?)");
+  s.bind(1, rkey)
+      .bind(2, repo.type)
+      .bind(3, repo.id)
+      .bind(4, int64_t{repo.is_private})
+      .bind(5, now_ms)
+      .bind(6, repo.sdk);
   if (auto st = run(s, "create repo"); !st) return fail(st.error());
   if (sqlite3_changes(db_) == 0) {
     (void)exec("ROLLBACK");
@@ -433,8 +447,7 @@ Result<bool> HubStore::deleteRepo(const std::string& type, const std::string& id
   return existed;
 }
 
-Status HubStore::moveRepo(const std::string& type, const std::string& from,
-                          const std::string& to) {
+Status HubStore::moveRepo(const std::string& type, const std::string& from, const std::string& to) {
   std::lock_guard lock(mu_);
   std::string fk = repoKey(type, from);
   std::string tk = repoKey(type, to);
@@ -443,15 +456,16 @@ Status HubStore::moveRepo(const std::string& type, const std::string& from,
     (void)exec("ROLLBACK");
     return e;
   };
-  Stmt exists(db_, "SELECT (SELECT COUNT(*) FROM repos WHERE rkey=?1),"
-                   " (SELECT COUNT(*) FROM repos WHERE rkey=?2)");
+  Stmt exists(db_,
+              "SELECT (SELECT COUNT(*) FROM repos WHERE rkey=?1),"
+              " (SELECT COUNT(*) FROM repos WHERE rkey=?2)");
   exists.bind(1, fk).bind(2, tk);
   if (exists.step() != SQLITE_ROW) return fail(exists.error("move repo"));
   if (exists.integer(0) == 0) return fail(Error(ENOENT, "Repository " + from + " not found"));
   if (exists.integer(1) != 0) return fail(Error(EEXIST, "Repository " + to + " already exists"));
-  for (const char* sql : {"UPDATE repos SET rkey=?2, id=?3 WHERE rkey=?1",
-                          "UPDATE refs SET rkey=?2 WHERE rkey=?1",
-                          "UPDATE commits SET rkey=?2 WHERE rkey=?1"}) {
+  for (const char* sql :
+       {"UPDATE repos SET rkey=?2, id=?3 WHERE rkey=?1", "UPDATE refs SET rkey=?2 WHERE rkey=?1",
+        "UPDATE commits SET rkey=?2 WHERE rkey=?1"}) {
     Stmt s(db_, sql);
     s.bind(1, fk).bind(2, tk);
     if (std::string_view(sql).find("?3") != std::string_view::npos) s.bind(3, to);
@@ -495,8 +509,9 @@ Result<std::optional<std::string>> HubStore::resolveRevision(const std::string& 
 
 Result<std::optional<CommitRecord>> HubStore::commitInfo(const std::string& sha) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "SELECT sha, parent, title, description, author, created_ms FROM commits "
-              "WHERE sha=?");
+  Stmt s(db_,
+         "SELECT sha, parent, title, description, author, created_ms FROM commits "
+         "WHERE sha=?");
   if (!s.ok()) return s.error("commit");
   s.bind(1, sha);
   int rc = s.step();
@@ -512,8 +527,9 @@ Result<std::vector<CommitRecord>> HubStore::history(const std::string& sha, size
   std::string cur = sha;
   size_t index = 0;
   while (!cur.empty() && out.size() < limit) {
-    Stmt s(db_, "SELECT sha, parent, title, description, author, created_ms FROM commits "
-                "WHERE sha=?");
+    Stmt s(db_,
+           "SELECT sha, parent, title, description, author, created_ms FROM commits "
+           "WHERE sha=?");
     if (!s.ok()) return s.error("history");
     s.bind(1, cur);
     if (s.step() != SQLITE_ROW) break;
@@ -567,8 +583,9 @@ Result<bool> HubStore::deleteRef(const std::string& type, const std::string& id,
 Result<std::optional<RepoFileRecord>> HubStore::repoFile(const std::string& sha,
                                                          const std::string& path) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "SELECT path, size, oid, blob_sha256, lfs_sha256, xet_hash, last_commit "
-              "FROM repo_files WHERE sha=? AND path=?");
+  Stmt s(db_,
+         "SELECT path, size, oid, blob_sha256, lfs_sha256, xet_hash, last_commit "
+         "FROM repo_files WHERE sha=? AND path=?");
   if (!s.ok()) return s.error("repo file");
   s.bind(1, sha).bind(2, path);
   int rc = s.step();
@@ -577,8 +594,7 @@ Result<std::optional<RepoFileRecord>> HubStore::repoFile(const std::string& sha,
   return std::optional<RepoFileRecord>();
 }
 
-Result<std::vector<RepoFileRecord>> HubStore::scanRepo(const std::string& sha,
-                                                       const ScanFrom& from,
+Result<std::vector<RepoFileRecord>> HubStore::scanRepo(const std::string& sha, const ScanFrom& from,
                                                        const std::string& upper, size_t limit) {
   std::lock_guard lock(mu_);
   std::string sql =
@@ -603,8 +619,9 @@ Result<std::vector<RepoFileRecord>> HubStore::scanRepo(const std::string& sha,
 Result<bool> HubStore::repoHasXetHash(const std::string& type, const std::string& id,
                                       const std::string& xet_hash) {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "SELECT 1 FROM repo_files f JOIN commits c ON f.sha=c.sha "
-              "WHERE f.xet_hash=? AND c.rkey=? LIMIT 1");
+  Stmt s(db_,
+         "SELECT 1 FROM repo_files f JOIN commits c ON f.sha=c.sha "
+         "WHERE f.xet_hash=? AND c.rkey=? LIMIT 1");
   if (!s.ok()) return s.error("repo hash");
   s.bind(1, xet_hash).bind(2, repoKey(type, id));
   return s.step() == SQLITE_ROW;
@@ -619,20 +636,20 @@ Result<bool> HubStore::knownLfsObject(const std::string& sha256) {
 }
 
 Result<std::string> HubStore::commitLocked(const std::string& rkey, const std::string& parent,
-                                           const std::string& title,
-                                           const std::string& description,
+                                           const std::string& title, const std::string& description,
                                            const std::string& author,
                                            const std::vector<RepoOp>& ops, int64_t now_ms) {
   std::array<unsigned char, 16> nonce{};
   RAND_bytes(nonce.data(), static_cast<int>(nonce.size()));
-  std::string material = rkey + "\n" + parent + "\n" + title + "\n" + description + "\n" +
-                         author + "\n" + std::to_string(now_ms) + "\n" + util::toHex(nonce);
+  std::string material = rkey + "\n" + parent + "\n" + title + "\n" + description + "\n" + author +
+                         "\n" + std::to_string(now_ms) + "\n" + util::toHex(nonce);
   for (const auto& op : ops) material += "\n" + op.file.path + " " + op.file.oid;
   std::string sha = sha1Hex(material);
 
   if (!parent.empty()) {
-    Stmt copy(db_, "INSERT INTO repo_files SELECT ?, path, size, oid, blob_sha256, lfs_sha256, "
-                   "xet_hash, last_commit FROM repo_files WHERE sha=?");
+    Stmt copy(db_,
+              "INSERT INTO repo_files SELECT ?, path, size, oid, blob_sha256, lfs_sha256, "
+              "xet_hash, last_commit FROM repo_files WHERE sha=?");
     copy.bind(1, sha).bind(2, parent);
     HFM_TRY(run(copy, "copy tree"));
   }
@@ -652,11 +669,17 @@ Result<std::string> HubStore::commitLocked(const std::string& rkey, const std::s
       if (children.step() == SQLITE_ROW) {
         return Error(EEXIST, "cannot add " + p + ": it is a folder");
       }
-      Stmt s(db_, "INSERT OR REPLACE INTO repo_files(sha, path, size, oid, blob_sha256, "
-                  "lfs_sha256, xet_hash, last_commit) VALUES(?,?,?,?,?,?,?,?)");
-      s.bind(1, sha).bind(2, op.file.path).bind(3, static_cast<int64_t>(op.file.size))
-          .bind(4, op.file.oid).bind(5, op.file.blob_sha256).bind(6, op.file.lfs_sha256)
-          .bind(7, op.file.xet_hash).bind(8, sha);
+      Stmt s(db_,
+             "INSERT OR REPLACE INTO repo_files(sha, path, size, oid, blob_sha256, "
+             "lfs_sha256, xet_hash, last_commit) VALUES(?,?,?,?,?,?,?,?)");
+      s.bind(1, sha)
+          .bind(2, op.file.path)
+          .bind(3, static_cast<int64_t>(op.file.size))
+          .bind(4, op.file.oid)
+          .bind(5, op.file.blob_sha256)
+          .bind(6, op.file.lfs_sha256)
+          .bind(7, op.file.xet_hash)
+          .bind(8, sha);
       HFM_TRY(run(s, "put file"));
     } else if (op.kind == RepoOp::Kind::kDelete) {
       Stmt s(db_, "DELETE FROM repo_files WHERE sha=? AND path=?");
@@ -668,17 +691,22 @@ Result<std::string> HubStore::commitLocked(const std::string& rkey, const std::s
       HFM_TRY(run(s, "delete folder"));
     }
   }
-  Stmt c(db_, "INSERT INTO commits(sha, rkey, parent, title, description, author, created_ms) "
-              "VALUES(?,?,?,?,?,?,?)");
-  c.bind(1, sha).bind(2, rkey).bind(3, parent).bind(4, title).bind(5, description)
-      .bind(6, author).bind(7, now_ms);
+  Stmt c(db_,
+         "INSERT INTO commits(sha, rkey, parent, title, description, author, created_ms) "
+         "VALUES(?,?,?,?,?,?,?)");
+  c.bind(1, sha)
+      .bind(2, rkey)
+      .bind(3, parent)
+      .bind(4, title)
+      .bind(5, description)
+      .bind(6, author)
+      .bind(7, now_ms);
   HFM_TRY(run(c, "insert commit"));
   return sha;
 }
 
 Result<std::string> HubStore::commit(const std::string& type, const std::string& id,
-                                     const std::string& branch,
-                                     const std::string& expected_parent,
+                                     const std::string& branch, const std::string& expected_parent,
                                      const std::string& title, const std::string& description,
                                      const std::string& author, const std::vector<RepoOp>& ops,
                                      int64_t now_ms) {

@@ -28,8 +28,7 @@ XetTokens::XetTokens(std::string secret, int64_t ttl_secs)
 
 std::string XetTokens::issue(const std::string& user, const std::string& resource, bool write,
                              int64_t now) const {
-  nlohmann::json payload = {
-      {"u", user}, {"r", resource}, {"w", write}, {"e", now + ttl_secs_}};
+  nlohmann::json payload = {{"u", user}, {"r", resource}, {"w", write}, {"e", now + ttl_secs_}};
   std::string encoded = base64UrlEncode(payload.dump());
   return encoded + "." + base64UrlEncode(hmacSha256(secret_, encoded));
 }
@@ -51,8 +50,7 @@ TokenCheck XetTokens::verify(std::string_view token, int64_t now, XetTokenClaims
   auto payload = nlohmann::json::parse(*payload_text, nullptr, /*allow_exceptions=*/false);
   if (!payload.is_object() || !payload.contains("u") || !payload["u"].is_string() ||
       !payload.contains("r") || !payload["r"].is_string() || !payload.contains("w") ||
-      !payload["w"].is_boolean() || !payload.contains("e") ||
-      !payload["e"].is_number_integer()) {
+      !payload["w"].is_boolean() || !payload.contains("e") || !payload["e"].is_number_integer()) {
     return TokenCheck::kMalformed;
   }
   int64_t exp = payload["e"].get<int64_t>();

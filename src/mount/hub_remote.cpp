@@ -45,7 +45,8 @@ class OwningCasWriter final : public xet::CasWriter {
 class HubUpload final : public vfs::RemoteUpload {
  public:
   explicit HubUpload(std::shared_ptr<xet::CasWriter> cas)
-      : cas_(std::move(cas)), session_(std::make_unique<xet::UploadSession>(*cas_)),
+      : cas_(std::move(cas)),
+        session_(std::make_unique<xet::UploadSession>(*cas_)),
         writer_(session_->beginFile()) {}
   ~HubUpload() override {
     writer_.reset();  // before the session it belongs to
@@ -94,7 +95,8 @@ Status HubRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,
   if (read_only_) return Error(EROFS, "read-only mount");
   std::vector<hub::BatchOp> ops;
   ops.reserve(adds.size() + deletes.size());
-  for (const auto& add : adds) ops.push_back(hub::BatchOp::addFile(add.path, add.xet_hash, add.mtime_ms));
+  for (const auto& add : adds)
+    ops.push_back(hub::BatchOp::addFile(add.path, add.xet_hash, add.mtime_ms));
   for (const auto& path : deletes) ops.push_back(hub::BatchOp::deleteFile(path));
   return hub_->batch(ops);
 }
@@ -105,8 +107,9 @@ vfs::RemoteEntry HubRemote::toRemoteEntry(const hub::TreeEntry& entry) {
   out.is_dir = entry.is_directory;
   out.size = entry.is_directory ? 0 : entry.size;
   // Buckets carry the client's mtime, else the upload time; repos the last commit's date.
-  const auto ms = entry.mtime_ms ? entry.mtime_ms
-                                 : (entry.uploaded_at_ms ? entry.uploaded_at_ms : entry.last_commit_ms);
+  const auto ms = entry.mtime_ms
+                      ? entry.mtime_ms
+                      : (entry.uploaded_at_ms ? entry.uploaded_at_ms : entry.last_commit_ms);
   out.mtime_ns = ms ? *ms * 1'000'000 : 0;
   out.xet_hash = entry.xet_hash;
   out.etag = !entry.lfs_sha256.empty() ? entry.lfs_sha256 : entry.oid;

@@ -8,7 +8,8 @@ namespace hfm::mount {
 namespace {
 
 std::string sourceWord(const hub::SourceId& id) {
-  return id.isBucket() ? "bucket " + id.id : std::string(hub::repoTypeName(id.repo_type)) + " " + id.id;
+  return id.isBucket() ? "bucket " + id.id
+                       : std::string(hub::repoTypeName(id.repo_type)) + " " + id.id;
 }
 
 // Rewrites the first error of a mount into the one line a user should see.
@@ -27,9 +28,9 @@ Error startupError(const Error& e, const hub::SourceId& id, const hub::Credentia
 
 }  // namespace
 
-Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions& options,
-                                                        const app::MountSource& source,
-                                                        std::optional<std::string> token_override) {
+Result<std::unique_ptr<MountContext>> MountContext::open(
+    const app::MountOptions& options, const app::MountSource& source,
+    std::optional<std::string> token_override) {
   auto ctx = std::make_unique<MountContext>();
   {
     auto parsed = source.kind == app::SourceKind::kBucket
@@ -47,7 +48,8 @@ Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions
     cred_options.hf_token = options.hf_token;
   }
   if (!options.token_file.empty()) cred_options.token_file = options.token_file;
-  ctx->credentials = std::make_shared<const hub::Credentials>(hub::Credentials::resolve(cred_options));
+  ctx->credentials =
+      std::make_shared<const hub::Credentials>(hub::Credentials::resolve(cred_options));
 
   http::ClientOptions http_options;
   if (options.read_fetch_timeout_ms > 0) {
@@ -57,10 +59,12 @@ Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions
 
   hub::HubOptions hub_options;
   hub_options.endpoint = options.hub_endpoint;
-  ctx->hub = std::make_shared<hub::HubClient>(hub_options, ctx->source, ctx->credentials, ctx->http);
+  ctx->hub =
+      std::make_shared<hub::HubClient>(hub_options, ctx->source, ctx->credentials, ctx->http);
   {
     auto info = ctx->hub->info();
-    if (!info) return startupError(info.error(), ctx->source, *ctx->credentials, options.hub_endpoint);
+    if (!info)
+      return startupError(info.error(), ctx->source, *ctx->credentials, options.hub_endpoint);
     ctx->info = std::move(info).value();
   }
 
@@ -85,8 +89,8 @@ Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions
   if (ctx->read_only) {
     ctx->remote = std::make_shared<HubRemote>(ctx->hub, ctx->fetcher, true);
   } else {
-    ctx->remote = std::make_shared<HubRemote>(
-        ctx->hub, ctx->fetcher, false, HubRemote::makeCasWriter(ctx->http, ctx->xet_tokens));
+    ctx->remote = std::make_shared<HubRemote>(ctx->hub, ctx->fetcher, false,
+                                              HubRemote::makeCasWriter(ctx->http, ctx->xet_tokens));
   }
 
   vfs::VfsConfig& config = ctx->vfs_config;
@@ -103,7 +107,8 @@ Result<std::unique_ptr<MountContext>> MountContext::open(const app::MountOptions
   return ctx;
 }
 
-std::string MountContext::describe(const std::string& mountpoint, const std::string& backend) const {
+std::string MountContext::describe(const std::string& mountpoint,
+                                   const std::string& backend) const {
   std::string text = "Mounting " + source.display() + " at " + mountpoint + " (" +
                      (read_only ? "read-only" : "read-write") + ", backend=" + backend + ")";
   if (info.sha) text += " commit " + *info.sha;

@@ -62,9 +62,12 @@ std::optional<std::string> unescape(std::string_view s) {
     for (size_t k = 1; k <= 2; ++k) {
       const char c = s[i + k];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else return std::nullopt;
+      if (c >= '0' && c <= '9')
+        v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<unsigned>(c - 'A' + 10);
+      else
+        return std::nullopt;
     }
     out += static_cast<char>(v);
     i += 2;
@@ -77,9 +80,12 @@ std::optional<uint64_t> parseHex(std::string_view s) {
   uint64_t v = 0;
   for (char c : s) {
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= static_cast<uint64_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= static_cast<uint64_t>(c - 'a' + 10);
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      v |= static_cast<uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= static_cast<uint64_t>(c - 'a' + 10);
+    else
+      return std::nullopt;
   }
   return v;
 }
@@ -136,12 +142,15 @@ std::unique_ptr<HandleTable> HandleTable::open(const std::filesystem::path& dir,
     table->file_ = dir / fileNameFor(key);
     const int fd = ::open(table->file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-      spdlog::warn("nfs: cannot open the handle table {}: {}; file handles will not survive a "
-                   "restart", table->file_.string(), std::strerror(errno));
+      spdlog::warn(
+          "nfs: cannot open the handle table {}: {}; file handles will not survive a "
+          "restart",
+          table->file_.string(), std::strerror(errno));
     } else if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      spdlog::warn("nfs: the handle table {} is in use by another mount of the same source; "
-                   "file handles of this mount will not survive a restart",
-                   table->file_.string());
+      spdlog::warn(
+          "nfs: the handle table {} is in use by another mount of the same source; "
+          "file handles of this mount will not survive a restart",
+          table->file_.string());
       ::close(fd);
     } else {
       table->fd_ = fd;
@@ -194,8 +203,7 @@ void HandleTable::loadLocked(const std::string& key) {
   if (header_end == std::string::npos) return startFresh("has no header");
   {
     const auto fields = splitFields(std::string_view(content).substr(0, header_end));
-    if (fields.size() != 4 || fields[0] != kMagic ||
-        fields[1] != std::to_string(kFormatVersion)) {
+    if (fields.size() != 4 || fields[0] != kMagic || fields[1] != std::to_string(kFormatVersion)) {
       return startFresh("has an unknown format");
     }
     const auto epoch = parseHex(fields[2]);
@@ -236,8 +244,8 @@ void HandleTable::loadLocked(const std::string& key) {
 
 void HandleTable::appendLocked(const HandleRecord& record) {
   if (fd_ < 0) return;
-  const std::string line = hex64(record.id) + (record.is_dir ? " d " : " f ") +
-                           escape(record.path) + "\n";
+  const std::string line =
+      hex64(record.id) + (record.is_dir ? " d " : " f ") + escape(record.path) + "\n";
   if (!writeAll(fd_, line) && !append_failed_logged_) {
     append_failed_logged_ = true;
     spdlog::warn("nfs: appending to {} failed: {}; newer handles will not survive a restart",

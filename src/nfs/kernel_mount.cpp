@@ -26,8 +26,8 @@ std::optional<std::string> findProgram(const std::string& name) {
     size_t start = 0;
     while (start <= p.size()) {
       const size_t colon = p.find(':', start);
-      dirs.push_back(p.substr(start, colon == std::string::npos ? std::string::npos
-                                                                 : colon - start));
+      dirs.push_back(
+          p.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
       if (colon == std::string::npos) break;
       start = colon + 1;
     }
@@ -94,8 +94,7 @@ Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::seconds
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  while (!result.output.empty() &&
-         (result.output.back() == '\n' || result.output.back() == ' ')) {
+  while (!result.output.empty() && (result.output.back() == '\n' || result.output.back() == ' ')) {
     result.output.pop_back();
   }
   return result;
@@ -133,24 +132,23 @@ Result<std::vector<std::string>> buildKernelMountCommand(const KernelMountReques
                                     ? "it ships with macOS in /sbin"
                                     : "install nfs-common (Debian/Ubuntu) or nfs-utils "
                                       "(Fedora/RHEL/Alpine)";
-    return Error(ENOENT, "cannot mount over NFS: " + name + " not found (" + install +
-                             "), or use --fuse");
+    return Error(ENOENT,
+                 "cannot mount over NFS: " + name + " not found (" + install + "), or use --fuse");
   }
   std::vector<std::string> argv;
   if (!env.is_root && request.platform == MountPlatform::kLinux) {
     if (!env.sudo) {
-      return Error(EPERM, "cannot mount over NFS: mounting needs root (or CAP_SYS_ADMIN) and "
-                          "sudo is not available; run as root or use --fuse");
+      return Error(EPERM,
+                   "cannot mount over NFS: mounting needs root (or CAP_SYS_ADMIN) and "
+                   "sudo is not available; run as root or use --fuse");
     }
     argv = {*env.sudo, "-n"};
   }
   argv.push_back(*env.helper);
   if (request.platform == MountPlatform::kMacOS) {
-    argv.insert(argv.end(),
-                {"-o", kernelMountOptions(request), "127.0.0.1:/", request.mountpoint});
+    argv.insert(argv.end(), {"-o", kernelMountOptions(request), "127.0.0.1:/", request.mountpoint});
   } else {
-    argv.insert(argv.end(),
-                {"127.0.0.1:/", request.mountpoint, "-o", kernelMountOptions(request)});
+    argv.insert(argv.end(), {"127.0.0.1:/", request.mountpoint, "-o", kernelMountOptions(request)});
   }
   return argv;
 }
@@ -165,8 +163,8 @@ MountEnvironment probeMountEnvironment(MountPlatform platform) {
 
 std::string kernelMountFailureMessage(const KernelMountRequest& request, int exit_code,
                                       const std::string& output) {
-  const std::string detail = output.empty() ? "exit code " + std::to_string(exit_code)
-                                            : firstLine(output);
+  const std::string detail =
+      output.empty() ? "exit code " + std::to_string(exit_code) : firstLine(output);
   const bool permission = output.find("Operation not permitted") != std::string::npos ||
                           output.find("only root") != std::string::npos ||
                           output.find("must be superuser") != std::string::npos ||
@@ -191,8 +189,7 @@ Status kernelMount(const KernelMountRequest& request, const MountEnvironment& en
                  "cannot mount over NFS: " + result.error().message() + "; or use --fuse");
   }
   if (result->exit_code != 0) {
-    return Error(result->output.find("Operation not permitted") != std::string::npos ? EPERM
-                                                                                     : EIO,
+    return Error(result->output.find("Operation not permitted") != std::string::npos ? EPERM : EIO,
                  kernelMountFailureMessage(request, result->exit_code, result->output));
   }
   return okStatus();

@@ -9,10 +9,13 @@
 #pragma once
 
 // The libnfs headers are C; /usr/include is a system directory, so their own warnings are off.
+// libnfs headers must come in this order: libnfs.h defines EXTERN for the raw ones.
+// clang-format off
 #include <nfsc/libnfs-zdr.h>
 #include <nfsc/libnfs.h>
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-mount.h>
 #include <nfsc/libnfs-raw-nfs.h>
+// clang-format on
 
 extern "C" int rpc_process_pdu(struct rpc_context* rpc, char* buf, int size);

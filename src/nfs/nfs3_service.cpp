@@ -154,32 +154,58 @@ uint64_t randomNonZero() {
 
 uint32_t nfsStatFor(int err) {
   switch (err) {
-    case 0: return NFS3_OK;
-    case EPERM: return NFS3ERR_PERM;
-    case ENOENT: return NFS3ERR_NOENT;
-    case ENXIO: return NFS3ERR_NXIO;
-    case EACCES: return NFS3ERR_ACCES;
-    case EEXIST: return NFS3ERR_EXIST;
-    case EXDEV: return NFS3ERR_XDEV;
-    case ENODEV: return NFS3ERR_NODEV;
-    case ENOTDIR: return NFS3ERR_NOTDIR;
-    case EISDIR: return NFS3ERR_ISDIR;
-    case EINVAL: return NFS3ERR_INVAL;
-    case EFBIG: return NFS3ERR_FBIG;
-    case ENOSPC: return NFS3ERR_NOSPC;
-    case EROFS: return NFS3ERR_ROFS;
-    case EMLINK: return NFS3ERR_MLINK;
-    case ENAMETOOLONG: return NFS3ERR_NAMETOOLONG;
-    case ENOTEMPTY: return NFS3ERR_NOTEMPTY;
-    case EDQUOT: return NFS3ERR_DQUOT;
-    case ESTALE: return NFS3ERR_STALE;
-    case EBADF: return NFS3ERR_STALE;  // a Vfs handle vanished under us
-    case ENOTSUP: return NFS3ERR_NOTSUPP;
-    case EAGAIN: return NFS3ERR_JUKEBOX;  // the client retries later
-    case kErrBadCookie: return NFS3ERR_BAD_COOKIE;
-    case kErrTooSmall: return NFS3ERR_TOOSMALL;
-    case kErrNotSync: return NFS3ERR_NOT_SYNC;
-    default: return NFS3ERR_IO;  // EIO, ETIMEDOUT, ECONNRESET, ...
+    case 0:
+      return NFS3_OK;
+    case EPERM:
+      return NFS3ERR_PERM;
+    case ENOENT:
+      return NFS3ERR_NOENT;
+    case ENXIO:
+      return NFS3ERR_NXIO;
+    case EACCES:
+      return NFS3ERR_ACCES;
+    case EEXIST:
+      return NFS3ERR_EXIST;
+    case EXDEV:
+      return NFS3ERR_XDEV;
+    case ENODEV:
+      return NFS3ERR_NODEV;
+    case ENOTDIR:
+      return NFS3ERR_NOTDIR;
+    case EISDIR:
+      return NFS3ERR_ISDIR;
+    case EINVAL:
+      return NFS3ERR_INVAL;
+    case EFBIG:
+      return NFS3ERR_FBIG;
+    case ENOSPC:
+      return NFS3ERR_NOSPC;
+    case EROFS:
+      return NFS3ERR_ROFS;
+    case EMLINK:
+      return NFS3ERR_MLINK;
+    case ENAMETOOLONG:
+      return NFS3ERR_NAMETOOLONG;
+    case ENOTEMPTY:
+      return NFS3ERR_NOTEMPTY;
+    case EDQUOT:
+      return NFS3ERR_DQUOT;
+    case ESTALE:
+      return NFS3ERR_STALE;
+    case EBADF:
+      return NFS3ERR_STALE;  // a Vfs handle vanished under us
+    case ENOTSUP:
+      return NFS3ERR_NOTSUPP;
+    case EAGAIN:
+      return NFS3ERR_JUKEBOX;  // the client retries later
+    case kErrBadCookie:
+      return NFS3ERR_BAD_COOKIE;
+    case kErrTooSmall:
+      return NFS3ERR_TOOSMALL;
+    case kErrNotSync:
+      return NFS3ERR_NOT_SYNC;
+    default:
+      return NFS3ERR_IO;  // EIO, ETIMEDOUT, ECONNRESET, ...
   }
 }
 
@@ -234,8 +260,7 @@ void Nfs3Service::remember(const std::string& path, vfs::InodeId ino) {
   inos_[path] = ino;
 }
 
-Result<vfs::Attr> Nfs3Service::attrForPath(const std::string& path, bool is_dir,
-                                           bool revalidate) {
+Result<vfs::Attr> Nfs3Service::attrForPath(const std::string& path, bool is_dir, bool revalidate) {
   if (path.empty()) return vfs_.getattr(vfs::kRootInode);
   if (!revalidate) {
     std::optional<vfs::InodeId> cached;
@@ -260,8 +285,7 @@ Result<vfs::Attr> Nfs3Service::attrForPath(const std::string& path, bool is_dir,
   return attr;
 }
 
-Result<Nfs3Service::Resolved> Nfs3Service::resolve(const char* data, size_t len,
-                                                   bool revalidate) {
+Result<Nfs3Service::Resolved> Nfs3Service::resolve(const char* data, size_t len, bool revalidate) {
   if (len != kFileHandleSize || data == nullptr || std::memcmp(data, kFhMagic, 4) != 0 ||
       getU64(data + 4) != handles_.epoch()) {
     return Error(ESTALE, "unknown file handle");
@@ -388,8 +412,8 @@ void Nfs3Service::invalidateEntry(vfs::InodeId parent, const std::string&) {
 // Directory snapshots (cookies are positions in a snapshot; the verifier names its content)
 
 Result<std::shared_ptr<Nfs3Service::DirSnapshot>> Nfs3Service::snapshot(const Resolved& dir,
-                                                                         uint64_t cookie,
-                                                                         const char* verifier) {
+                                                                        uint64_t cookie,
+                                                                        const char* verifier) {
   const uint64_t verf = getU64(verifier);
   if (cookie != 0) {
     std::lock_guard<std::mutex> lock(dir_mu_);
@@ -538,7 +562,8 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         }
       }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
-      wcc_data& wcc = err == 0 ? res.SETATTR3res_u.resok.obj_wcc : res.SETATTR3res_u.resfail.obj_wcc;
+      wcc_data& wcc =
+          err == 0 ? res.SETATTR3res_u.resok.obj_wcc : res.SETATTR3res_u.resfail.obj_wcc;
       wcc.before = preOp(before);
       wcc.after = postOp(fsid_, r.ok() ? attrOf(r->attr.ino) : std::nullopt, id);
       return encode(zdr_SETATTR3res, &res, 256);
@@ -578,9 +603,12 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       const vfs::Attr& at = r->attr;
       uint32_t bits = at.mode & 07;
       // root: read and write as the mode and the mount allow, execute if anyone may.
-      if (cred.uid == 0) bits = 06 | ((at.mode & 0111) != 0 ? 01 : 0);
-      else if (cred.uid == at.uid) bits = (at.mode >> 6) & 07;
-      else if (cred.gid == at.gid) bits = (at.mode >> 3) & 07;
+      if (cred.uid == 0)
+        bits = 06 | ((at.mode & 0111) != 0 ? 01 : 0);
+      else if (cred.uid == at.uid)
+        bits = (at.mode >> 6) & 07;
+      else if (cred.gid == at.gid)
+        bits = (at.mode >> 3) & 07;
       uint32_t allowed = 0;
       if (bits & 04) allowed |= kAccessRead;
       if ((bits & 01) != 0) allowed |= at.is_dir ? kAccessLookup : kAccessExecute;
@@ -686,8 +714,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         }
         if (err == 0) {
           auto st = vfs_.write(ref->fh);
-          if (!st.ok()) err = st.error().code();
-          else if (fresh) putFile(r->attr.ino, ref);
+          if (!st.ok())
+            err = st.error().code();
+          else if (fresh)
+            putFile(r->attr.ino, ref);
         }
       }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
@@ -787,14 +817,17 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (err == 0) {
         auto st = proc == NFS3_REMOVE ? vfs_.unlink(dir->attr.ino, name)
                                       : vfs_.rmdir(dir->attr.ino, name);
-        if (!st.ok()) err = st.error().code();
-        else invalidateEntry(dir->attr.ino, name);
+        if (!st.ok())
+          err = st.error().code();
+        else
+          invalidateEntry(dir->attr.ino, name);
       }
       REMOVE3res res{};
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       wcc_data& wcc = err == 0 ? res.REMOVE3res_u.resok.dir_wcc : res.REMOVE3res_u.resfail.dir_wcc;
       wcc.before = preOp(before);
-      wcc.after = postOp(fsid_, dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
+      wcc.after =
+          postOp(fsid_, dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
       return encode(zdr_REMOVE3res, &res, 256);
     }
 
@@ -828,8 +861,8 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       RENAME3resok& body = res.RENAME3res_u.resok;  // resfail has the same layout
       body.fromdir_wcc.before = preOp(from_before);
-      body.fromdir_wcc.after =
-          postOp(fsid_, from.ok() ? attrOf(from->attr.ino) : std::nullopt, from.ok() ? from->id : 0);
+      body.fromdir_wcc.after = postOp(fsid_, from.ok() ? attrOf(from->attr.ino) : std::nullopt,
+                                      from.ok() ? from->id : 0);
       body.todir_wcc.before = preOp(to_before);
       body.todir_wcc.after =
           postOp(fsid_, to.ok() ? attrOf(to->attr.ino) : std::nullopt, to.ok() ? to->id : 0);
@@ -858,14 +891,16 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (dir.ok()) before = dir->attr;
       if (err == 0) {
         auto st = vfs_.link(file->attr.ino, dir->attr.ino, name);
-        if (!st.ok()) err = st.error().code();
-        else invalidateEntry(dir->attr.ino, name);
+        if (!st.ok())
+          err = st.error().code();
+        else
+          invalidateEntry(dir->attr.ino, name);
       }
       LINK3res res{};
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
       LINK3resok& body = res.LINK3res_u.resok;  // resfail has the same layout
-      body.file_attributes =
-          postOp(fsid_, file.ok() ? attrOf(file->attr.ino) : std::nullopt, file.ok() ? file->id : 0);
+      body.file_attributes = postOp(fsid_, file.ok() ? attrOf(file->attr.ino) : std::nullopt,
+                                    file.ok() ? file->id : 0);
       body.linkdir_wcc.before = preOp(before);
       body.linkdir_wcc.after =
           postOp(fsid_, dir.ok() ? attrOf(dir->attr.ino) : std::nullopt, dir.ok() ? dir->id : 0);
@@ -898,8 +933,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       std::shared_ptr<DirSnapshot> snap;
       if (err == 0) {
         auto s = snapshot(*dir, cookie, verf);
-        if (s.ok()) snap = *s;
-        else err = s.error().code();
+        if (s.ok())
+          snap = *s;
+        else
+          err = s.error().code();
       }
       std::vector<entry3> plain;
       std::vector<entryplus3> rich;
@@ -920,9 +957,12 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
           dir_used += dir_part;
           std::string path;
           bool is_dir = e.is_dir;
-          if (e.name == ".") path = dir->path, is_dir = true;
-          else if (e.name == "..") path = parent_path, is_dir = true;
-          else path = joinPath(dir->path, e.name);
+          if (e.name == ".")
+            path = dir->path, is_dir = true;
+          else if (e.name == "..")
+            path = parent_path, is_dir = true;
+          else
+            path = joinPath(dir->path, e.name);
           const uint64_t id = handles_.idFor(path, is_dir);
           if (e.name != "." && e.name != "..") remember(path, e.ino);
           char* name = const_cast<char*>(e.name.c_str());
@@ -1057,9 +1097,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       // Nothing is ever left uncommitted: WRITE succeeds only once the Vfs accepted the
       // bytes (today every write is refused with EROFS).
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
-      const std::optional<vfs::Attr> attr = r.ok() ? std::optional<vfs::Attr>(r->attr)
-                                                   : std::nullopt;
-      wcc_data& wcc = err == 0 ? res.COMMIT3res_u.resok.file_wcc : res.COMMIT3res_u.resfail.file_wcc;
+      const std::optional<vfs::Attr> attr =
+          r.ok() ? std::optional<vfs::Attr>(r->attr) : std::nullopt;
+      wcc_data& wcc =
+          err == 0 ? res.COMMIT3res_u.resok.file_wcc : res.COMMIT3res_u.resfail.file_wcc;
       wcc.before = preOp(attr);
       wcc.after = postOp(fsid_, attr, r.ok() ? r->id : 0);
       if (err == 0) putU64(res.COMMIT3res_u.resok.verf, write_verifier_);

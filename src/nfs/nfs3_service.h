@@ -103,7 +103,7 @@ class Nfs3Service final : public vfs::InvalidationSink {
   void remember(const std::string& path, vfs::InodeId ino);
 
   Result<FileRef> acquireFile(vfs::InodeId ino);  // any pooled handle, else a read-only one
-  FileRef pooledWritable(vfs::InodeId ino);        // the pooled handle if writable, else null
+  FileRef pooledWritable(vfs::InodeId ino);       // the pooled handle if writable, else null
   void putFile(vfs::InodeId ino, FileRef ref);
   void dropFile(vfs::InodeId ino);
 

@@ -159,12 +159,9 @@ service_proc g_nfs3_procs[] = {
 };
 
 service_proc g_mount3_procs[] = {
-    voidProc(MOUNT3_NULL),
-    proc<dirpath, zdr_dirpath>(MOUNT3_MNT),
-    voidProc(MOUNT3_DUMP),
-    proc<dirpath, zdr_dirpath>(MOUNT3_UMNT),
-    voidProc(MOUNT3_UMNTALL),
-    voidProc(MOUNT3_EXPORT),
+    voidProc(MOUNT3_NULL),    proc<dirpath, zdr_dirpath>(MOUNT3_MNT),
+    voidProc(MOUNT3_DUMP),    proc<dirpath, zdr_dirpath>(MOUNT3_UMNT),
+    voidProc(MOUNT3_UMNTALL), voidProc(MOUNT3_EXPORT),
 };
 
 }  // namespace
@@ -256,8 +253,8 @@ int onCall(struct rpc_context* rpc, struct rpc_msg* call) {
 
 Result<uint16_t> NfsServer::Impl::start() {
   handles_ = HandleTable::open(config_.handle_dir, config_.handle_key);
-  service_ = std::make_unique<Nfs3Service>(vfs_, *handles_, config_.open_file_cache,
-                                           config_.on_unmount);
+  service_ =
+      std::make_unique<Nfs3Service>(vfs_, *handles_, config_.open_file_cache, config_.on_unmount);
 
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return Error(errno, std::string("socket: ") + std::strerror(errno));
@@ -274,7 +271,8 @@ Result<uint16_t> NfsServer::Impl::start() {
     return Error(err, "binding " + config_.bind_address + ":" + std::to_string(config_.port) +
                           ": " + std::strerror(err));
   }
-  if (::listen(listen_fd_, 128) != 0) return Error(errno, std::string("listen: ") + std::strerror(errno));
+  if (::listen(listen_fd_, 128) != 0)
+    return Error(errno, std::string("listen: ") + std::strerror(errno));
   socklen_t len = sizeof(addr);
   if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return Error(errno, std::string("getsockname: ") + std::strerror(errno));
@@ -287,8 +285,8 @@ Result<uint16_t> NfsServer::Impl::start() {
   started_ = true;
   thread_ = std::thread([this] { loop(); });
   const uint16_t port = ntohs(addr.sin_port);
-  spdlog::info("nfs: serving NFSv3 and MOUNTv3 on {}:{} ({} handles known{})",
-               config_.bind_address, port, handles_->size(),
+  spdlog::info("nfs: serving NFSv3 and MOUNTv3 on {}:{} ({} handles known{})", config_.bind_address,
+               port, handles_->size(),
                handles_->persistent() ? ", persistent" : ", in memory only");
   return port;
 }
@@ -405,8 +403,10 @@ void NfsServer::Impl::acceptAll() {
         rpc_register_service(rpc, MOUNT_PROGRAM, MOUNT_V3, g_mount3_procs,
                              static_cast<int>(std::size(g_mount3_procs))) != 0) {
       spdlog::error("nfs: cannot set up an RPC context for a connection");
-      if (rpc != nullptr) rpc_destroy_context(rpc);
-      else ::close(fd);
+      if (rpc != nullptr)
+        rpc_destroy_context(rpc);
+      else
+        ::close(fd);
       continue;
     }
     auto c = std::make_unique<Connection>();
@@ -437,8 +437,10 @@ NfsServer::Impl::ReadOutcome NfsServer::Impl::readFrom(Connection& c) {
       if (!c.record) c.record = std::make_shared<std::vector<char>>(4);
       ++c.fragments;
       if (c.record->size() - 4 + len > kMaxRecord || c.fragments > kMaxFragments) {
-        spdlog::warn("nfs: closing connection {}: RPC record of {}+ bytes in {} fragments "
-                     "exceeds the limit", c.id, c.record->size() - 4 + len, c.fragments);
+        spdlog::warn(
+            "nfs: closing connection {}: RPC record of {}+ bytes in {} fragments "
+            "exceeds the limit",
+            c.id, c.record->size() - 4 + len, c.fragments);
         return ReadOutcome::kMalformed;
       }
       c.last_fragment = (mark & 0x80000000u) != 0;
@@ -513,9 +515,9 @@ int NfsServer::Impl::handleCall(struct rpc_context* rpc, struct rpc_msg* call) {
   const size_t offset = 4 + d.header.args_offset;
   const CallCredential cred = d.header.cred;
   const bool queued = pool_->submit([this, conn_id, xid, prog, proc, record, offset, cred] {
-    Completion done{conn_id, xid,
-                    service_->call(prog, proc, record->data() + offset, record->size() - offset,
-                                   cred)};
+    Completion done{
+        conn_id, xid,
+        service_->call(prog, proc, record->data() + offset, record->size() - offset, cred)};
     {
       std::lock_guard<std::mutex> lock(done_mu_);
       done_.push_back(std::move(done));
@@ -545,7 +547,7 @@ void NfsServer::Impl::sendCompletions() {
       closeConnection(c.id, false);
       continue;
     }
-    struct rpc_msg msg{};
+    struct rpc_msg msg {};
     msg.xid = done.xid;
     Blob blob{done.body->data(), static_cast<uint32_t>(done.body->size())};
     if (rpc_send_reply(c.rpc, &msg, &blob, encodeBlob, static_cast<int>(blob.size)) != 0) {

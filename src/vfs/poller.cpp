@@ -9,7 +9,10 @@ namespace hfm::vfs {
 
 Poller::Poller(Vfs& vfs, std::shared_ptr<Remote> remote, std::chrono::milliseconds interval,
                Listener on_change)
-    : vfs_(vfs), remote_(std::move(remote)), interval_(interval), on_change_(std::move(on_change)) {}
+    : vfs_(vfs),
+      remote_(std::move(remote)),
+      interval_(interval),
+      on_change_(std::move(on_change)) {}
 
 Poller::~Poller() { stop(); }
 

@@ -82,9 +82,9 @@ struct Prefetcher::Part {
   MemoryBudget* const budget;  // charged for len while the part exists
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;                // Guarded by mu.
-  std::optional<Error> error;       // Guarded by mu.
-  std::vector<uint8_t> data;        // Guarded by mu; immutable once done.
+  bool done = false;           // Guarded by mu.
+  std::optional<Error> error;  // Guarded by mu.
+  std::vector<uint8_t> data;   // Guarded by mu; immutable once done.
 };
 
 Prefetcher::Prefetcher(Remote& remote, WorkerPool& pool, std::shared_ptr<const RemoteEntry> file,
@@ -221,9 +221,8 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
         sequential = true;
         break;
       case Mode::kStream: {
-        const uint64_t lo = high_water_ > config_.backward_tolerance
-                                ? high_water_ - config_.backward_tolerance
-                                : 0;
+        const uint64_t lo =
+            high_water_ > config_.backward_tolerance ? high_water_ - config_.backward_tolerance : 0;
         const uint64_t hi = std::max(high_water_, issued_end_) + config_.forward_tolerance;
         sequential = offset >= lo && offset <= hi;
         if (!sequential && misses_ > 0 && near_last()) {
@@ -304,8 +303,8 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
   }
 
   if (direct) {
-    HFM_TRY(fetchExact(remote_, *file_, offset, out, config_.fetch_attempts,
-                       config_.retry_backoff));
+    HFM_TRY(
+        fetchExact(remote_, *file_, offset, out, config_.fetch_attempts, config_.retry_backoff));
     return static_cast<size_t>(len);
   }
   if (direct_end > offset) {

@@ -32,8 +32,8 @@ std::string versionOf(const RemoteEntry& e) {
 
 bool isOsJunkName(std::string_view name) {
   static constexpr std::array<std::string_view, 7> kJunk = {
-      ".DS_Store", ".Spotlight-V100", ".Trashes", ".fseventsd", "__MACOSX", "Thumbs.db",
-      "desktop.ini"};
+      ".DS_Store", ".Spotlight-V100", ".Trashes",   ".fseventsd",
+      "__MACOSX",  "Thumbs.db",       "desktop.ini"};
   if (name.substr(0, 2) == "._") return true;
   return std::find(kJunk.begin(), kJunk.end(), name) != kJunk.end();
 }
@@ -44,14 +44,14 @@ struct Vfs::Inode {
   std::string name;
   std::string path;
   bool is_dir = false;
-  RemoteEntry entry;                       // current remote metadata (files)
-  uint64_t nlookup = 0;                    // kernel references
+  RemoteEntry entry;     // current remote metadata (files)
+  uint64_t nlookup = 0;  // kernel references
   uint32_t open_handles = 0;
-  bool detached = false;                   // no longer in the namespace (removed remotely)
-  std::map<std::string, InodeId> children;  // directories; sorted → stable readdir order
-  std::optional<Clock::time_point> listed_at;  // directories: last complete listing
-  uint64_t list_generation = 0;                // directories: bumped by every applied listing
-  Clock::time_point revalidated_at{};          // files: metadata last confirmed
+  bool detached = false;                         // no longer in the namespace (removed remotely)
+  std::map<std::string, InodeId> children;       // directories; sorted → stable readdir order
+  std::optional<Clock::time_point> listed_at;    // directories: last complete listing
+  uint64_t list_generation = 0;                  // directories: bumped by every applied listing
+  Clock::time_point revalidated_at{};            // files: metadata last confirmed
   std::optional<std::string> last_open_version;  // files: version the last open saw
   bool dirty = false;      // files: a write handle replaces the content, not committed yet
   uint32_t writers = 0;    // files: open write handles (at most one)
@@ -67,7 +67,7 @@ struct Vfs::FileHandle {
   std::unique_ptr<RemoteUpload> upload;
   uint64_t written = 0;
   bool committed = false;
-  std::optional<Error> failed;           // sticky: every later write/flush/fsync returns it
+  std::optional<Error> failed;          // sticky: every later write/flush/fsync returns it
   std::optional<RemoteEntry> previous;  // the content before O_TRUNC (nullopt: created)
 };
 
@@ -245,7 +245,8 @@ void Vfs::updateFileLocked(Inode& node, const RemoteEntry& entry, ChangeSet& cha
     changes.changed.push_back(path);
     const InodeId id = node.ino;
     const bool drop_pages = node.open_handles == 0;
-    notes.emplace_back([id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
+    notes.emplace_back(
+        [id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
   }
 }
 
@@ -306,7 +307,8 @@ InodeId Vfs::childLocked(Inode& dir, const std::string& name, const RemoteEntry&
   }
   if (resurrected) {
     const bool drop_pages = node->open_handles == 0;
-    notes.emplace_back([id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
+    notes.emplace_back(
+        [id, drop_pages](InvalidationSink& s) { s.invalidateInode(id, drop_pages); });
   }
   return id;
 }
@@ -435,9 +437,9 @@ Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
       if (it != dir->children.end()) {
         Inode* node = findLocked(it->second);
         if (node != nullptr) {
-          const bool stale =
-              !node->is_dir && !node->dirty && (config_.metadata_ttl_minimal ||
-                                now() - node->revalidated_at >= config_.metadata_ttl);
+          const bool stale = !node->is_dir && !node->dirty &&
+                             (config_.metadata_ttl_minimal ||
+                              now() - node->revalidated_at >= config_.metadata_ttl);
           if (!stale || round > 0) {
             node->nlookup++;
             return attrLocked(*node);
@@ -713,10 +715,11 @@ void Vfs::release(uint64_t fh) {
   }
   if (spdlog::should_log(spdlog::level::debug)) {
     const auto s = handle->prefetcher->stats();
-    spdlog::debug("release fh {}: {} sequential / {} random reads, {} streams, {} batches, "
-                  "{} bytes prefetched, {} bytes direct",
-                  fh, s.sequential_reads, s.random_reads, s.stream_starts, s.batches.size(),
-                  s.bytes_prefetched, s.bytes_direct);
+    spdlog::debug(
+        "release fh {}: {} sequential / {} random reads, {} streams, {} batches, "
+        "{} bytes prefetched, {} bytes direct",
+        fh, s.sequential_reads, s.random_reads, s.stream_starts, s.batches.size(),
+        s.bytes_prefetched, s.bytes_direct);
   }
   std::unique_lock<std::shared_mutex> lock(mu_);
   Inode* node = findLocked(handle->ino);
@@ -990,7 +993,7 @@ Error Vfs::failHandle(FileHandle& handle, const Error& error, const std::string&
   if (node != nullptr && node->dirty) {
     node->dirty = false;
     if (handle.previous) {
-      node->entry = *handle.previous;  // roll back to the content before O_TRUNC
+      node->entry = *handle.previous;           // roll back to the content before O_TRUNC
       node->last_open_version = std::string();  // kernel pages may hold the failed bytes
     } else if (!node->detached) {
       if (Inode* dir = findLocked(node->parent)) {
@@ -1143,8 +1146,8 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
     new_path = childPath(*new_dir, new_name);
     if (node->is_dir) {
       // Cycle: the new parent is the directory itself or below it.
-      if (new_path.size() > old_path.size() && new_path.compare(0, old_path.size(), old_path) == 0 &&
-          new_path[old_path.size()] == '/') {
+      if (new_path.size() > old_path.size() &&
+          new_path.compare(0, old_path.size(), old_path) == 0 && new_path[old_path.size()] == '/') {
         return Error(EINVAL, "cannot move a directory into itself");
       }
       if (target != nullptr && !target->is_dir) return Error(ENOTDIR, new_path + " is a file");
@@ -1193,7 +1196,8 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
           continue;
         }
         if (e.xet_hash.empty()) return Error(ENOTSUP, e.path + " has no xet hash to copy");
-        adds.push_back({new_path + e.path.substr(old_path.size()), e.xet_hash, e.mtime_ns / 1'000'000});
+        adds.push_back(
+            {new_path + e.path.substr(old_path.size()), e.xet_hash, e.mtime_ns / 1'000'000});
         deletes.push_back(e.path);
       }
     }
@@ -1224,7 +1228,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
     Inode* node = findLocked(id);
     ChangeSet changes;
     std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
-    detachLocked(*new_dir, new_name, changes, notes);  // a replaced target
+    detachLocked(*new_dir, new_name, changes, notes);           // a replaced target
     dir->children.erase(name);
     node->parent = new_parent;
     node->name = new_name;
@@ -1276,14 +1280,16 @@ ChangeSet Vfs::refreshLoaded() {
       // Listed directories only: a file found by a point lookup in a directory never listed
       // (think 100 000 siblings, #122) is revalidated by lookups after the TTL instead.
       if (node->is_dir && !node->detached && node->listed_at.has_value()) {
-        dirs.push_back({id, static_cast<size_t>(std::count(node->path.begin(), node->path.end(),
-                                                           '/')) + (node->path.empty() ? 0 : 1),
+        dirs.push_back({id,
+                        static_cast<size_t>(std::count(node->path.begin(), node->path.end(), '/')) +
+                            (node->path.empty() ? 0 : 1),
                         node->path});
       }
     }
   }
-  std::sort(dirs.begin(), dirs.end(),
-            [](const Dir& a, const Dir& b) { return a.depth < b.depth || (a.depth == b.depth && a.path < b.path); });
+  std::sort(dirs.begin(), dirs.end(), [](const Dir& a, const Dir& b) {
+    return a.depth < b.depth || (a.depth == b.depth && a.path < b.path);
+  });
   ChangeSet all;
   std::mutex all_mu;
   auto refreshOne = [&](const Dir& d) {

@@ -18,8 +18,8 @@ Result<ReconstructionPlan> CasClient::getReconstruction(const MerkleHash& file_h
     auto creds = tokens_.get(force_refresh);
     if (!creds) return creds.error().withContext("xet credentials");
     http::Request request;
-    request.url = creds->cas_url + "/v" + std::to_string(version) + "/reconstructions/" +
-                  file_hash.hex();
+    request.url =
+        creds->cas_url + "/v" + std::to_string(version) + "/reconstructions/" + file_hash.hex();
     request.headers["Authorization"] = "Bearer " + creds->access_token;
     if (range) request.range = http::ByteRange{range->start, range->end};
     const std::string context = "GET " + http::urlForLog(request.url);

@@ -55,8 +55,9 @@ Status parseShardUploadFrames(std::string_view ndjson) {
       done = true;
     } else if (type == "error") {
       const bool retryable = frame.value("retryable", false);
-      failure = Error(retryable ? EAGAIN : EIO,
-                      "shard upload rejected: " + frame.value("message", std::string("(no message)")));
+      failure =
+          Error(retryable ? EAGAIN : EIO,
+                "shard upload rejected: " + frame.value("message", std::string("(no message)")));
     }
   }
   if (failure) return *failure;
@@ -86,8 +87,8 @@ Result<std::optional<Shard>> CasWriteClient::queryDedup(const MerkleHash& chunk_
   HFM_ASSIGN_OR_RETURN(auto response, sendAuthorized(std::move(request), path));
   if (response.status == 404) return std::optional<Shard>();
   if (!response.ok()) return http::statusError(response, "GET " + path);
-  auto bytes = std::span(reinterpret_cast<const uint8_t*>(response.body.data()),
-                         response.body.size());
+  auto bytes =
+      std::span(reinterpret_cast<const uint8_t*>(response.body.data()), response.body.size());
   auto shard = parseShard(bytes);
   if (!shard) return shard.error().withContext("GET " + path);
   return std::optional<Shard>(std::move(shard).value());

@@ -2,12 +2,11 @@
 // chunk ranges (see reconstruction.h).
 #include "hfm/xet/reconstruction.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "hfm/xet/compression.h"
 
@@ -168,7 +167,8 @@ Result<ReconstructionPlan> parseReconstruction(std::string_view text) {
   if (v1 == v2) return planError("expected exactly one of xorbs (V2) or fetch_info (V1)");
   plan.version = v2 ? 2 : 1;
   const json& map = v2 ? doc["xorbs"] : doc["fetch_info"];
-  if (!map.is_object()) return planError(std::string(v2 ? "xorbs" : "fetch_info") + " is not an object");
+  if (!map.is_object())
+    return planError(std::string(v2 ? "xorbs" : "fetch_info") + " is not an object");
   for (auto it = map.begin(); it != map.end(); ++it) {
     const std::string ctx = std::string(v2 ? "xorbs" : "fetch_info") + "[" + it.key() + "]";
     HFM_ASSIGN_OR_RETURN(MerkleHash xorb, parseHash(it.key(), ctx));

@@ -112,7 +112,8 @@ Status UploadSession::stickyErrorLocked() const {
   return okStatus();
 }
 
-std::optional<UploadSession::Location> UploadSession::findKnownLocked(const MerkleHash& hash) const {
+std::optional<UploadSession::Location> UploadSession::findKnownLocked(
+    const MerkleHash& hash) const {
   if (auto it = known_.find(hash); it != known_.end()) return it->second;
   for (const auto& index : keyed_) {
     if (auto it = index.chunks.find(hmacChunkHash(hash, index.key)); it != index.chunks.end()) {

@@ -24,8 +24,7 @@ std::string percentDecode(std::string_view in, bool plus_is_space) {
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() &&
-        std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
       out += static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
       i += 2;
@@ -53,7 +52,8 @@ struct TruncatedBody {
 ssize_t readTruncated(void* cls, uint64_t pos, char* buf, size_t max) {
   auto* state = static_cast<TruncatedBody*>(cls);
   if (pos >= state->truncate_at) return MHD_CONTENT_READER_END_WITH_ERROR;
-  const std::size_t n = std::min<std::size_t>(max, state->truncate_at - static_cast<std::size_t>(pos));
+  const std::size_t n =
+      std::min<std::size_t>(max, state->truncate_at - static_cast<std::size_t>(pos));
   std::memcpy(buf, state->body.data() + pos, n);
   return static_cast<ssize_t>(n);
 }
@@ -99,7 +99,8 @@ MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url, con
     state->request.raw_path = url;
     state->request.path = percentDecode(url, false);
     MHD_get_connection_values(connection, MHD_HEADER_KIND, &collect, &state->request.headers);
-    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectArg, &state->request.query);
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectArg,
+                              &state->request.query);
     if (const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         info != nullptr && info->socket_context != nullptr) {
       state->request.connection_id = *static_cast<uint64_t*>(info->socket_context);
@@ -174,12 +175,12 @@ FakeHttpServer::FakeHttpServer(Handler handler) : handler_(std::move(handler)) {
   addr.sin_family = AF_INET;
   addr.sin_port = 0;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  daemon_ = MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, nullptr, nullptr,
-      &onRequest, this, MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&addr),
-      MHD_OPTION_UNESCAPE_CALLBACK, &keepEscaped, nullptr, MHD_OPTION_NOTIFY_CONNECTION,
-      &onConnection, this, MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, nullptr,
-      MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+  daemon_ = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+                             nullptr, nullptr, &onRequest, this, MHD_OPTION_SOCK_ADDR,
+                             reinterpret_cast<const sockaddr*>(&addr), MHD_OPTION_UNESCAPE_CALLBACK,
+                             &keepEscaped, nullptr, MHD_OPTION_NOTIFY_CONNECTION, &onConnection,
+                             this, MHD_OPTION_NOTIFY_COMPLETED, &onCompleted, nullptr,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
   if (daemon_ == nullptr) throw std::runtime_error("FakeHttpServer: MHD_start_daemon failed");
   const auto* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
   port_ = info != nullptr ? info->port : 0;

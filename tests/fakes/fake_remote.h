@@ -47,9 +47,9 @@ class FakeRemote : public vfs::Remote {
     uint64_t revision = 0;
     uint64_t bytes_read = 0;
     uint64_t max_concurrent_lists = 0;  // most listDirectory calls in flight at once
-    uint64_t uploads = 0;        // finished uploads
-    uint64_t bytes_uploaded = 0;  // bytes of finished uploads
-    uint64_t commits = 0;        // successful commitFiles batches
+    uint64_t uploads = 0;               // finished uploads
+    uint64_t bytes_uploaded = 0;        // bytes of finished uploads
+    uint64_t commits = 0;               // successful commitFiles batches
   };
 
   explicit FakeRemote(bool read_only = true) : read_only_(read_only) {}
@@ -99,21 +99,21 @@ class FakeRemote : public vfs::Remote {
   const bool read_only_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, File> files_;                                       // Guarded by mu_.
+  std::map<std::string, File> files_;                                         // Guarded by mu_.
   std::map<std::string, std::shared_ptr<const std::vector<uint8_t>>> blobs_;  // Guarded by mu_.
-  uint64_t generation_ = 1;                                                 // Guarded by mu_.
-  unsigned fail_always_ops_ = 0;                                            // Guarded by mu_.
-  int fail_always_err_ = EIO;                                               // Guarded by mu_.
-  unsigned fail_next_ops_ = 0;                                              // Guarded by mu_.
-  int fail_next_count_ = 0;                                                 // Guarded by mu_.
-  int fail_next_err_ = EIO;                                                 // Guarded by mu_.
-  bool short_reads_ = false;                                                // Guarded by mu_.
-  bool paused_ = false;                                                     // Guarded by mu_.
-  bool raw_prefix_ = false;                                                 // Guarded by mu_.
-  std::chrono::microseconds latency_{0};                                    // Guarded by mu_.
-  Counts counts_;                                                           // Guarded by mu_.
-  uint64_t lists_in_flight_ = 0;                                            // Guarded by mu_.
-  std::vector<std::pair<uint64_t, uint64_t>> read_log_;                     // Guarded by mu_.
+  uint64_t generation_ = 1;                                                   // Guarded by mu_.
+  unsigned fail_always_ops_ = 0;                                              // Guarded by mu_.
+  int fail_always_err_ = EIO;                                                 // Guarded by mu_.
+  unsigned fail_next_ops_ = 0;                                                // Guarded by mu_.
+  int fail_next_count_ = 0;                                                   // Guarded by mu_.
+  int fail_next_err_ = EIO;                                                   // Guarded by mu_.
+  bool short_reads_ = false;                                                  // Guarded by mu_.
+  bool paused_ = false;                                                       // Guarded by mu_.
+  bool raw_prefix_ = false;                                                   // Guarded by mu_.
+  std::chrono::microseconds latency_{0};                                      // Guarded by mu_.
+  Counts counts_;                                                             // Guarded by mu_.
+  uint64_t lists_in_flight_ = 0;                                              // Guarded by mu_.
+  std::vector<std::pair<uint64_t, uint64_t>> read_log_;                       // Guarded by mu_.
 };
 
 }  // namespace hfm::testing

@@ -73,10 +73,9 @@ class LocalHubProcess {
 
  private:
   void start(std::vector<std::string> extra_args) {
-    std::vector<std::string> args = {binary(),   "serve",      "--data",
-                                      data_dir_.string(), "--port", "0",
-                                      "--host",  "127.0.0.1",  "--token",
-                                      std::string(kUser) + ":" + kToken};
+    std::vector<std::string> args = {
+        binary(), "serve",  "--data",    data_dir_.string(), "--port",
+        "0",      "--host", "127.0.0.1", "--token",          std::string(kUser) + ":" + kToken};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");

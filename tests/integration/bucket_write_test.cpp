@@ -1,12 +1,11 @@
 // Real end-to-end bucket writes: the real hf-mount-fuse over the real hf-local-hub. Shell tools
-// write files of 0 B, 1 B and 10 MiB (cp, redirect, dd), mkdir -p, mv (file and directory) and rm; a fresh
-// read-only mount with an empty cache then proves the bytes reached the Hub intact. Needs root
-// and /dev/fuse (skips otherwise). Every process and mount is stopped even on failure.
+// write files of 0 B, 1 B and 10 MiB (cp, redirect, dd), mkdir -p, mv (file and directory) and rm;
+// a fresh read-only mount with an empty cache then proves the bytes reached the Hub intact. Needs
+// root and /dev/fuse (skips otherwise). Every process and mount is stopped even on failure.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -46,8 +45,12 @@ class MountProcess {
                bool read_only)
       : mnt_(mnt) {
     std::vector<std::string> args = {std::string(HFM_BINARY_DIR) + "/src/bin/hf-mount-fuse",
-                                     "--hf-token", LocalHubProcess::kToken, "--hub-endpoint",
-                                     hub_url, "--cache-dir", cache};
+                                     "--hf-token",
+                                     LocalHubProcess::kToken,
+                                     "--hub-endpoint",
+                                     hub_url,
+                                     "--cache-dir",
+                                     cache};
     if (read_only) args.emplace_back("--read-only");
     args.insert(args.end(), {"bucket", "tester/wb", mnt});
     pid_ = fork();
@@ -107,8 +110,9 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
                          "/api/buckets/tester/wb")
                             .c_str()),
             0);
-  ASSERT_EQ(sh("cd " + root + " && head -c 10485760 /dev/urandom > big && printf x > one && : > zero"),
-            0);
+  ASSERT_EQ(
+      sh("cd " + root + " && head -c 10485760 /dev/urandom > big && printf x > one && : > zero"),
+      0);
   {
     MountProcess writer(hub.url(), root + "/cache1", mnt, false);
     ASSERT_TRUE(writer.mounted());
@@ -117,8 +121,7 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
                  m + "/big && echo hello > " + m + "/redir.txt && dd if=big of=" + m +
                  "/dd.bin bs=1M status=none && mkdir -p " + m + "/a/b/c && cp one " + m +
                  "/a/b/c/f && mv " + m + "/one " + m + "/a/moved && mv " + m + "/a/b " + m +
-                 "/a/b2 && cp one " + m +
-                 "/gone && rm " + m + "/gone"),
+                 "/a/b2 && cp one " + m + "/gone && rm " + m + "/gone"),
               0);
     // Streaming rules seen through the kernel: appends are refused.
     EXPECT_NE(sh("echo more >> " + m + "/redir.txt"), 0);

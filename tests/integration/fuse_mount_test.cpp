@@ -1,7 +1,10 @@
 // Real FUSE mounts of the vfs over FakeRemote: shell tools, preads, mmap, concurrency, remote
 // changes through the poller, errors, and SIGTERM handling of the hfm-fake-mount helper.
 // Every mount is unmounted in TearDown (or by a guard) even when an assertion fails.
+#include "hfm/fuse/fuse_mount.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
@@ -10,8 +13,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -24,7 +25,6 @@
 #include <thread>
 
 #include "fake_remote.h"
-#include "hfm/fuse/fuse_mount.h"
 #include "hfm/vfs/poller.h"
 #include "hfm/vfs/vfs.h"
 
@@ -269,8 +269,9 @@ TEST_F(FuseMountTest, RemoteChangesAppearAfterAPoll) {
   remote_->putFile("data/train/part-2.parquet", "p2");
   remote_->removeFile("config.json");
 
-  EXPECT_TRUE(eventually([&] { return readFile(path("README.md")) == "hello, changed remotely\n"; }))
-      << readFile(path("README.md"));
+  EXPECT_TRUE(eventually([&] {
+    return readFile(path("README.md")) == "hello, changed remotely\n";
+  })) << readFile(path("README.md"));
   EXPECT_TRUE(eventually([&] { return ::stat(path("new.txt").c_str(), &st) == 0; }));
   EXPECT_EQ(readFile(path("new.txt")), "brand new\n");
   EXPECT_TRUE(eventually([&] {
@@ -378,8 +379,9 @@ TEST(FakeMountProcessTest, SigtermUnmountsCleanly) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addclose(&fa, out[0]);
-  std::vector<std::string> args = {HFM_FAKE_MOUNT_BIN, mp, "--text", "hello.txt=hi there\n",
-                                   "--file", "dir/blob.bin:1000000:3", "--max-threads", "2"};
+  std::vector<std::string> args = {HFM_FAKE_MOUNT_BIN,     mp,       "--text",
+                                   "hello.txt=hi there\n", "--file", "dir/blob.bin:1000000:3",
+                                   "--max-threads",        "2"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -99,9 +99,9 @@ Result<std::unique_ptr<ChunkCache>> openDiskChunkCache(const std::filesystem::pa
 std::unique_ptr<ChunkCache> makeMemoryChunkCache(uint64_t capacity_bytes);
 
 struct ChunkCacheOptions {
-  std::filesystem::path cache_dir;  // --cache-dir; entries live in cache_dir / "chunks"
+  std::filesystem::path cache_dir;           // --cache-dir; entries live in cache_dir / "chunks"
   uint64_t capacity_bytes = 10'000'000'000;  // --cache-size
-  bool disk = true;  // false for --no-disk-cache
+  bool disk = true;                          // false for --no-disk-cache
   uint64_t memory_capacity_bytes = 256ULL << 20;  // used when !disk or the dir is locked
 };
 

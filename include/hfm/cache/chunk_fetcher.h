@@ -70,8 +70,7 @@ struct FetcherStats {
 class ChunkFetcher {
  public:
   // `cas` must outlive the fetcher; `cache` may be null (no caching at all).
-  ChunkFetcher(xet::CasReader& cas, std::shared_ptr<ChunkCache> cache,
-               FetcherOptions options = {});
+  ChunkFetcher(xet::CasReader& cas, std::shared_ptr<ChunkCache> cache, FetcherOptions options = {});
 
   Result<size_t> read(const xet::MerkleHash& file, uint64_t file_size, uint64_t offset,
                       std::span<uint8_t> out);
@@ -112,8 +111,7 @@ class ChunkFetcher {
   void dropPlan(const PlanKey& key);
   // One attempt at the slow path with a given plan.
   Status readWithPlan(const xet::MerkleHash& file, uint64_t file_size,
-                      const xet::ReconstructionPlan& plan, uint64_t offset,
-                      std::span<uint8_t> out);
+                      const xet::ReconstructionPlan& plan, uint64_t offset, std::span<uint8_t> out);
   void rememberLayout(const xet::MerkleHash& file, std::span<const std::pair<uint64_t, ChunkLoc>>);
 
   xet::CasReader& cas_;

@@ -38,14 +38,14 @@ namespace hfm::fuse {
 
 struct FuseConfig {
   std::string mountpoint;
-  unsigned max_threads = 16;         // --max-threads
-  bool clone_fd = false;             // one /dev/fuse fd per worker thread
-  bool allow_other = true;           // false with --fuse-owner-only
-  uint32_t read_ahead_kb = 16384;    // bdi read-ahead after mount; 0 leaves the kernel default
+  unsigned max_threads = 16;       // --max-threads
+  bool clone_fd = false;           // one /dev/fuse fd per worker thread
+  bool allow_other = true;         // false with --fuse-owner-only
+  uint32_t read_ahead_kb = 16384;  // bdi read-ahead after mount; 0 leaves the kernel default
   // Kernel entry/attribute cache time: usually the metadata TTL; 0 is forced when the Vfs runs
   // with metadata_ttl_minimal.
   std::chrono::milliseconds entry_timeout{10000};
-  bool debug = false;                // libfuse request tracing to stderr
+  bool debug = false;  // libfuse request tracing to stderr
   std::string fsname = "hf-mount";
   // Called once, from a helper thread, when the mount answers requests (after FUSE_INIT).
   std::function<void()> on_ready;

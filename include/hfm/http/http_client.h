@@ -73,7 +73,7 @@ struct RetryPolicy {
 struct Request {
   std::string method = "GET";  // GET, HEAD, POST, PUT, DELETE, ...
   std::string url;
-  Headers headers;  // sent as given (the caller adds Authorization, Content-Type, ...)
+  Headers headers;   // sent as given (the caller adds Authorization, Content-Type, ...)
   std::string body;  // sent for any method when non-empty or when method is POST/PUT
   // Sent instead of `body` when set, without copying (xorb uploads); the bytes must stay
   // valid until the call returns.
@@ -89,9 +89,9 @@ struct Request {
 struct Response {
   long status = 0;
   Headers headers;
-  std::string body;  // empty for sendStreaming() successes (bytes went to the callback)
+  std::string body;           // empty for sendStreaming() successes (bytes went to the callback)
   std::string effective_url;  // after redirects
-  int attempts = 1;  // how many attempts this result took
+  int attempts = 1;           // how many attempts this result took
   // When a redirect was followed: the headers of the first response (e.g. the Hub's own
   // X-Linked-Etag / X-Repo-Commit before the CDN answered); empty otherwise.
   Headers redirect_headers;

@@ -43,8 +43,8 @@ class Credentials {
   std::string describeSource() const;
 
  private:
-  std::optional<std::filesystem::path> token_file_;     // (1)
-  std::optional<std::string> fixed_token_;              // (2) or (3)
+  std::optional<std::filesystem::path> token_file_;  // (1)
+  std::optional<std::string> fixed_token_;           // (2) or (3)
   std::string fixed_source_;
   std::optional<std::filesystem::path> default_file_;  // (4)
 };

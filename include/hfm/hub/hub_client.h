@@ -35,8 +35,8 @@ namespace hfm::hub {
 
 struct HubOptions {
   std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT / --hub-endpoint
-  int bucket_tree_limit = 5000;  // page size asked of bucket tree listings
-  int repo_tree_limit = 1000;    // and of repo tree listings
+  int bucket_tree_limit = 5000;                     // page size asked of bucket tree listings
+  int repo_tree_limit = 1000;                       // and of repo tree listings
 };
 
 struct SourceInfo {
@@ -50,11 +50,11 @@ struct SourceInfo {
 
 struct TreeEntry {
   bool is_directory = false;
-  std::string path;  // relative to the mount root
-  uint64_t size = 0;  // files; for LFS/Xet repo files, lfs.size
-  std::string xet_hash;  // 64 lowercase hex, or empty (none, or masked by the Hub)
-  std::string oid;       // repos: git blob/tree sha1
-  std::string lfs_sha256;  // repos: lfs.oid
+  std::string path;                       // relative to the mount root
+  uint64_t size = 0;                      // files; for LFS/Xet repo files, lfs.size
+  std::string xet_hash;                   // 64 lowercase hex, or empty (none, or masked by the Hub)
+  std::string oid;                        // repos: git blob/tree sha1
+  std::string lfs_sha256;                 // repos: lfs.oid
   std::optional<int64_t> mtime_ms;        // buckets: client-supplied mtime
   std::optional<int64_t> uploaded_at_ms;  // buckets: server upload time
   std::optional<int64_t> last_commit_ms;  // repos, when the Hub sends lastCommit.date
@@ -62,12 +62,12 @@ struct TreeEntry {
 
 // What HEAD on a resolve URL says about one file.
 struct FileMetadata {
-  long status = 0;  // 200, or a 3xx (LFS/Xet redirect; not followed)
-  std::string xet_hash;  // X-Xet-Hash (validated), or empty
+  long status = 0;               // 200, or a 3xx (LFS/Xet redirect; not followed)
+  std::string xet_hash;          // X-Xet-Hash (validated), or empty
   std::optional<uint64_t> size;  // X-Linked-Size, else Content-Length of a non-redirect
-  std::string etag;    // X-Linked-Etag, else ETag; quotes and W/ removed
+  std::string etag;              // X-Linked-Etag, else ETag; quotes and W/ removed
   std::optional<int64_t> last_modified_ms;
-  std::string commit;  // X-Repo-Commit
+  std::string commit;           // X-Repo-Commit
   std::string xet_refresh_url;  // Link rel="xet-auth" or X-Xet-Refresh-Route
 };
 
@@ -75,12 +75,12 @@ struct BatchOp {
   enum class Type { kAddFile, kCopyFile, kDeleteFile };
 
   Type type = Type::kAddFile;
-  std::string path;      // relative to the mount root
-  std::string xet_hash;  // add, copy
-  std::optional<int64_t> mtime_ms;  // add (ms since the epoch)
+  std::string path;                         // relative to the mount root
+  std::string xet_hash;                     // add, copy
+  std::optional<int64_t> mtime_ms;          // add (ms since the epoch)
   std::optional<std::string> content_type;  // add
-  std::string source_repo_type;  // copy: "bucket", "model", "dataset" or "space"
-  std::string source_repo_id;    // copy: "ns/name"
+  std::string source_repo_type;             // copy: "bucket", "model", "dataset" or "space"
+  std::string source_repo_id;               // copy: "ns/name"
 
   static BatchOp addFile(std::string path, std::string xet_hash, int64_t mtime_ms);
   static BatchOp deleteFile(std::string path);

@@ -32,8 +32,9 @@ class XetTokenCache : public http::XetTokenProvider {
   explicit XetTokenCache(Fetch fetch, std::chrono::seconds refresh_margin = kDefaultMargin,
                          Clock now = systemNow);
   // Fetches through hub->fetchXetToken(access). `hub` must outlive the cache's use.
-  static std::shared_ptr<XetTokenCache> forHub(std::shared_ptr<const HubClient> hub, XetAccess access,
-                                               std::chrono::seconds refresh_margin = kDefaultMargin);
+  static std::shared_ptr<XetTokenCache> forHub(
+      std::shared_ptr<const HubClient> hub, XetAccess access,
+      std::chrono::seconds refresh_margin = kDefaultMargin);
 
   Result<http::XetCredentials> get(bool force_refresh) override;
 
@@ -52,11 +53,11 @@ class XetTokenCache : public http::XetTokenProvider {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::optional<http::XetCredentials> cached_;  // GUARDED_BY(mu_)
-  int64_t fetched_at_ = 0;                       // GUARDED_BY(mu_)
-  bool fetching_ = false;                        // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;                      // GUARDED_BY(mu_): completed fetches
-  std::optional<Error> last_error_;              // GUARDED_BY(mu_): of the last fetch
-  uint64_t fetches_started_ = 0;                 // GUARDED_BY(mu_)
+  int64_t fetched_at_ = 0;                      // GUARDED_BY(mu_)
+  bool fetching_ = false;                       // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;                     // GUARDED_BY(mu_): completed fetches
+  std::optional<Error> last_error_;             // GUARDED_BY(mu_): of the last fetch
+  uint64_t fetches_started_ = 0;                // GUARDED_BY(mu_)
 };
 
 }  // namespace hfm::hub

@@ -22,9 +22,9 @@ struct HeaderLess {
 using Headers = std::map<std::string, std::string, HeaderLess>;
 
 struct HttpRequest {
-  std::string method;   // "GET", "HEAD", "POST", ...
-  std::string path;     // percent-decoded path, without the query string
-  std::string raw_path; // path exactly as sent (still percent-encoded)
+  std::string method;                             // "GET", "HEAD", "POST", ...
+  std::string path;                               // percent-decoded path, without the query string
+  std::string raw_path;                           // path exactly as sent (still percent-encoded)
   std::multimap<std::string, std::string> query;  // decoded query parameters
   Headers headers;
   std::string body;

@@ -24,7 +24,7 @@ namespace hfm::localhub {
 
 struct HubOptions {
   std::map<std::string, std::string> users_by_token;  // hub token -> user name
-  std::string fallback_base_url;                       // used when a request has no Host
+  std::string fallback_base_url;                      // used when a request has no Host
 };
 
 class HubService {

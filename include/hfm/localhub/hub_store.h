@@ -55,7 +55,7 @@ struct RepoRecord {
   std::string id;    // "ns/name"
   bool is_private = false;
   int64_t created_ms = 0;
-  std::string sdk;   // spaces only
+  std::string sdk;  // spaces only
 };
 
 struct CommitRecord {
@@ -138,8 +138,7 @@ class HubStore {
   // Renames a repo with its history and refs. ENOENT if `from` is missing, EEXIST if `to` exists.
   Status moveRepo(const std::string& type, const std::string& from, const std::string& to);
   // Branch, tag, "refs/heads/x", "refs/tags/x" or a full 40-hex commit sha of this repo.
-  Result<std::optional<std::string>> resolveRevision(const std::string& type,
-                                                     const std::string& id,
+  Result<std::optional<std::string>> resolveRevision(const std::string& type, const std::string& id,
                                                      const std::string& revision);
   Result<std::optional<CommitRecord>> commitInfo(const std::string& sha);
   // Commits reachable from `sha` (newest first), skipping `skip`, at most `limit`.

@@ -18,9 +18,9 @@
 #include <string>
 
 #include "hfm/cache/chunk_fetcher.h"
-#include "hfm/hub/hub_client.h"
 #include "hfm/http/http_client.h"
 #include "hfm/http/xet_credentials.h"
+#include "hfm/hub/hub_client.h"
 #include "hfm/vfs/remote.h"
 #include "hfm/xet/cas_writer.h"
 

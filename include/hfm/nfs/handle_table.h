@@ -80,11 +80,11 @@ class HandleTable {
   uint64_t epoch_ = 0;
 
   mutable std::mutex mu_;
-  std::unordered_map<uint64_t, HandleRecord> by_id_;          // Guarded by mu_.
-  std::unordered_map<std::string, uint64_t> file_ids_;        // path → id of the file. mu_.
-  std::unordered_map<std::string, uint64_t> dir_ids_;         // path → id of the dir. mu_.
-  uint64_t next_id_ = kRootHandleId + 1;                      // Guarded by mu_.
-  bool append_failed_logged_ = false;                         // Guarded by mu_.
+  std::unordered_map<uint64_t, HandleRecord> by_id_;    // Guarded by mu_.
+  std::unordered_map<std::string, uint64_t> file_ids_;  // path → id of the file. mu_.
+  std::unordered_map<std::string, uint64_t> dir_ids_;   // path → id of the dir. mu_.
+  uint64_t next_id_ = kRootHandleId + 1;                // Guarded by mu_.
+  bool append_failed_logged_ = false;                   // Guarded by mu_.
 };
 
 }  // namespace hfm::nfs

@@ -44,7 +44,7 @@ namespace hfm::nfs {
 
 struct NfsServerConfig {
   std::string bind_address = "127.0.0.1";
-  uint16_t port = 0;                 // 0 = any free port (see NfsServer::port())
+  uint16_t port = 0;  // 0 = any free port (see NfsServer::port())
   size_t worker_threads = 16;
   std::filesystem::path handle_dir;  // where the HandleTable lives; empty = in memory only
   std::string handle_key;            // the mount source ("bucket ns/name", "repo ns/name@rev")
@@ -57,9 +57,9 @@ struct NfsServerConfig {
 struct NfsServerStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_closed = 0;
-  uint64_t connections_rejected = 0;  // closed for malformed RPC
+  uint64_t connections_rejected = 0;        // closed for malformed RPC
   uint64_t closed_with_unsent_replies = 0;  // the client left before reading its replies
-  uint64_t calls = 0;                 // RPC calls dispatched
+  uint64_t calls = 0;                       // RPC calls dispatched
 };
 
 class NfsServer {

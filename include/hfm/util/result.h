@@ -38,7 +38,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(state_); }
@@ -80,10 +80,9 @@ inline Status okStatus() { return {}; }
 }  // namespace hfm
 
 // Propagates an error from an expression returning Result/Status.
-#define HFM_TRY(expr)                                     \
-  do {                                                    \
-    if (auto hfm_try_result_ = (expr); !hfm_try_result_) \
-      return hfm_try_result_.error();                     \
+#define HFM_TRY(expr)                                                                    \
+  do {                                                                                   \
+    if (auto hfm_try_result_ = (expr); !hfm_try_result_) return hfm_try_result_.error(); \
   } while (0)
 
 #define HFM_CONCAT_INNER_(a, b) a##b

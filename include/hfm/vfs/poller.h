@@ -58,11 +58,11 @@ class Poller {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                    // Guarded by mu_.
+  bool stopping_ = false;                     // Guarded by mu_.
   std::optional<std::string> last_revision_;  // Guarded by mu_.
-  int backoff_exp_ = 0;                      // Guarded by mu_.
-  uint64_t rounds_ = 0;                      // Guarded by mu_.
-  uint64_t skipped_ = 0;                     // Guarded by mu_.
+  int backoff_exp_ = 0;                       // Guarded by mu_.
+  uint64_t rounds_ = 0;                       // Guarded by mu_.
+  uint64_t skipped_ = 0;                      // Guarded by mu_.
   std::thread thread_;
 };
 

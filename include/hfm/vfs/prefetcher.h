@@ -69,18 +69,18 @@
 namespace hfm::vfs {
 
 struct PrefetchConfig {
-  uint64_t initial_window = 1024 * 1024;           // first batch of a stream
-  uint64_t max_window = 32ull * 1024 * 1024;       // batches double up to this
-  uint64_t max_request = 8ull * 1024 * 1024;       // largest single Remote::read
+  uint64_t initial_window = 1024 * 1024;      // first batch of a stream
+  uint64_t max_window = 32ull * 1024 * 1024;  // batches double up to this
+  uint64_t max_request = 8ull * 1024 * 1024;  // largest single Remote::read
   // Out-of-order reads behind the highest offset served, and bytes kept behind it. Must cover
   // the kernel's read-ahead window (the FUSE adapter raises bdi read_ahead_kb to 16 MiB): the
   // kernel sends that window as parallel 1 MiB requests that arrive in any order.
   uint64_t backward_tolerance = 16ull * 1024 * 1024;
   uint64_t forward_tolerance = 16ull * 1024 * 1024;  // skip ahead still counted as sequential
-  uint64_t random_reorder_tolerance = 256 * 1024;  // after a random read
-  std::chrono::milliseconds read_timeout{30000};   // per part wait; 0 = unbounded
-  int fetch_attempts = 3;                          // total tries per fetch
-  std::chrono::milliseconds retry_backoff{100};    // doubled after each failed try
+  uint64_t random_reorder_tolerance = 256 * 1024;    // after a random read
+  std::chrono::milliseconds read_timeout{30000};     // per part wait; 0 = unbounded
+  int fetch_attempts = 3;                            // total tries per fetch
+  std::chrono::milliseconds retry_backoff{100};      // doubled after each failed try
 };
 
 // A byte budget shared by every prefetcher of a mount, so many open handles cannot add up to
@@ -105,10 +105,10 @@ struct PrefetchStats {
   uint64_t sequential_reads = 0;
   uint64_t random_reads = 0;
   uint64_t stream_starts = 0;
-  uint64_t bytes_prefetched = 0;    // bytes requested by read-ahead parts
-  uint64_t bytes_direct = 0;        // bytes fetched synchronously for random reads
-  std::vector<uint64_t> batches;    // size of every batch issued, in order
-  uint64_t readahead_skipped = 0;   // read-ahead batches the MemoryBudget refused
+  uint64_t bytes_prefetched = 0;   // bytes requested by read-ahead parts
+  uint64_t bytes_direct = 0;       // bytes fetched synchronously for random reads
+  std::vector<uint64_t> batches;   // size of every batch issued, in order
+  uint64_t readahead_skipped = 0;  // read-ahead batches the MemoryBudget refused
 };
 
 // Fetches [offset, offset + out.size()) with retries; requires the full length unless the
@@ -153,15 +153,15 @@ class Prefetcher {
   mutable std::mutex mu_;
   // Contiguous parts covering [parts_.front()->start, issued_end_). Guarded by mu_.
   std::deque<std::shared_ptr<Part>> parts_;
-  Mode mode_ = Mode::kNone;         // Guarded by mu_.
-  uint64_t issued_end_ = 0;         // Guarded by mu_.
-  uint64_t last_batch_start_ = 0;   // Guarded by mu_.
-  uint64_t window_ = 0;             // size of the next batch. Guarded by mu_.
-  uint64_t last_end_ = 0;           // end of the previous read. Guarded by mu_.
-  uint64_t high_water_ = 0;         // highest end served in this stream. Guarded by mu_.
-  uint64_t streak_ = 0;             // sequential reads since the stream started. Guarded by mu_.
-  uint64_t misses_ = 0;             // consecutive reads outside the stream. Guarded by mu_.
-  PrefetchStats stats_;             // Guarded by mu_.
+  Mode mode_ = Mode::kNone;        // Guarded by mu_.
+  uint64_t issued_end_ = 0;        // Guarded by mu_.
+  uint64_t last_batch_start_ = 0;  // Guarded by mu_.
+  uint64_t window_ = 0;            // size of the next batch. Guarded by mu_.
+  uint64_t last_end_ = 0;          // end of the previous read. Guarded by mu_.
+  uint64_t high_water_ = 0;        // highest end served in this stream. Guarded by mu_.
+  uint64_t streak_ = 0;            // sequential reads since the stream started. Guarded by mu_.
+  uint64_t misses_ = 0;            // consecutive reads outside the stream. Guarded by mu_.
+  PrefetchStats stats_;            // Guarded by mu_.
 };
 
 }  // namespace hfm::vfs

@@ -26,12 +26,12 @@
 namespace hfm::vfs {
 
 struct RemoteEntry {
-  std::string path;       // relative to the mount root, e.g. "models/config.json"
+  std::string path;  // relative to the mount root, e.g. "models/config.json"
   bool is_dir = false;
-  uint64_t size = 0;      // bytes; 0 for directories
-  int64_t mtime_ns = 0;   // modification time (ns since the epoch); 0 = unknown
-  std::string xet_hash;   // content hash (hex) of the version; empty for non-Xet files
-  std::string etag;       // identifies the version when there is no xet hash (git blobs)
+  uint64_t size = 0;     // bytes; 0 for directories
+  int64_t mtime_ns = 0;  // modification time (ns since the epoch); 0 = unknown
+  std::string xet_hash;  // content hash (hex) of the version; empty for non-Xet files
+  std::string etag;      // identifies the version when there is no xet hash (git blobs)
 
   // True when `other` describes a different version of the same file.
   bool contentDiffers(const RemoteEntry& other) const {

@@ -79,11 +79,11 @@ struct VfsConfig {
   bool filter_os_files = true;                    // false with --no-filter-os-files
   std::chrono::milliseconds negative_ttl{30000};
   size_t negative_cache_max = 1000;
-  bool direct_io = false;                         // --direct-io: no page cache for file data
-  size_t worker_threads = 8;                      // background fetch pool
-  uint64_t prefetch_memory_limit = 1ull << 30;    // read-ahead bytes across all handles
-  size_t poll_listing_concurrency = 4;            // --poll-listing-concurrency
-  int64_t root_mtime_ns = 0;                      // repo lastModified / bucket updatedAt
+  bool direct_io = false;                       // --direct-io: no page cache for file data
+  size_t worker_threads = 8;                    // background fetch pool
+  uint64_t prefetch_memory_limit = 1ull << 30;  // read-ahead bytes across all handles
+  size_t poll_listing_concurrency = 4;          // --poll-listing-concurrency
+  int64_t root_mtime_ns = 0;                    // repo lastModified / bucket updatedAt
   PrefetchConfig prefetch;
   // Time source for TTLs (tests inject a fake clock). Default: steady_clock::now.
   std::function<Clock::time_point()> now;
@@ -92,12 +92,12 @@ struct VfsConfig {
 struct Attr {
   InodeId ino = 0;
   bool is_dir = false;
-  uint32_t mode = 0;      // includes S_IFREG / S_IFDIR
+  uint32_t mode = 0;  // includes S_IFREG / S_IFDIR
   uint32_t nlink = 1;
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint64_t size = 0;
-  uint64_t blocks = 0;    // 512-byte blocks
+  uint64_t blocks = 0;  // 512-byte blocks
   uint32_t blksize = 512;
   int64_t mtime_ns = 0;
 };
@@ -204,8 +204,8 @@ class Vfs {
 
   // FUSE OPEN: EISDIR for directories. Write access (O_WRONLY, O_RDWR, O_TRUNC, O_APPEND):
   // EROFS on read-only remotes; EPERM without O_TRUNC or with O_APPEND (streaming mode);
-  // otherwise a write handle that replaces the file's content. keep_cache is true when the version is the one the
-  // previous open saw, so the kernel keeps the pages it has.
+  // otherwise a write handle that replaces the file's content. keep_cache is true when the version
+  // is the one the previous open saw, so the kernel keeps the pages it has.
   Result<OpenResult> open(InodeId ino, int flags);
   // FUSE READ: exactly min(size, file size - offset) bytes (never short before EOF), 0 at EOF.
   // EBADF for unknown handles; remote errors pass through (EIO on timeouts).
@@ -263,8 +263,8 @@ class Vfs {
   // Re-lists every directory that has been listed, parents before children (at most
   // poll_listing_concurrency listings at a time, on short-lived threads of the calling
   // thread), and applies the differences (the poller's round). Deleted files with open
-  // handles stay readable; changed files get their kernel cache invalidated. A directory whose listing fails is left alone
-  // unless its parent's listing shows it gone.
+  // handles stay readable; changed files get their kernel cache invalidated. A directory whose
+  // listing fails is left alone unless its parent's listing shows it gone.
   ChangeSet refreshLoaded();
 
   // --- introspection for tests and logs ---
@@ -322,7 +322,7 @@ class Vfs {
   std::unordered_map<InodeId, std::unique_ptr<Inode>> inodes_;  // Guarded by mu_.
   std::unordered_map<std::string, InodeId> path_ino_;  // every path ever seen. Guarded by mu_.
   std::unordered_map<InodeId, std::shared_ptr<std::mutex>> listing_mu_;  // Guarded by mu_.
-  InodeId next_ino_ = kRootInode + 1;                  // Guarded by mu_.
+  InodeId next_ino_ = kRootInode + 1;                                    // Guarded by mu_.
 
   mutable std::mutex neg_mu_;
   std::unordered_map<std::string, Clock::time_point> negative_;  // path → expiry. neg_mu_.
@@ -332,7 +332,7 @@ class Vfs {
   std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_;    // Guarded by handles_mu_.
   uint64_t next_fh_ = 1;                                             // Guarded by handles_mu_.
 
-  std::mutex sink_mu_;  // serializes sink swaps against dispatch
+  std::mutex sink_mu_;                // serializes sink swaps against dispatch
   InvalidationSink* sink_ = nullptr;  // Guarded by sink_mu_.
 };
 

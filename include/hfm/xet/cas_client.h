@@ -39,8 +39,8 @@ class CasReader {
 
   // Plan for file bytes `range` (inclusive; nullopt = whole file). A range that starts at or
   // past the end of the file yields a plan without terms.
-  virtual Result<ReconstructionPlan> getReconstruction(
-      const MerkleHash& file_hash, std::optional<InclusiveByteRange> range) = 0;
+  virtual Result<ReconstructionPlan> getReconstruction(const MerkleHash& file_hash,
+                                                       std::optional<InclusiveByteRange> range) = 0;
 
   // Serialized bytes of each range of `entry`, in the entry's order.
   virtual Result<std::vector<std::string>> fetch(const FetchEntry& entry) = 0;

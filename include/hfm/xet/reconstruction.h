@@ -65,7 +65,7 @@ struct TermSource {
 
 struct ReconstructionPlan {
   uint64_t offset_into_first_range = 0;
-  std::vector<ReconstructionTerm> terms;  // in file order
+  std::vector<ReconstructionTerm> terms;                            // in file order
   std::unordered_map<MerkleHash, std::vector<FetchEntry>> fetches;  // per xorb
   std::vector<TermSource> sources;  // per term: the first fetch range that covers it
   int version = 2;                  // JSON form it came from (1 or 2)

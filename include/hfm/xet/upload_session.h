@@ -48,10 +48,10 @@ struct UploadOptions {
 };
 
 struct UploadStats {
-  uint64_t bytes_in = 0;          // file bytes written
-  uint64_t new_chunks = 0;        // chunks packed into new xorbs
-  uint64_t new_chunk_bytes = 0;   // their uncompressed bytes
-  uint64_t dedup_chunks = 0;      // chunks referenced instead of uploaded
+  uint64_t bytes_in = 0;         // file bytes written
+  uint64_t new_chunks = 0;       // chunks packed into new xorbs
+  uint64_t new_chunk_bytes = 0;  // their uncompressed bytes
+  uint64_t dedup_chunks = 0;     // chunks referenced instead of uploaded
   uint64_t dedup_bytes = 0;
   uint64_t dedup_queries = 0;     // global-dedup requests made
   uint64_t dedup_query_hits = 0;  // of which answered with a shard
@@ -116,7 +116,7 @@ class UploadSession {
  private:
   // A xorb of this session (new chunks) or one learned from a dedup answer (already stored).
   struct XorbSlot {
-    MerkleHash hash;     // known once sealed (or from the dedup answer)
+    MerkleHash hash;  // known once sealed (or from the dedup answer)
     bool sealed = false;
   };
   struct Location {
@@ -161,12 +161,12 @@ class UploadSession {
   std::vector<uint32_t> open_flags_;                // Guarded by mu_.
   std::deque<SealedXorb> queue_;                    // waiting for upload. Guarded by mu_.
   size_t uploading_ = 0;                            // xorbs being sent now. Guarded by mu_.
-  std::vector<ShardXorb> uploaded_xorbs_;  // uploaded, not yet in a shard. Guarded by mu_.
-  std::vector<FinishedFile> finished_;     // finished, not yet committed. Guarded by mu_.
-  std::optional<Error> failure_;           // sticky uploader error. Guarded by mu_.
-  UploadStats stats_;                      // Guarded by mu_.
-  bool stopping_ = false;                  // Guarded by mu_.
-  std::mutex commit_mu_;                   // one commit at a time
+  std::vector<ShardXorb> uploaded_xorbs_;           // uploaded, not yet in a shard. Guarded by mu_.
+  std::vector<FinishedFile> finished_;              // finished, not yet committed. Guarded by mu_.
+  std::optional<Error> failure_;                    // sticky uploader error. Guarded by mu_.
+  UploadStats stats_;                               // Guarded by mu_.
+  bool stopping_ = false;                           // Guarded by mu_.
+  std::mutex commit_mu_;                            // one commit at a time
   std::thread uploader_;
 };
 

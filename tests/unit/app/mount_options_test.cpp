@@ -1,10 +1,11 @@
 #include "hfm/app/mount_options.h"
-#include "hfm/hub/hub_client.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
+
+#include "hfm/hub/hub_client.h"
 
 namespace hfm::app {
 namespace {

@@ -33,15 +33,19 @@ class FakeTokens : public http::XetTokenProvider {
 
 std::string planJson(const std::string& url) {
   return R"({"offset_into_first_range": 5,
-    "terms": [{"hash": ")" + kXorb + R"(", "unpacked_length": 300, "range": {"start": 0, "end": 2}}],
-    "xorbs": {")" + kXorb + R"(": [{"url": ")" + url + R"(", "ranges": [
+    "terms": [{"hash": ")" +
+         kXorb + R"(", "unpacked_length": 300, "range": {"start": 0, "end": 2}}],
+    "xorbs": {")" +
+         kXorb + R"(": [{"url": ")" + url + R"(", "ranges": [
       {"chunks": {"start": 0, "end": 2}, "bytes": {"start": 0, "end": 99}}]}]}})";
 }
 
 std::string planJsonV1(const std::string& url) {
   return R"({"offset_into_first_range": 0,
-    "terms": [{"hash": ")" + kXorb + R"(", "unpacked_length": 300, "range": {"start": 0, "end": 2}}],
-    "fetch_info": {")" + kXorb + R"(": [{"url": ")" + url + R"(",
+    "terms": [{"hash": ")" +
+         kXorb + R"(", "unpacked_length": 300, "range": {"start": 0, "end": 2}}],
+    "fetch_info": {")" +
+         kXorb + R"(": [{"url": ")" + url + R"(",
       "range": {"start": 0, "end": 2}, "url_range": {"start": 0, "end": 99}}]}})";
 }
 
@@ -60,7 +64,8 @@ struct Fixture {
 TEST(CasClientTest, V2PlanCarriesAuthAndRange) {
   Fixture f;
   f.server.setHandler([&](const RecordedRequest& r) {
-    if (r.path == "/v2/reconstructions/" + kFile) return FakeResponse::json(200, planJson("http://x"));
+    if (r.path == "/v2/reconstructions/" + kFile)
+      return FakeResponse::json(200, planJson("http://x"));
     return FakeResponse::text(404, "no");
   });
   auto plan = f.cas.getReconstruction(f.file, InclusiveByteRange{10, 99});
@@ -76,7 +81,8 @@ TEST(CasClientTest, V2PlanCarriesAuthAndRange) {
 TEST(CasClientTest, FallsBackToV1AndRemembers) {
   Fixture f;
   f.server.setHandler([&](const RecordedRequest& r) {
-    if (r.path == "/v1/reconstructions/" + kFile) return FakeResponse::json(200, planJsonV1("http://x"));
+    if (r.path == "/v1/reconstructions/" + kFile)
+      return FakeResponse::json(200, planJsonV1("http://x"));
     return FakeResponse::text(r.path.rfind("/v2/", 0) == 0 ? 501 : 404, "no");
   });
   auto plan = f.cas.getReconstruction(f.file, std::nullopt);
@@ -100,7 +106,8 @@ TEST(CasClientTest, UnknownFileIsEnoentAfterBothVersions) {
 TEST(CasClientTest, RefreshesCredentialsOn401) {
   Fixture f;
   f.server.enqueue(FakeResponse::text(401, "expired"));
-  f.server.setHandler([&](const RecordedRequest&) { return FakeResponse::json(200, planJson("http://x")); });
+  f.server.setHandler(
+      [&](const RecordedRequest&) { return FakeResponse::json(200, planJson("http://x")); });
   auto plan = f.cas.getReconstruction(f.file, std::nullopt);
   ASSERT_TRUE(plan.ok()) << plan.error().message();
   EXPECT_EQ(f.tokens.refreshes_.load(), 1);
@@ -141,11 +148,10 @@ TEST(CasClientTest, FetchSendsExactRangeWithoutAuthAndParsesMultipart) {
   Fixture f;
   const std::string a(10, 'a');
   const std::string b = "bbbbbbbb";
-  const std::string body = "--SEP\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 10-19/100\r\n\r\n" +
-                           a + "\r\n--SEP\r\nContent-Range: bytes 40-47/100\r\n\r\n" + b + "\r\n--SEP--\r\n";
-  f.server.setHandler([&](const RecordedRequest&) {
-    return multipart("SEP", body);
-  });
+  const std::string body =
+      "--SEP\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 10-19/100\r\n\r\n" +
+      a + "\r\n--SEP\r\nContent-Range: bytes 40-47/100\r\n\r\n" + b + "\r\n--SEP--\r\n";
+  f.server.setHandler([&](const RecordedRequest&) { return multipart("SEP", body); });
   auto parts = f.cas.fetch(twoRangeEntry(f.server.url() + "/xorb?sig=1"));
   ASSERT_TRUE(parts.ok()) << parts.error().message();
   ASSERT_EQ(parts->size(), 2u);
@@ -160,7 +166,8 @@ TEST(CasClientTest, FetchSendsExactRangeWithoutAuthAndParsesMultipart) {
 TEST(CasClientTest, FetchSingleRangeAndErrors) {
   Fixture f;
   const FetchEntry one{f.server.url() + "/x", {{{0, 1}, {10, 19}}}};
-  f.server.enqueue(FakeResponse::text(206, "0123456789").withHeader("Content-Range", "bytes 10-19/100"));
+  f.server.enqueue(
+      FakeResponse::text(206, "0123456789").withHeader("Content-Range", "bytes 10-19/100"));
   auto parts = f.cas.fetch(one);
   ASSERT_TRUE(parts.ok()) << parts.error().message();
   EXPECT_EQ((*parts)[0], "0123456789");
@@ -168,7 +175,8 @@ TEST(CasClientTest, FetchSingleRangeAndErrors) {
   f.server.enqueue(FakeResponse::text(206, "01234").withHeader("Content-Range", "bytes 10-19/100"));
   EXPECT_EQ(f.cas.fetch(one).error().code(), EIO);
   // Wrong range answered.
-  f.server.enqueue(FakeResponse::text(206, "0123456789").withHeader("Content-Range", "bytes 20-29/100"));
+  f.server.enqueue(
+      FakeResponse::text(206, "0123456789").withHeader("Content-Range", "bytes 20-29/100"));
   EXPECT_EQ(f.cas.fetch(one).error().code(), EIO);
   // Multipart with a part cut short.
   f.server.enqueue(multipart("S", "--S\r\nContent-Range: bytes 10-19/100\r\n\r\n0123\r\n--S--"));

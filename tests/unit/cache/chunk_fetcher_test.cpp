@@ -50,12 +50,14 @@ class FakeCas : public xet::CasReader {
         std::vector<uint8_t> chunk(1000 + rng() % 9000);  // NOLINT
         // Half compressible (runs), half random, so LZ4, BG4 and None all occur.
         for (size_t i = 0; i < chunk.size(); ++i) {
-          chunk[i] = (c % 2 == 0) ? static_cast<uint8_t>(i / 64 + static_cast<size_t>(c)) : static_cast<uint8_t>(rng());
+          chunk[i] = (c % 2 == 0) ? static_cast<uint8_t>(i / 64 + static_cast<size_t>(c))
+                                  : static_cast<uint8_t>(rng());
         }
         xorb.starts.push_back(xorb.serialized.size());
-        xet::appendSerializedChunk(chunk, c % 3 == 0 ? xet::CompressionScheme::kByteGrouping4Lz4
-                                                     : xet::CompressionScheme::kLz4,
-                                   xorb.serialized);
+        xet::appendSerializedChunk(
+            chunk,
+            c % 3 == 0 ? xet::CompressionScheme::kByteGrouping4Lz4 : xet::CompressionScheme::kLz4,
+            xorb.serialized);
         xorb.chunks.push_back(std::move(chunk));
       }
       xorb.starts.push_back(xorb.serialized.size());
@@ -82,8 +84,8 @@ class FakeCas : public xet::CasReader {
     if (file_hash != file_) return Error::notFound("no such file");
     const uint64_t first = range && !ignore_range_ ? range->start : 0;
     if (first >= data_.size()) return ReconstructionPlan{};
-    const uint64_t last = std::min<uint64_t>(range && !ignore_range_ ? range->end : data_.size() - 1,
-                                             data_.size() - 1);
+    const uint64_t last = std::min<uint64_t>(
+        range && !ignore_range_ ? range->end : data_.size() - 1, data_.size() - 1);
     ReconstructionPlan plan;
     std::map<size_t, std::vector<ChunkRange>> needed;
     uint64_t pos = 0;
@@ -126,8 +128,7 @@ class FakeCas : public xet::CasReader {
       FetchEntry entry;
       entry.url = "fake://xorb/" + std::to_string(xi) + "?gen=" + std::to_string(gen);
       for (const auto& r : merged) {
-        entry.ranges.push_back(
-            {r, {xorbs_[xi].starts[r.start], xorbs_[xi].starts[r.end] - 1}});
+        entry.ranges.push_back({r, {xorbs_[xi].starts[r.start], xorbs_[xi].starts[r.end] - 1}});
       }
       plan.fetches[xorbs_[xi].hash].push_back(std::move(entry));
     }
@@ -199,7 +200,8 @@ class TempDir {
 std::vector<uint8_t> slice(const std::vector<uint8_t>& v, uint64_t off, uint64_t len) {
   const uint64_t end = std::min<uint64_t>(v.size(), off + len);
   if (off >= end) return {};
-  return {v.begin() + static_cast<std::ptrdiff_t>(off), v.begin() + static_cast<std::ptrdiff_t>(end)};
+  return {v.begin() + static_cast<std::ptrdiff_t>(off),
+          v.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
 Result<std::vector<uint8_t>> readRange(ChunkFetcher& f, const FakeCas& cas, uint64_t off,
@@ -319,7 +321,7 @@ TEST(ChunkFetcherTest, ExpiredUrlTriggersReplan) {
   EXPECT_EQ(cas.plan_calls_.load(), 1);
   ASSERT_TRUE(readRange(fetcher, cas, 5000, 20000).ok());
   EXPECT_EQ(cas.plan_calls_.load(), 1);  // plan cached while URLs are valid
-  cas.generation_ = 1;                  // every URL handed out so far now gets 403
+  cas.generation_ = 1;                   // every URL handed out so far now gets 403
   auto got = readRange(fetcher, cas, 5000, 20000);
   ASSERT_TRUE(got.ok()) << got.error().message();
   EXPECT_EQ(*got, slice(data, 5000, 20000));

@@ -9,8 +9,8 @@
 
 #include <chrono>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <thread>
@@ -111,8 +111,7 @@ Result<http::XetCredentials> fetchToken(http::HttpClient& http, const std::strin
   HFM_ASSIGN_OR_RETURN(http::Response resp, http.send(req));
   const auto j = nlohmann::json::parse(resp.body);
   return http::XetCredentials{j.at("casUrl").get<std::string>(),
-                              j.at("accessToken").get<std::string>(),
-                              j.at("exp").get<int64_t>()};
+                              j.at("accessToken").get<std::string>(), j.at("exp").get<int64_t>()};
 }
 
 class HubTokens : public http::XetTokenProvider {
@@ -178,7 +177,8 @@ Status casPost(http::HttpClient& http, const std::string& hub, const std::string
 
 Result<Uploaded> upload(http::HttpClient& http, const std::string& hub, uint32_t seed) {
   std::mt19937 rng(seed);
-  auto makeXorb = [&](size_t bytes) -> Result<std::pair<xet::SerializedXorb, std::vector<std::vector<uint8_t>>>> {
+  auto makeXorb = [&](size_t bytes)
+      -> Result<std::pair<xet::SerializedXorb, std::vector<std::vector<uint8_t>>>> {
     std::vector<uint8_t> raw(bytes);
     for (size_t i = 0; i < raw.size(); ++i) {
       raw[i] = (i / 4096) % 2 == 0 ? static_cast<uint8_t>(rng()) : static_cast<uint8_t>(i % 251);

@@ -1,15 +1,14 @@
 // SignalWatcher: SIGTERM/SIGINT/SIGHUP sent to the process run the callback on the watcher's
 // thread (never in a signal handler), and destruction stops the watcher without a signal.
-#include "hfm/fuse/fuse_mount.h"
-
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
+
+#include "hfm/fuse/fuse_mount.h"
 
 namespace hfm::fuse {
 namespace {

@@ -7,10 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "fake_http_server.h"
 #include "hfm/hub/xet_token_cache.h"
@@ -43,8 +42,9 @@ std::shared_ptr<const Credentials> tokenCredentials(const std::string& token) {
       Credentials::resolve(options, [](const std::string&) { return std::nullopt; }));
 }
 
-HubClient bucketClient(const FakeHttpServer& server, const std::string& id = "ns/b",
-                       std::shared_ptr<const Credentials> credentials = tokenCredentials("hf_test")) {
+HubClient bucketClient(
+    const FakeHttpServer& server, const std::string& id = "ns/b",
+    std::shared_ptr<const Credentials> credentials = tokenCredentials("hf_test")) {
   HubOptions options;
   options.endpoint = server.url() + "/";  // trailing '/' is trimmed
   return HubClient(options, parseBucketId(id).value(), std::move(credentials), fastHttp());
@@ -59,7 +59,8 @@ HubClient repoClient(const FakeHttpServer& server, const std::string& id, const 
 TEST(HubClientTest, BucketInfo) {
   FakeHttpServer server([](const RecordedRequest& r) {
     if (r.method == "GET" && r.path == "/api/buckets/ns/b") {
-      return FakeResponse::json(200, R"({"id":"ns/b","private":true,"createdAt":"2024-01-01T00:00:00Z",
+      return FakeResponse::json(200,
+                                R"({"id":"ns/b","private":true,"createdAt":"2024-01-01T00:00:00Z",
         "updatedAt":"2024-05-06T07:08:09.250Z","size":1234,"totalFiles":7})");
     }
     return FakeResponse::text(404, "");
@@ -79,8 +80,9 @@ TEST(HubClientTest, RepoInfoResolvesRevisionToCommit) {
   const std::string sha = "0123456789abcdef0123456789abcdef01234567";
   FakeHttpServer server([&](const RecordedRequest& r) {
     if (r.raw_path == "/api/datasets/ns/d/revision/refs%2Fpr%2F3") {
-      return FakeResponse::json(200, R"({"id":"ns/d","sha":")" + sha +
-                                         R"(","lastModified":"2023-02-03T04:05:06.000Z","private":false})");
+      return FakeResponse::json(
+          200, R"({"id":"ns/d","sha":")" + sha +
+                   R"(","lastModified":"2023-02-03T04:05:06.000Z","private":false})");
     }
     return FakeResponse::text(404, "");
   });
@@ -95,7 +97,8 @@ TEST(HubClientTest, RepoInfoResolvesRevisionToCommit) {
   EXPECT_EQ(pinned.source().revision, sha);
   EXPECT_EQ(client.source().revision, "refs/pr/3");
   EXPECT_EQ(pinned.resolveUrl("a.txt"), server.url() + "/datasets/ns/d/resolve/" + sha + "/a.txt");
-  EXPECT_EQ(pinned.xetTokenUrl(XetAccess::kRead), server.url() + "/api/datasets/ns/d/xet-read-token/" + sha);
+  EXPECT_EQ(pinned.xetTokenUrl(XetAccess::kRead),
+            server.url() + "/api/datasets/ns/d/xet-read-token/" + sha);
 }
 
 TEST(HubClientTest, NotFoundCarriesTheHubMessage) {
@@ -136,11 +139,13 @@ TEST(HubClientTest, UnauthorizedIsEacces) {
   EXPECT_EQ(listing.error().message().find("hf_test"), std::string::npos);
   EXPECT_EQ(listing.error().message().find("no Hub token"), std::string::npos);
 
-  auto anonymous = bucketClient(server, "ns/b", std::make_shared<const Credentials>(Credentials::anonymous()));
+  auto anonymous =
+      bucketClient(server, "ns/b", std::make_shared<const Credentials>(Credentials::anonymous()));
   auto refused = anonymous.listDirectory("");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code(), EACCES);
-  EXPECT_NE(refused.error().message().find("no Hub token"), std::string::npos) << refused.error().message();
+  EXPECT_NE(refused.error().message().find("no Hub token"), std::string::npos)
+      << refused.error().message();
   EXPECT_EQ(server.requests().back().header("authorization"), "");
 }
 
@@ -171,11 +176,16 @@ TEST(HubClientTest, TreePaginationFollowsLinkCursor) {
       return FakeResponse::json(200, R"([{"type":"file","path":"dir/a.bin","size":10,"xetHash":")" +
                                          kHashA + R"(","mtime":"2024-01-01T00:00:00Z"},
                {"type":"directory","path":"dir/sub","uploadedAt":"2024-01-02T00:00:00Z"}])")
-          .withHeader("Link", "<" + base + "/api/buckets/ns/b/tree/dir?recursive=false&limit=5000&cursor=p2>; rel=\"next\"");
+          .withHeader(
+              "Link",
+              "<" + base +
+                  "/api/buckets/ns/b/tree/dir?recursive=false&limit=5000&cursor=p2>; rel=\"next\"");
     }
     if (cursor == "p2") {
       return FakeResponse::json(200, R"([{"type":"file","path":"dir/b.bin","size":20}])")
-          .withHeader("Link", "</api/buckets/ns/b/tree/dir?recursive=false&limit=5000&cursor=p3>; rel=\"next\"");
+          .withHeader(
+              "Link",
+              "</api/buckets/ns/b/tree/dir?recursive=false&limit=5000&cursor=p3>; rel=\"next\"");
     }
     return FakeResponse::json(200, R"([{"type":"file","path":"dir/c.bin","size":30}])");
   });
@@ -209,9 +219,8 @@ TEST(HubClientTest, PageCallbackErrorStopsListing) {
     return FakeResponse::json(200, R"([{"type":"file","path":"a","size":1}])")
         .withHeader("Link", "</api/buckets/ns/b/tree?cursor=again2>; rel=\"next\"");
   });
-  auto status = bucketClient(server).listTree("", true, [](std::vector<TreeEntry>&&) {
-    return Status(Error(EINTR, "stop"));
-  });
+  auto status = bucketClient(server).listTree(
+      "", true, [](std::vector<TreeEntry>&&) { return Status(Error(EINTR, "stop")); });
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code(), EINTR);
   EXPECT_EQ(server.requestCount(), 1u);
@@ -239,12 +248,14 @@ TEST(HubClientTest, RepoTreeEntries) {
   FakeHttpServer server([](const RecordedRequest& r) {
     EXPECT_EQ(r.raw_path, "/api/models/ns/m/tree/refs%2Fpr%2F1/sub%20dir");
     EXPECT_EQ(r.queryParam("limit"), "1000");
-    return FakeResponse::json(200, R"([
+    return FakeResponse::json(
+        200, R"([
       {"type":"file","oid":"abc","size":133,"path":"sub dir/w.safetensors",
-       "lfs":{"oid":"deadbeef","size":5000000000,"pointerSize":133},"xetHash":")" + kHashB.substr(0, 32) +
-                                       std::string(32, 'F') + R"("},
-      {"type":"file","oid":"def","size":10,"path":"sub dir/gated.bin","xetHash":")" + std::string(64, '*') +
-                                       R"(","lastCommit":{"id":"c","title":"t","date":"2022-01-01T00:00:00.000Z"}},
+       "lfs":{"oid":"deadbeef","size":5000000000,"pointerSize":133},"xetHash":")" +
+                 kHashB.substr(0, 32) + std::string(32, 'F') + R"("},
+      {"type":"file","oid":"def","size":10,"path":"sub dir/gated.bin","xetHash":")" +
+                 std::string(64, '*') +
+                 R"(","lastCommit":{"id":"c","title":"t","date":"2022-01-01T00:00:00.000Z"}},
       {"type":"directory","oid":"tree1","path":"sub dir/nested"}])");
   });
   auto listing = repoClient(server, "ns/m", "refs/pr/1").listDirectory("sub dir");
@@ -255,13 +266,14 @@ TEST(HubClientTest, RepoTreeEntries) {
   EXPECT_EQ(weights.lfs_sha256, "deadbeef");
   EXPECT_EQ(weights.oid, "abc");
   EXPECT_EQ(weights.xet_hash, kHashB.substr(0, 32) + std::string(32, 'f'));  // lowercased
-  EXPECT_EQ((*listing)[1].xet_hash, "");  // masked
+  EXPECT_EQ((*listing)[1].xet_hash, "");                                     // masked
   EXPECT_EQ((*listing)[1].last_commit_ms, parseIsoTimeMs("2022-01-01T00:00:00Z"));
   EXPECT_TRUE((*listing)[2].is_directory);
 }
 
 TEST(HubClientTest, MalformedListingIsEio) {
-  FakeHttpServer server([](const RecordedRequest&) { return FakeResponse::json(200, "{not json"); });
+  FakeHttpServer server(
+      [](const RecordedRequest&) { return FakeResponse::json(200, "{not json"); });
   auto listing = bucketClient(server).listDirectory("");
   ASSERT_FALSE(listing.ok());
   EXPECT_EQ(listing.error().code(), EIO);
@@ -307,10 +319,13 @@ TEST(HubClientTest, HeadReadsXetMetadataWithoutFollowingRedirects) {
           .withHeader("X-Linked-Etag", "\"sha256-etag\"")
           .withHeader("ETag", "W/\"git-etag\"")
           .withHeader("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
-          .withHeader("Link", "<https://huggingface.co/api/buckets/ns/b/xet-read-token>; rel=\"xet-auth\"");
+          .withHeader("Link",
+                      "<https://huggingface.co/api/buckets/ns/b/xet-read-token>; rel=\"xet-auth\"");
     }
     if (r.raw_path == "/datasets/ns/d/resolve/v1.0/small.txt") {
-      return FakeResponse::text(200, "hello").withHeader("ETag", "\"git-sha\"").withHeader("X-Repo-Commit", "c0ffee");
+      return FakeResponse::text(200, "hello")
+          .withHeader("ETag", "\"git-sha\"")
+          .withHeader("X-Repo-Commit", "c0ffee");
     }
     return FakeResponse::text(404, "").withHeader("X-Error-Code", "EntryNotFound");
   });
@@ -345,11 +360,12 @@ TEST(HubClientTest, DownloadStreamsARange) {
     return FakeResponse::text(206, "2345");
   });
   std::string got;
-  auto response = repoClient(server, "ns/m", "main")
-                      .download("f.txt", http::ByteRange{2, 5}, [&](uint64_t, std::string_view data) {
-                        got.append(data);
-                        return true;
-                      });
+  auto response =
+      repoClient(server, "ns/m", "main")
+          .download("f.txt", http::ByteRange{2, 5}, [&](uint64_t, std::string_view data) {
+            got.append(data);
+            return true;
+          });
   ASSERT_TRUE(response.ok()) << response.error().message();
   EXPECT_EQ(got, "2345");
   EXPECT_EQ(server.requests()[0].raw_path, "/ns/m/resolve/main/f.txt");
@@ -358,9 +374,9 @@ TEST(HubClientTest, DownloadStreamsARange) {
 TEST(HubClientTest, BatchSendsNdjsonAddsBeforeDeletes) {
   FakeHttpServer server([](const RecordedRequest&) { return FakeResponse::json(200, "{}"); });
   auto client = bucketClient(server, "ns/b/root");
-  std::vector<BatchOp> ops = {BatchOp::deleteFile("old.txt"), BatchOp::addFile("new.txt", kHashA, 1700000000123),
-                              BatchOp::copyFile("copy.bin", kHashB, "model", "ns/m"),
-                              BatchOp::deleteFile("gone.txt")};
+  std::vector<BatchOp> ops = {
+      BatchOp::deleteFile("old.txt"), BatchOp::addFile("new.txt", kHashA, 1700000000123),
+      BatchOp::copyFile("copy.bin", kHashB, "model", "ns/m"), BatchOp::deleteFile("gone.txt")};
   ops[1].content_type = "text/plain";
   ASSERT_TRUE(client.batch(ops).ok());
   const auto seen = server.requests();
@@ -379,10 +395,16 @@ TEST(HubClientTest, BatchSendsNdjsonAddsBeforeDeletes) {
     start = end + 1;
   }
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[0], json({{"type", "addFile"}, {"path", "root/new.txt"}, {"xetHash", kHashA},
-                            {"mtime", 1700000000123}, {"contentType", "text/plain"}}));
-  EXPECT_EQ(lines[1], json({{"type", "copyFile"}, {"path", "root/copy.bin"}, {"xetHash", kHashB},
-                            {"sourceRepoType", "model"}, {"sourceRepoId", "ns/m"}}));
+  EXPECT_EQ(lines[0], json({{"type", "addFile"},
+                            {"path", "root/new.txt"},
+                            {"xetHash", kHashA},
+                            {"mtime", 1700000000123},
+                            {"contentType", "text/plain"}}));
+  EXPECT_EQ(lines[1], json({{"type", "copyFile"},
+                            {"path", "root/copy.bin"},
+                            {"xetHash", kHashB},
+                            {"sourceRepoType", "model"},
+                            {"sourceRepoId", "ns/m"}}));
   EXPECT_EQ(lines[2], json({{"type", "deleteFile"}, {"path", "root/old.txt"}}));
   EXPECT_EQ(lines[3], json({{"type", "deleteFile"}, {"path", "root/gone.txt"}}));
 }
@@ -410,7 +432,8 @@ TEST(HubClientTest, BatchSplitsAndValidates) {
 
 TEST(HubClientTest, XetTokenEndpoints) {
   FakeHttpServer server([](const RecordedRequest& r) {
-    if (r.path == "/api/buckets/ns/b/xet-read-token" || r.path == "/api/buckets/ns/b/xet-write-token") {
+    if (r.path == "/api/buckets/ns/b/xet-read-token" ||
+        r.path == "/api/buckets/ns/b/xet-write-token") {
       const std::string kind = r.path.ends_with("write-token") ? "write" : "read";
       return FakeResponse::json(200, R"({"accessToken":"xet_)" + kind +
                                          R"(","exp":1900000000,"casUrl":"http://cas.test/"})");
@@ -462,7 +485,8 @@ TEST(HubClientTest, XetTokenCacheOverHub) {
 }
 
 TEST(HubClientTest, RotatedTokenFileIsUsedForTheNextRequest) {
-  const auto path = std::filesystem::temp_directory_path() / ("hfm-hub-token-" + std::to_string(::getpid()));
+  const auto path =
+      std::filesystem::temp_directory_path() / ("hfm-hub-token-" + std::to_string(::getpid()));
   std::ofstream(path, std::ios::trunc) << "hf_one\n";
   CredentialOptions options;
   options.token_file = path;
@@ -485,7 +509,8 @@ TEST(HubClientTest, RotatedTokenFileIsUsedForTheNextRequest) {
 TEST(HubClientTest, Whoami) {
   FakeHttpServer server([](const RecordedRequest& r) {
     if (r.path != "/api/whoami-v2") return FakeResponse::text(404, "");
-    return FakeResponse::json(200, R"({"type":"user","name":"alice","orgs":[{"name":"acme"},{"name":"hf"}]})");
+    return FakeResponse::json(
+        200, R"({"type":"user","name":"alice","orgs":[{"name":"acme"},{"name":"hf"}]})");
   });
   auto who = bucketClient(server).whoami();
   ASSERT_TRUE(who.ok()) << who.error().message();

@@ -33,8 +33,8 @@ constexpr const char* kToken = "hf_test";
 class LocalHub {
  public:
   explicit LocalHub(std::vector<std::string> extra_args = {}) {
-    data_ = fs::temp_directory_path() / ("hfm-localhub-" + std::to_string(::getpid()) + "-" +
-                                          std::to_string(counter_++));
+    data_ = fs::temp_directory_path() /
+            ("hfm-localhub-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(data_);
     fs::create_directories(data_);
     int fds[2];
@@ -45,8 +45,8 @@ class LocalHub {
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     const std::string data = data_.string();
     const std::string token = std::string("user:") + kToken;
-    std::vector<std::string> args = {HFM_LOCAL_HUB_BIN, "serve", "--port", "0", "--host", "127.0.0.1",
-                                     "--data", data, "--token", token};
+    std::vector<std::string> args = {HFM_LOCAL_HUB_BIN, "serve",  "--port", "0",       "--host",
+                                     "127.0.0.1",       "--data", data,     "--token", token};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
@@ -244,7 +244,8 @@ TEST_F(HubLocalHubTest, BatchThenListWithPagination) {
   EXPECT_EQ(sub.head("nope").error().code(), ENOENT);
 
   // Rename = add + delete in one batch.
-  const std::vector<BatchOp> rename = {BatchOp::deleteFile("a"), BatchOp::addFile("z", kEmptyHash, 1)};
+  const std::vector<BatchOp> rename = {BatchOp::deleteFile("a"),
+                                       BatchOp::addFile("z", kEmptyHash, 1)};
   ASSERT_TRUE(sub.batch(rename).ok());
   auto after = sub.listDirectory("");
   ASSERT_TRUE(after.ok());
@@ -276,7 +277,8 @@ TEST_F(HubLocalHubFaultsTest, RetriesHideInjectedFaults) {
   createBucket("user/b");
   auto client = bucket("user/b");
   std::vector<BatchOp> ops;
-  for (int i = 0; i < 20; ++i) ops.push_back(BatchOp::addFile("f/" + std::to_string(i), kEmptyHash, 1));
+  for (int i = 0; i < 20; ++i)
+    ops.push_back(BatchOp::addFile("f/" + std::to_string(i), kEmptyHash, 1));
   auto added = client.batch(ops);
   ASSERT_TRUE(added.ok()) << added.error().message();
   for (int round = 0; round < 20; ++round) {

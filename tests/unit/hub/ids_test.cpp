@@ -28,15 +28,16 @@ TEST(IdsTest, BucketForms) {
 }
 
 TEST(IdsTest, BadBucketIds) {
-  const char* bad[] = {"",         "alice",        "alice/",        "/alice/b",      "al ice/b",
-                       "alice/-b", "alice/b.",     "alice/a..b",    "alice/a--b",    "alice/b@main",
-                       "a/b//c",   "a/b/../c",     "a/b/./c",       "a/b/c\\d"};
+  const char* bad[] = {"",         "alice",    "alice/",     "/alice/b",   "al ice/b",
+                       "alice/-b", "alice/b.", "alice/a..b", "alice/a--b", "alice/b@main",
+                       "a/b//c",   "a/b/../c", "a/b/./c",    "a/b/c\\d"};
   for (const char* text : bad) {
     auto parsed = parseBucketId(text);
     EXPECT_FALSE(parsed.ok()) << "accepted '" << text << "'";
     if (!parsed.ok()) {
       EXPECT_EQ(parsed.error().code(), EINVAL);
-      EXPECT_NE(parsed.error().message().find("bucket"), std::string::npos) << parsed.error().message();
+      EXPECT_NE(parsed.error().message().find("bucket"), std::string::npos)
+          << parsed.error().message();
     }
   }
   auto long_name = parseBucketId("ns/" + std::string(97, 'a'));

@@ -70,7 +70,8 @@ TEST(XetTokensTest, IssuesAndVerifies) {
 }
 
 TEST(Base64Test, RoundTripsAndRejects) {
-  for (std::string s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (std::string s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_EQ(base64Decode(base64Encode(s)).value(), s);
     EXPECT_EQ(base64UrlDecode(base64UrlEncode(s)).value(), s);
   }
@@ -82,12 +83,14 @@ TEST(Base64Test, RoundTripsAndRejects) {
 TEST(PathValidationTest, RejectsUnsafePaths) {
   EXPECT_FALSE(invalidFilePath("a/b.txt").has_value());
   EXPECT_FALSE(invalidFilePath("dir/.hidden/x").has_value());
-  for (std::string bad : std::vector<std::string>{"", "/abs", "a/../b", "..", "./a", "a//b", "a/", std::string("a\0b", 3),
-                          "a\\b", std::string(1100, 'x'), "dir/" + std::string(300, 'y')}) {
+  for (std::string bad : std::vector<std::string>{
+           "", "/abs", "a/../b", "..", "./a", "a//b", "a/", std::string("a\0b", 3), "a\\b",
+           std::string(1100, 'x'), "dir/" + std::string(300, 'y')}) {
     EXPECT_TRUE(invalidFilePath(bad).has_value()) << bad.substr(0, 20);
   }
   EXPECT_FALSE(invalidRepoName("my-model_1.0").has_value());
-  for (std::string bad : std::vector<std::string>{"", "-a", "a-", ".a", "a..b", "a--b", "a b", "a/b", std::string(97, 'a')}) {
+  for (std::string bad : std::vector<std::string>{"", "-a", "a-", ".a", "a..b", "a--b", "a b",
+                                                  "a/b", std::string(97, 'a')}) {
     EXPECT_TRUE(invalidRepoName(bad).has_value()) << bad;
   }
 }
@@ -154,7 +157,8 @@ TEST_F(HubApiTest, BatchAddsCopiesAndDeletes) {
   makeBucket("alice/b");
   std::string body = addLine("a.txt", kHashA, 1700000000123) + addLine("dir/b.bin", kHashB) +
                      addLine("empty", kZero);
-  auto r = post("/api/buckets/alice/b/batch", body, {alice(), "Content-Type: application/x-ndjson"});
+  auto r =
+      post("/api/buckets/alice/b/batch", body, {alice(), "Content-Type: application/x-ndjson"});
   ASSERT_EQ(r.status, 200) << r.body;
   auto j = json::parse(r.body);
   EXPECT_EQ(j["success"], true);
@@ -173,12 +177,18 @@ TEST_F(HubApiTest, BatchAddsCopiesAndDeletes) {
 
   // Copy from another bucket by hash, and a copy whose hash the source does not hold.
   makeBucket("alice/c");
-  std::string copy = json{{"type", "copyFile"}, {"path", "copied.txt"}, {"xetHash", kHashA},
-                          {"sourceRepoType", "bucket"}, {"sourceRepoId", "alice/b"}}
+  std::string copy = json{{"type", "copyFile"},
+                          {"path", "copied.txt"},
+                          {"xetHash", kHashA},
+                          {"sourceRepoType", "bucket"},
+                          {"sourceRepoId", "alice/b"}}
                          .dump() +
                      "\n" +
-                     json{{"type", "copyFile"}, {"path", "nope.txt"}, {"xetHash", kHashB},
-                          {"sourceRepoType", "bucket"}, {"sourceRepoId", "alice/c"}}
+                     json{{"type", "copyFile"},
+                          {"path", "nope.txt"},
+                          {"xetHash", kHashB},
+                          {"sourceRepoType", "bucket"},
+                          {"sourceRepoId", "alice/c"}}
                          .dump();
   auto c = post("/api/buckets/alice/c/batch", copy, {alice()});
   ASSERT_EQ(c.status, 422) << c.body;
@@ -189,7 +199,8 @@ TEST_F(HubApiTest, BatchAddsCopiesAndDeletes) {
   EXPECT_EQ(treePaths("/api/buckets/alice/c/tree"), std::set<std::string>{"copied.txt"});
 
   auto del = post("/api/buckets/alice/b/batch",
-                  R"({"type":"deleteFile","path":"a.txt"})" "\n"
+                  R"({"type":"deleteFile","path":"a.txt"})"
+                  "\n"
                   R"({"type":"deleteFile","path":"never-existed"})",
                   {alice()});
   EXPECT_EQ(del.status, 200) << del.body;
@@ -202,7 +213,8 @@ TEST_F(HubApiTest, BatchAddsCopiesAndDeletes) {
 
 TEST_F(HubApiTest, BatchRejectsBadInputAndStoresNothing) {
   makeBucket("alice/b");
-  auto unknown = post("/api/buckets/alice/b/batch", addLine("x", "cd" + std::string(62, '1')), {alice()});
+  auto unknown =
+      post("/api/buckets/alice/b/batch", addLine("x", "cd" + std::string(62, '1')), {alice()});
   EXPECT_EQ(unknown.status, 422);
   const std::vector<std::string> bad_bodies = {
       "not json\n",
@@ -249,11 +261,12 @@ TEST_F(HubApiTest, TreeListsOneLevelAndMatchesPrefixOnBoundaries) {
             (std::set<std::string>{"a", "top.txt"}));
   auto level = get("/api/buckets/alice/t/tree/a?recursive=false", {alice()});
   std::set<std::pair<std::string, std::string>> types;
-  for (const auto& e : json::parse(level.body)) types.insert({e["path"].get<std::string>(), e["type"].get<std::string>()});
-  EXPECT_EQ(types, (std::set<std::pair<std::string, std::string>>{{"a/b", "file"},
-                                                      {"a/b", "directory"},
-                                                      {"a/b.txt", "file"},
-                                                      {"a/bc", "directory"}}));
+  for (const auto& e : json::parse(level.body))
+    types.insert({e["path"].get<std::string>(), e["type"].get<std::string>()});
+  EXPECT_EQ(
+      types,
+      (std::set<std::pair<std::string, std::string>>{
+          {"a/b", "file"}, {"a/b", "directory"}, {"a/b.txt", "file"}, {"a/bc", "directory"}}));
   // `a/b` (both a file and a folder here) never matches `a/bc` or `a/b.txt`.
   EXPECT_EQ(treePaths("/api/buckets/alice/t/tree/a/b?recursive=true"),
             (std::set<std::string>{"a/b", "a/b/file1", "a/b/sub/file2"}));
@@ -315,14 +328,16 @@ TEST_F(HubApiTest, TreePaginates2500FilesWithLinkCursor) {
 
 TEST_F(HubApiTest, ResolveServesHeadersRangesAndErrors) {
   makeBucket("alice/r");
-  ASSERT_EQ(post("/api/buckets/alice/r/batch", addLine("dir/hello.txt", kHashA), {alice()}).status, 200);
+  ASSERT_EQ(post("/api/buckets/alice/r/batch", addLine("dir/hello.txt", kHashA), {alice()}).status,
+            200);
   auto head = http("HEAD", base_ + "/buckets/alice/r/resolve/dir/hello.txt");
   ASSERT_EQ(head.status, 200);
   EXPECT_EQ(head.header("x-xet-hash"), kHashA);
   EXPECT_EQ(head.header("x-linked-size"), "11");
   EXPECT_EQ(head.header("content-length"), "11");
   EXPECT_EQ(head.header("etag"), "\"" + kHashA + "\"");
-  EXPECT_NE(head.header("link").find("<" + base_ + "/api/buckets/alice/r/xet-read-token>; rel=\"xet-auth\""),
+  EXPECT_NE(head.header("link").find("<" + base_ +
+                                     "/api/buckets/alice/r/xet-read-token>; rel=\"xet-auth\""),
             std::string::npos);
   EXPECT_NE(head.header("link").find("rel=\"xet-reconstruction-info\""), std::string::npos);
   EXPECT_FALSE(head.header("last-modified").empty());
@@ -339,8 +354,8 @@ TEST_F(HubApiTest, ResolveServesHeadersRangesAndErrors) {
   auto past = get("/buckets/alice/r/resolve/dir/hello.txt", {"Range: bytes=50-60"});
   EXPECT_EQ(past.status, 416);
   EXPECT_EQ(past.header("content-range"), "bytes */11");
-  auto cached = get("/buckets/alice/r/resolve/dir/hello.txt",
-                    {"If-None-Match: \"" + kHashA + "\""});
+  auto cached =
+      get("/buckets/alice/r/resolve/dir/hello.txt", {"If-None-Match: \"" + kHashA + "\""});
   EXPECT_EQ(cached.status, 304);
   auto fileinfo = get("/buckets/alice/r/resolve/dir/hello.txt",
                       {"Accept: application/vnd.xet-fileinfo+json, */*", "Range: bytes=0-0"});
@@ -368,8 +383,9 @@ TEST_F(HubApiTest, XetTokensCarryAccessLevel) {
   EXPECT_EQ(w.header("x-xet-cas-url"), base_);
   EXPECT_EQ(w.header("x-xet-access-token"), j["accessToken"]);
   XetTokenClaims claims;
-  ASSERT_EQ(tokens_->verify(j["accessToken"].get<std::string>(), j["exp"].get<int64_t>() - 10, &claims),
-            TokenCheck::kValid);
+  ASSERT_EQ(
+      tokens_->verify(j["accessToken"].get<std::string>(), j["exp"].get<int64_t>() - 10, &claims),
+      TokenCheck::kValid);
   EXPECT_TRUE(claims.write);
   EXPECT_EQ(claims.resource, "bucket:alice/tk");
   EXPECT_EQ(get("/api/buckets/alice/tk/xet-write-token").status, 401);
@@ -388,15 +404,18 @@ TEST_F(HubApiTest, CasRoutesGoToTheCas) {
 }
 
 TEST_F(HubApiTest, RepoCommitsBranchesTagsAndResolve) {
-  auto created = post("/api/repos/create",
-                      json{{"name", "m"}, {"type", "model"},
-                           {"files", {{{"path", "README.md"}, {"encoding", "base64"},
-                                       {"content", base64Encode("# hi\n")}}}}}
-                          .dump(),
-                      {alice()});
+  auto created = post(
+      "/api/repos/create",
+      json{{"name", "m"},
+           {"type", "model"},
+           {"files",
+            {{{"path", "README.md"}, {"encoding", "base64"}, {"content", base64Encode("# hi\n")}}}}}
+          .dump(),
+      {alice()});
   ASSERT_EQ(created.status, 200) << created.body;
   EXPECT_EQ(post("/api/repos/create", R"({"name":"m"})", {alice()}).status, 409);
-  EXPECT_EQ(post("/api/repos/create", R"({"name":"m","organization":"alice"})", {bob()}).status, 403);
+  EXPECT_EQ(post("/api/repos/create", R"({"name":"m","organization":"alice"})", {bob()}).status,
+            403);
   EXPECT_EQ(post("/api/repos/create", R"({"name":"bad name"})", {alice()}).status, 400);
   EXPECT_EQ(post("/api/repos/create", R"({"name":"x","type":"bucket"})", {alice()}).status, 400);
 
@@ -406,8 +425,9 @@ TEST_F(HubApiTest, RepoCommitsBranchesTagsAndResolve) {
   cas_.by_sha256[weights_sha] = kHashB;
 
   auto pre = post("/api/models/alice/m/preupload/main",
-                  json{{"files", {{{"path", "w.bin"}, {"size", 1000}, {"sample", base64Encode("\x01\x00")}},
-                                  {{"path", "notes.txt"}, {"size", 5}, {"sample", base64Encode("notes")}}}}}
+                  json{{"files",
+                        {{{"path", "w.bin"}, {"size", 1000}, {"sample", base64Encode("\x01\x00")}},
+                         {{"path", "notes.txt"}, {"size", 5}, {"sample", base64Encode("notes")}}}}}
                       .dump(),
                   {alice()});
   ASSERT_EQ(pre.status, 200) << pre.body;
@@ -415,12 +435,14 @@ TEST_F(HubApiTest, RepoCommitsBranchesTagsAndResolve) {
   EXPECT_EQ(pj["files"][0]["uploadMode"], "lfs");
   EXPECT_EQ(pj["files"][1]["uploadMode"], "regular");
 
-  auto lfs = post("/alice/m.git/info/lfs/objects/batch",
-                  json{{"operation", "upload"}, {"transfers", {"basic", "multipart", "xet"}},
-                       {"objects", {{{"oid", weights_sha}, {"size", 1000}},
-                                    {{"oid", std::string(64, 'e')}, {"size", 7}}}}}
-                      .dump(),
-                  {alice(), "Content-Type: application/vnd.git-lfs+json"});
+  auto lfs = post(
+      "/alice/m.git/info/lfs/objects/batch",
+      json{{"operation", "upload"},
+           {"transfers", {"basic", "multipart", "xet"}},
+           {"objects",
+            {{{"oid", weights_sha}, {"size", 1000}}, {{"oid", std::string(64, 'e')}, {"size", 7}}}}}
+          .dump(),
+      {alice(), "Content-Type: application/vnd.git-lfs+json"});
   ASSERT_EQ(lfs.status, 200) << lfs.body;
   auto lj = json::parse(lfs.body);
   EXPECT_EQ(lj["transfer"], "xet");
@@ -431,9 +453,16 @@ TEST_F(HubApiTest, RepoCommitsBranchesTagsAndResolve) {
 
   std::string ndjson =
       json{{"key", "header"}, {"value", {{"summary", "add weights"}}}}.dump() + "\n" +
-      json{{"key", "lfsFile"}, {"value", {{"path", "w.bin"}, {"algo", "sha256"}, {"size", 1000}, {"oid", weights_sha}}}}.dump() + "\n" +
-      json{{"key", "file"}, {"value", {{"path", "notes.txt"}, {"content", base64Encode("notes")}, {"encoding", "base64"}}}}.dump();
-  auto commit = post("/api/models/alice/m/commit/main", ndjson, {alice(), "Content-Type: application/x-ndjson"});
+      json{{"key", "lfsFile"},
+           {"value", {{"path", "w.bin"}, {"algo", "sha256"}, {"size", 1000}, {"oid", weights_sha}}}}
+          .dump() +
+      "\n" +
+      json{{"key", "file"},
+           {"value",
+            {{"path", "notes.txt"}, {"content", base64Encode("notes")}, {"encoding", "base64"}}}}
+          .dump();
+  auto commit = post("/api/models/alice/m/commit/main", ndjson,
+                     {alice(), "Content-Type: application/x-ndjson"});
   ASSERT_EQ(commit.status, 200) << commit.body;
   std::string sha1 = json::parse(commit.body)["commitOid"];
   ASSERT_EQ(sha1.size(), 40u);
@@ -498,10 +527,10 @@ TEST_F(HubApiTest, RepoCommitsBranchesTagsAndResolve) {
   EXPECT_EQ(missing.header("x-error-code"), "EntryNotFound");
   EXPECT_FALSE(missing.header("x-repo-commit").empty());
 
-  auto paths = json::parse(post("/api/models/alice/m/paths-info/main",
-                                "paths=w.bin&paths=nope&expand=true",
-                                {"Content-Type: application/x-www-form-urlencoded"})
-                               .body);
+  auto paths =
+      json::parse(post("/api/models/alice/m/paths-info/main", "paths=w.bin&paths=nope&expand=true",
+                       {"Content-Type: application/x-www-form-urlencoded"})
+                      .body);
   ASSERT_EQ(paths.size(), 1u);
   EXPECT_EQ(paths[0]["xetHash"], kHashB);
 
@@ -517,12 +546,14 @@ TEST_F(HubApiTest, RepoCommitRejectsBadInput) {
   const std::string header = json{{"key", "header"}, {"value", {{"summary", "x"}}}}.dump() + "\n";
   const std::vector<std::pair<std::string, int>> cases = {
       {"garbage", 400},
-      {header + R"({"key":"file","value":{"path":"../x","content":"aGk=","encoding":"base64"}})", 400},
+      {header + R"({"key":"file","value":{"path":"../x","content":"aGk=","encoding":"base64"}})",
+       400},
       {header + R"({"key":"file","value":{"path":"x","content":"!!!","encoding":"base64"}})", 400},
       {header + R"({"key":"mystery","value":{"path":"x"}})", 400},
       {R"({"key":"file","value":{"path":"x","content":"aGk=","encoding":"base64"}})", 400},
       {header + R"({"key":"lfsFile","value":{"path":"x","algo":"sha256","size":3,"oid":")" +
-           std::string(64, 'c') + "\"}}", 422},
+           std::string(64, 'c') + "\"}}",
+       422},
   };
   for (const auto& [body, status] : cases) {
     auto r = post("/api/datasets/alice/d/commit/main", body, {alice()});
@@ -531,14 +562,23 @@ TEST_F(HubApiTest, RepoCommitRejectsBadInput) {
   EXPECT_EQ(json::parse(get("/api/datasets/alice/d/commits/main").body).size(), 1u);
   // A file and a folder of the same name cannot coexist in a git tree.
   auto file_op = [](const std::string& path) {
-    return json{{"key", "file"}, {"value", {{"path", path}, {"content", "aGk="}, {"encoding", "base64"}}}}.dump() + "\n";
+    return json{{"key", "file"},
+                {"value", {{"path", path}, {"content", "aGk="}, {"encoding", "base64"}}}}
+               .dump() +
+           "\n";
   };
-  ASSERT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x/y.txt"), {alice()}).status, 200);
-  EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x"), {alice()}).status, 400);
-  EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x/y.txt/z"), {alice()}).status, 400);
+  ASSERT_EQ(
+      post("/api/datasets/alice/d/commit/main", header + file_op("x/y.txt"), {alice()}).status,
+      200);
+  EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header + file_op("x"), {alice()}).status,
+            400);
+  EXPECT_EQ(
+      post("/api/datasets/alice/d/commit/main", header + file_op("x/y.txt/z"), {alice()}).status,
+      400);
   EXPECT_EQ(get("/datasets/alice/d/resolve/main/x/y.txt").body, "hi");
   EXPECT_EQ(get("/datasets/alice/d/raw/main/x/y.txt").body, "hi");
-  EXPECT_EQ(json::parse(get("/api/datasets/alice/d/tree/main").body).size(), 2u);  // .gitattributes, x
+  EXPECT_EQ(json::parse(get("/api/datasets/alice/d/tree/main").body).size(),
+            2u);  // .gitattributes, x
   EXPECT_EQ(get("/api/datasets/alice/d/tree/main/nope").header("x-error-code"), "EntryNotFound");
   EXPECT_EQ(post("/api/datasets/alice/d/commit/nobranch", header, {alice()}).status, 404);
   EXPECT_EQ(post("/api/datasets/alice/d/commit/main", header).status, 401);
@@ -549,7 +589,8 @@ TEST_F(HubApiTest, RepoCommitRejectsBadInput) {
 
 TEST_F(HubApiTest, BatchRequiresAddsBeforeDeletes) {
   makeBucket("alice/o");
-  std::string body = std::string(R"({"type":"deleteFile","path":"old"})") + "\n" + addLine("new", kHashA);
+  std::string body =
+      std::string(R"({"type":"deleteFile","path":"old"})") + "\n" + addLine("new", kHashA);
   EXPECT_EQ(post("/api/buckets/alice/o/batch", body, {alice()}).status, 400);
   // A rename: add the new path, delete the old one, in one batch.
   ASSERT_EQ(post("/api/buckets/alice/o/batch", addLine("old", kHashA), {alice()}).status, 200);
@@ -590,10 +631,10 @@ TEST_F(HubApiTest, PrivateReposAreHidden) {
   ASSERT_EQ(post("/api/repos/create", R"({"name":"p","private":true})", {alice()}).status, 200);
   EXPECT_EQ(get("/api/models/alice/p", {alice()}).status, 200);
   EXPECT_EQ(get("/alice/p/resolve/main/.gitattributes", {alice()}).status, 200);
-  for (const std::string& path : {std::string("/api/models/alice/p"),
-                                  std::string("/alice/p/resolve/main/.gitattributes"),
-                                  std::string("/api/models/alice/p/tree/main"),
-                                  std::string("/api/models/alice/p/xet-read-token/main")}) {
+  for (const std::string& path :
+       {std::string("/api/models/alice/p"), std::string("/alice/p/resolve/main/.gitattributes"),
+        std::string("/api/models/alice/p/tree/main"),
+        std::string("/api/models/alice/p/xet-read-token/main")}) {
     auto anon = get(path);
     EXPECT_EQ(anon.status, 401) << path;
     EXPECT_EQ(anon.header("x-error-code"), "RepoNotFound") << path;
@@ -603,16 +644,22 @@ TEST_F(HubApiTest, PrivateReposAreHidden) {
 
 TEST_F(HubApiTest, DataSurvivesRestart) {
   makeBucket("alice/keep");
-  ASSERT_EQ(post("/api/buckets/alice/keep/batch", addLine("k/v.txt", kHashA), {alice()}).status, 200);
+  ASSERT_EQ(post("/api/buckets/alice/keep/batch", addLine("k/v.txt", kHashA), {alice()}).status,
+            200);
   ASSERT_EQ(post("/api/repos/create", R"({"name":"keep"})", {alice()}).status, 200);
-  std::string ndjson = json{{"key", "header"}, {"value", {{"summary", "s"}}}}.dump() + "\n" +
-                       json{{"key", "file"}, {"value", {{"path", "a.txt"}, {"content", base64Encode("persist")}, {"encoding", "base64"}}}}.dump();
+  std::string ndjson =
+      json{{"key", "header"}, {"value", {{"summary", "s"}}}}.dump() + "\n" +
+      json{{"key", "file"},
+           {"value",
+            {{"path", "a.txt"}, {"content", base64Encode("persist")}, {"encoding", "base64"}}}}
+          .dump();
   ASSERT_EQ(post("/api/models/alice/keep/commit/main", ndjson, {alice()}).status, 200);
   auto token = json::parse(get("/api/buckets/alice/keep/xet-read-token").body)["accessToken"];
 
   stop();
   start();
-  EXPECT_EQ(treePaths("/api/buckets/alice/keep/tree?recursive=true"), std::set<std::string>{"k/v.txt"});
+  EXPECT_EQ(treePaths("/api/buckets/alice/keep/tree?recursive=true"),
+            std::set<std::string>{"k/v.txt"});
   EXPECT_EQ(get("/buckets/alice/keep/resolve/k/v.txt").body, "hello world");
   EXPECT_EQ(get("/alice/keep/resolve/main/a.txt").body, "persist");
   // The token secret persists too, so tokens issued before the restart still verify.

@@ -53,8 +53,11 @@ class HttpServerTest : public ::testing::Test {
     }
     json q = json::object();
     for (const auto& [k, v] : r.query) q[k] = v;
-    return HttpResponse::json(200, json{{"method", r.method}, {"path", r.path}, {"raw", r.raw_path},
-                                        {"query", q}, {"body_size", r.body.size()}}
+    return HttpResponse::json(200, json{{"method", r.method},
+                                        {"path", r.path},
+                                        {"raw", r.raw_path},
+                                        {"query", q},
+                                        {"body_size", r.body.size()}}
                                        .dump());
   }
 
@@ -197,7 +200,8 @@ TEST_F(HttpServerTest, AddsLatencyAndSlowAnswers) {
   start(o);
   auto t0 = std::chrono::steady_clock::now();
   auto r = http("GET", url("/slice"));
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   EXPECT_EQ(r.status, 200);
   EXPECT_GE(ms.count(), 300);  // 100 ms latency + at least 200 ms slow fault
 }

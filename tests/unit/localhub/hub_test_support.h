@@ -37,8 +37,7 @@ class FakeCas : public CasService {
     if (it == by_sha256.end()) return std::nullopt;
     return xet::MerkleHash::fromHex(it->second);
   }
-  Result<std::string> readFileRange(const xet::MerkleHash& h, uint64_t off,
-                                    uint64_t len) override {
+  Result<std::string> readFileRange(const xet::MerkleHash& h, uint64_t off, uint64_t len) override {
     auto it = files.find(h.hex());
     if (it == files.end()) return Error::notFound("unknown file");
     if (off >= it->second.size()) return std::string();

@@ -35,8 +35,7 @@ TEST(MountContextTest, UnreachableHubFailsWithOneClearLine) {
   app::MountSource source{app::SourceKind::kBucket, "user/bucket", "/mnt", "main"};
   auto ctx = MountContext::open(options, source, std::nullopt);
   ASSERT_FALSE(ctx.ok());
-  EXPECT_NE(ctx.error().message().find("cannot reach " + options.hub_endpoint),
-            std::string::npos)
+  EXPECT_NE(ctx.error().message().find("cannot reach " + options.hub_endpoint), std::string::npos)
       << ctx.error().message();
   EXPECT_EQ(ctx.error().message().find('\n'), std::string::npos);
 }

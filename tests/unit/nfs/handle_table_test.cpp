@@ -13,9 +13,8 @@ namespace {
 class HandleTableTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("hfm-handles-" + std::to_string(::getpid()) + "-" +
-            std::to_string(std::random_device()()));
+    dir_ = std::filesystem::temp_directory_path() / ("hfm-handles-" + std::to_string(::getpid()) +
+                                                     "-" + std::to_string(std::random_device()()));
   }
   void TearDown() override {
     std::error_code ec;
@@ -35,7 +34,7 @@ TEST_F(HandleTableTest, IdsAreStableAcrossReopen) {
     a = t->idFor("a.txt", false);
     b = t->idFor("dir", true);
     c = t->idFor("dir/b c%\n.txt", false);  // needs escaping
-    odd = t->idFor("a.txt", true);           // same path, other kind: another id
+    odd = t->idFor("a.txt", true);          // same path, other kind: another id
     EXPECT_EQ(t->idFor("a.txt", false), a);
     EXPECT_NE(odd, a);
     EXPECT_EQ(t->size(), 5u);

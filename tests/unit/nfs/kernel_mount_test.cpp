@@ -44,9 +44,9 @@ TEST(KernelMountTest, CommandLines) {
   env.helper = "/sbin/mount.nfs";
   auto argv = buildKernelMountCommand(request(MountPlatform::kLinux, true), env);
   ASSERT_TRUE(argv.ok());
-  EXPECT_EQ(*argv, (std::vector<std::string>{"/sbin/mount.nfs", "127.0.0.1:/", "/mnt/hf", "-o",
-                                             kernelMountOptions(request(MountPlatform::kLinux,
-                                                                        true))}));
+  EXPECT_EQ(*argv,
+            (std::vector<std::string>{"/sbin/mount.nfs", "127.0.0.1:/", "/mnt/hf", "-o",
+                                      kernelMountOptions(request(MountPlatform::kLinux, true))}));
   env.is_root = false;
   env.sudo = "/usr/bin/sudo";
   argv = buildKernelMountCommand(request(MountPlatform::kLinux, true), env);
@@ -58,10 +58,10 @@ TEST(KernelMountTest, CommandLines) {
   env.helper = "/sbin/mount_nfs";
   argv = buildKernelMountCommand(request(MountPlatform::kMacOS, false), env);
   ASSERT_TRUE(argv.ok());
-  EXPECT_EQ(*argv, (std::vector<std::string>{"/sbin/mount_nfs", "-o",
-                                             kernelMountOptions(request(MountPlatform::kMacOS,
-                                                                        false)),
-                                             "127.0.0.1:/", "/mnt/hf"}));
+  EXPECT_EQ(*argv,
+            (std::vector<std::string>{"/sbin/mount_nfs", "-o",
+                                      kernelMountOptions(request(MountPlatform::kMacOS, false)),
+                                      "127.0.0.1:/", "/mnt/hf"}));
 }
 
 TEST(KernelMountTest, MissingHelperOrPrivilegeIsOneClearLine) {
@@ -80,17 +80,18 @@ TEST(KernelMountTest, MissingHelperOrPrivilegeIsOneClearLine) {
   EXPECT_NE(argv.error().message().find("--fuse"), std::string::npos);
   EXPECT_EQ(argv.error().message().find('\n'), std::string::npos);
 
-  const std::string msg = kernelMountFailureMessage(
-      request(MountPlatform::kLinux, true), 32, "mount.nfs: Operation not permitted\nmore");
-  EXPECT_EQ(msg, "cannot mount /mnt/hf over NFS: permission denied (mount.nfs: Operation not "
-                 "permitted); mounting NFS needs root or CAP_SYS_ADMIN (in a container: "
-                 "--privileged or --cap-add SYS_ADMIN), or use --fuse");
+  const std::string msg = kernelMountFailureMessage(request(MountPlatform::kLinux, true), 32,
+                                                    "mount.nfs: Operation not permitted\nmore");
+  EXPECT_EQ(msg,
+            "cannot mount /mnt/hf over NFS: permission denied (mount.nfs: Operation not "
+            "permitted); mounting NFS needs root or CAP_SYS_ADMIN (in a container: "
+            "--privileged or --cap-add SYS_ADMIN), or use --fuse");
 }
 
 TEST(KernelMountTest, RunsTheHelperAndReportsItsFailure) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("hfm-mount-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(std::random_device()()));
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("hfm-mount-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device()()));
   std::filesystem::create_directories(dir);
   const auto helper = dir / "mount.nfs";
   const auto args_file = dir / "args";

@@ -152,9 +152,9 @@ std::pair<int, std::string> runTool(const std::vector<std::string>& argv) {
 }
 
 TEST(NfsBinaryTest, ServesARepoFromTheLocalHubToNfsClients) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("hfm-nfs-bin-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(std::random_device()()));
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("hfm-nfs-bin-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device()()));
   std::filesystem::create_directories(dir);
   const std::string bin = std::string(HFM_BINARY_DIR) + "/src/bin/";
 
@@ -173,14 +173,14 @@ TEST(NfsBinaryTest, ServesARepoFromTheLocalHubToNfsClients) {
                      R"({"path":"sub/leaf.txt","content":"bGVhZgo=","encoding":"base64"}]})"),
             200);
 
-  auto backend = Process::start({bin + "hf-mount-nfs", "--hub-endpoint", "http://127.0.0.1:" +
-                                     std::to_string(hub_port), "--hf-token", kToken,
-                                 "--cache-dir", (dir / "cache").string(), "--no-mount",
+  auto backend = Process::start({bin + "hf-mount-nfs", "--hub-endpoint",
+                                 "http://127.0.0.1:" + std::to_string(hub_port), "--hf-token",
+                                 kToken, "--cache-dir", (dir / "cache").string(), "--no-mount",
                                  "repo", "user/demo", (dir / "mnt").string()});
   ASSERT_TRUE(backend.has_value());
   Guard backend_guard{&*backend};
-  auto listening = backend->waitForLine("NFS server listening on 127.0.0.1:",
-                                        std::chrono::seconds(60));
+  auto listening =
+      backend->waitForLine("NFS server listening on 127.0.0.1:", std::chrono::seconds(60));
   ASSERT_TRUE(listening.has_value());
   const std::string port = *listening;
   auto url = [&](const std::string& path) {

@@ -34,9 +34,8 @@ constexpr uint64_t kBigSize = 5 * 1024 * 1024 + 12345;
 class NfsServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("hfm-nfs-test-" + std::to_string(::getpid()) + "-" +
-            std::to_string(std::random_device()()));
+    dir_ = std::filesystem::temp_directory_path() / ("hfm-nfs-test-" + std::to_string(::getpid()) +
+                                                     "-" + std::to_string(std::random_device()()));
     std::filesystem::create_directories(dir_);
     remote_ = std::make_shared<FakeRemote>();
     remote_->putFile("README.md", "hello nfs\n");
@@ -144,13 +143,13 @@ TEST_F(NfsServerTest, NullMountExportAndUnmount) {
   EXPECT_EQ(client.mount("/README.md", nullptr), static_cast<uint32_t>(MNT3ERR_NOTDIR));
 
   std::vector<std::string> export_dirs;
-  ASSERT_TRUE(client.run(
-      [](auto* rpc, rpc_cb cb, void* p) { return rpc_mount3_export_async(rpc, cb, p); },
-      [&](void* d) {
-        for (exportnode* e = *static_cast<exports*>(d); e != nullptr; e = e->ex_next) {
-          export_dirs.push_back(e->ex_dir);
-        }
-      }));
+  ASSERT_TRUE(
+      client.run([](auto* rpc, rpc_cb cb, void* p) { return rpc_mount3_export_async(rpc, cb, p); },
+                 [&](void* d) {
+                   for (exportnode* e = *static_cast<exports*>(d); e != nullptr; e = e->ex_next) {
+                     export_dirs.push_back(e->ex_dir);
+                   }
+                 }));
   EXPECT_EQ(export_dirs, std::vector<std::string>{"/"});
 
   std::string arg = "/";
@@ -254,8 +253,8 @@ TEST_F(NfsServerTest, GetattrLookupAccessAndFsInfo) {
   READLINK3args rl{};
   RpcTestClient::setFh(rl.symlink, fcopy);
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_readlink_async(rpc, cb, &rl, p);
-            }),
+    return rpc_nfs3_readlink_async(rpc, cb, &rl, p);
+  }),
             static_cast<uint32_t>(NFS3ERR_INVAL));
 }
 
@@ -328,7 +327,8 @@ TEST_F(NfsServerTest, RemoteChangeIsServedAfterRevalidation) {
 TEST_F(NfsServerTest, ReaddirAndReaddirplusPageThroughTenThousandEntries) {
   constexpr int kFiles = 10000;
   for (int i = 0; i < kFiles; ++i) {
-    remote_->putFile("many/f" + std::to_string(i) + ".txt", std::string(static_cast<size_t>(i % 7), 'x'));
+    remote_->putFile("many/f" + std::to_string(i) + ".txt",
+                     std::string(static_cast<size_t>(i % 7), 'x'));
   }
   startServer();
   RpcTestClient client(server_->port());
@@ -396,12 +396,10 @@ TEST_F(NfsServerTest, ReaddirAndReaddirplusPageThroughTenThousandEntries) {
   char bogus[NFS3_COOKIEVERFSIZE] = {1, 2, 3, 4, 5, 6, 7, 8};
   EXPECT_EQ(client.readdir(many, 10, bogus, 4096).status,
             static_cast<uint32_t>(NFS3ERR_BAD_COOKIE));
-  EXPECT_EQ(client.readdir(many, 0, nullptr, 100).status,
-            static_cast<uint32_t>(NFS3ERR_TOOSMALL));
+  EXPECT_EQ(client.readdir(many, 0, nullptr, 100).status, static_cast<uint32_t>(NFS3ERR_TOOSMALL));
   Fh readme;
   ASSERT_EQ(client.lookup(root, "README.md", &readme), static_cast<uint32_t>(NFS3_OK));
-  EXPECT_EQ(client.readdir(readme, 0, nullptr, 4096).status,
-            static_cast<uint32_t>(NFS3ERR_NOTDIR));
+  EXPECT_EQ(client.readdir(readme, 0, nullptr, 4096).status, static_cast<uint32_t>(NFS3ERR_NOTDIR));
 }
 
 TEST_F(NfsServerTest, EveryMutationAnswersRofsWithWccData) {
@@ -452,8 +450,8 @@ TEST_F(NfsServerTest, EveryMutationAnswersRofsWithWccData) {
   wa.data.data_len = static_cast<u_int>(mib.size());
   wa.data.data_val = mib.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_write_async(rpc, cb, &wa, p);
-            }),
+    return rpc_nfs3_write_async(rpc, cb, &wa, p);
+  }),
             kRofs);
 
   CREATE3args ca{};
@@ -472,39 +470,39 @@ TEST_F(NfsServerTest, EveryMutationAnswersRofsWithWccData) {
   RpcTestClient::setFh(ma.where.dir, r);
   ma.where.name = name.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_mkdir_async(rpc, cb, &ma, p);
-            }),
+    return rpc_nfs3_mkdir_async(rpc, cb, &ma, p);
+  }),
             kRofs);
   SYMLINK3args sy{};
   RpcTestClient::setFh(sy.where.dir, r);
   sy.where.name = name.data();
   sy.symlink.symlink_data = target.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_symlink_async(rpc, cb, &sy, p);
-            }),
+    return rpc_nfs3_symlink_async(rpc, cb, &sy, p);
+  }),
             kRofs);
   MKNOD3args mk{};
   RpcTestClient::setFh(mk.where.dir, r);
   mk.where.name = name.data();
   mk.what.type = NF3FIFO;
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_mknod_async(rpc, cb, &mk, p);
-            }),
+    return rpc_nfs3_mknod_async(rpc, cb, &mk, p);
+  }),
             kRofs);
   REMOVE3args rm{};
   RpcTestClient::setFh(rm.object.dir, r);
   rm.object.name = target.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_remove_async(rpc, cb, &rm, p);
-            }),
+    return rpc_nfs3_remove_async(rpc, cb, &rm, p);
+  }),
             kRofs);
   std::string data_dir = "data";
   RMDIR3args rd{};
   RpcTestClient::setFh(rd.object.dir, r);
   rd.object.name = data_dir.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_rmdir_async(rpc, cb, &rd, p);
-            }),
+    return rpc_nfs3_rmdir_async(rpc, cb, &rd, p);
+  }),
             kRofs);
   Fh r2 = root;
   RENAME3args rn{};
@@ -513,37 +511,37 @@ TEST_F(NfsServerTest, EveryMutationAnswersRofsWithWccData) {
   RpcTestClient::setFh(rn.to.dir, r2);
   rn.to.name = name2.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_rename_async(rpc, cb, &rn, p);
-            }),
+    return rpc_nfs3_rename_async(rpc, cb, &rn, p);
+  }),
             kRofs);
   LINK3args ln{};
   RpcTestClient::setFh(ln.file, f);
   RpcTestClient::setFh(ln.link.dir, r);
   ln.link.name = name2.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_link_async(rpc, cb, &ln, p);
-            }),
+    return rpc_nfs3_link_async(rpc, cb, &ln, p);
+  }),
             kRofs);
   // OS junk names are refused with EACCES first, as on FUSE.
   std::string junk = ".DS_Store";
   ca.where.name = junk.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_create_async(rpc, cb, &ca, p);
-            }),
+    return rpc_nfs3_create_async(rpc, cb, &ca, p);
+  }),
             static_cast<uint32_t>(NFS3ERR_ACCES));
   // A name with a slash never reaches the Vfs.
   std::string slashed = "a/b";
   ca.where.name = slashed.data();
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_create_async(rpc, cb, &ca, p);
-            }),
+    return rpc_nfs3_create_async(rpc, cb, &ca, p);
+  }),
             static_cast<uint32_t>(NFS3ERR_INVAL));
 
   COMMIT3args co{};
   RpcTestClient::setFh(co.file, f);
   EXPECT_EQ(client.status([&](auto* rpc, rpc_cb cb, void* p) {
-              return rpc_nfs3_commit_async(rpc, cb, &co, p);
-            }),
+    return rpc_nfs3_commit_async(rpc, cb, &co, p);
+  }),
             static_cast<uint32_t>(NFS3_OK));
   // Nothing changed remotely.
   EXPECT_EQ(remote_->contents("README.md").size(), 10u);
@@ -631,7 +629,8 @@ TEST_F(NfsServerTest, HandlesSurviveARestart) {
 
 TEST_F(NfsServerTest, ConcurrentClientsAndASlowReadDoNotBlockOthers) {
   for (int i = 0; i < 8; ++i) {
-    remote_->putFile("c/file" + std::to_string(i), patternBytes(300'000 + static_cast<uint64_t>(i), 100 + static_cast<uint64_t>(i)));
+    remote_->putFile("c/file" + std::to_string(i), patternBytes(300'000 + static_cast<uint64_t>(i),
+                                                                100 + static_cast<uint64_t>(i)));
   }
   startServer();
   std::atomic<int> failures{0};

@@ -14,11 +14,14 @@
 #include <string>
 #include <vector>
 
+// libnfs headers must come in this order: libnfs.h defines EXTERN for the raw ones.
+// clang-format off
 #include <nfsc/libnfs-zdr.h>
 #include <nfsc/libnfs.h>
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-mount.h>
 #include <nfsc/libnfs-raw-nfs.h>
+// clang-format on
 
 namespace hfm::nfs::testing {
 
@@ -58,7 +61,9 @@ class RpcTestClient {
   RpcTestClient& operator=(const RpcTestClient&) = delete;
 
   bool connected() const { return connected_; }
-  struct rpc_context* rpc() { return rpc_; }
+  struct rpc_context* rpc() {
+    return rpc_;
+  }
 
   // Issues one call and waits for its reply; `on_reply` sees the decoded reply.
   bool run(const std::function<int(struct rpc_context*, rpc_cb, void*)>& issue,
@@ -206,9 +211,8 @@ class RpcTestClient {
     args.dircount = dircount;
     args.maxcount = maxcount;
     DirPage page;
-    run([&](auto* rpc, rpc_cb cb, void* p) {
-          return rpc_nfs3_readdirplus_async(rpc, cb, &args, p);
-        },
+    run([&](auto* rpc, rpc_cb cb,
+            void* p) { return rpc_nfs3_readdirplus_async(rpc, cb, &args, p); },
         [&](void* data) {
           auto* res = static_cast<READDIRPLUS3res*>(data);
           page.status = res->status;

@@ -59,8 +59,8 @@ TEST_F(PrefetcherTest, SequentialReadsDoubleTheWindowUpToTheMax) {
   Prefetcher p(remote_, pool_, file, config());
   for (uint64_t off = 0; off < 40 * kMiB; off += 128 * kKiB) expectRead(p, off, 128 * kKiB);
   auto s = p.stats();
-  std::vector<uint64_t> want = {1 * kMiB, 2 * kMiB, 4 * kMiB, 8 * kMiB, 8 * kMiB,
-                                8 * kMiB, 8 * kMiB, 1 * kMiB};
+  std::vector<uint64_t> want = {1 * kMiB, 2 * kMiB, 4 * kMiB, 8 * kMiB,
+                                8 * kMiB, 8 * kMiB, 8 * kMiB, 1 * kMiB};
   EXPECT_EQ(s.batches, want);
   EXPECT_EQ(s.random_reads, 0u);
   EXPECT_EQ(s.stream_starts, 1u);
@@ -85,8 +85,8 @@ TEST_F(PrefetcherTest, RandomAccessFetchesExactlyTheRequestedBytes) {
   for (int i = 0; i < 200; ++i) {
     // Offsets at least 5 MiB apart from the previous one and beyond the stream the first
     // read started (which reaches 1 MiB + 16 MiB of forward tolerance).
-    const uint64_t off = (i % 2 == 0 ? 40 * kMiB + (rng() % (20 * kMiB))
-                                     : 20 * kMiB + (rng() % (15 * kMiB)));
+    const uint64_t off =
+        (i % 2 == 0 ? 40 * kMiB + (rng() % (20 * kMiB)) : 20 * kMiB + (rng() % (15 * kMiB)));
     expectRead(p, off, 4 * kKiB);
   }
   auto s = p.stats();
@@ -145,7 +145,8 @@ TEST_F(PrefetcherTest, SeekResetsTheWindow) {
   }
   auto s = p.stats();
   EXPECT_EQ(s.stream_starts, 2u);
-  std::vector<uint64_t> after(s.batches.begin() + static_cast<long>(before.size()), s.batches.end());
+  std::vector<uint64_t> after(s.batches.begin() + static_cast<long>(before.size()),
+                              s.batches.end());
   EXPECT_EQ(after, (std::vector<uint64_t>{1 * kMiB, 2 * kMiB, 4 * kMiB}));
 }
 

@@ -1,7 +1,6 @@
 // Keeps docs/semantics.md honest: every row of its error table is executed against the Vfs, and
 // every operation this test knows must appear in the table.
 #include <fcntl.h>
-
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -21,9 +20,9 @@ using hfm::testing::FakeRemote;
 
 int errnoByName(const std::string& name) {
   static const std::map<std::string, int> kNames = {
-      {"EROFS", EROFS},     {"EISDIR", EISDIR}, {"ENOTDIR", ENOTDIR},
-      {"EACCES", EACCES},   {"ENOENT", ENOENT}, {"ENAMETOOLONG", ENAMETOOLONG},
-      {"EBADF", EBADF},     {"ESTALE", ESTALE}, {"EIO", EIO}};
+      {"EROFS", EROFS},   {"EISDIR", EISDIR}, {"ENOTDIR", ENOTDIR},
+      {"EACCES", EACCES}, {"ENOENT", ENOENT}, {"ENAMETOOLONG", ENAMETOOLONG},
+      {"EBADF", EBADF},   {"ESTALE", ESTALE}, {"EIO", EIO}};
   auto it = kNames.find(name);
   return it == kNames.end() ? -1 : it->second;
 }
@@ -78,7 +77,8 @@ TEST(SemanticsDocTest, ErrorTableMatchesTheVfs) {
       {"unlink", [&] { return code(vfs.unlink(kRootInode, "file.txt")); }},
       {"rmdir", [&] { return code(vfs.rmdir(kRootInode, "dir")); }},
       {"rename", [&] { return code(vfs.rename(kRootInode, "file.txt", kRootInode, "b")); }},
-      {"rename to ._x", [&] { return code(vfs.rename(kRootInode, "file.txt", kRootInode, "._x")); }},
+      {"rename to ._x",
+       [&] { return code(vfs.rename(kRootInode, "file.txt", kRootInode, "._x")); }},
       {"symlink", [&] { return code(vfs.symlink(kRootInode, "s")); }},
       {"link", [&] { return code(vfs.link(file, kRootInode, "l")); }},
       {"setattr", [&] { return code(vfs.setattr(file)); }},

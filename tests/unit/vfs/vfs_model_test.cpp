@@ -6,7 +6,6 @@
 //    exactly for existing paths with the current size, and listings name exactly the children;
 //  - lookup counts return to zero after forgetting every reference handed out.
 #include <fcntl.h>
-
 #include <gtest/gtest.h>
 
 #include <map>
@@ -22,8 +21,8 @@ namespace {
 using hfm::testing::FakeRemote;
 using hfm::testing::patternBytes;
 
-const std::vector<std::string> kPaths = {"a.bin", "b.txt", "d/c.bin", "d/e/f.bin", "d/e/g.txt",
-                                         "h/i.bin"};
+const std::vector<std::string> kPaths = {"a.bin",     "b.txt",     "d/c.bin",
+                                         "d/e/f.bin", "d/e/g.txt", "h/i.bin"};
 
 class Model {
  public:
@@ -135,12 +134,25 @@ class Model {
     for (int i = 0; i < steps; ++i) {
       const std::string& path = kPaths[rng_() % kPaths.size()];
       switch (rng_() % 9) {
-        case 0: put(path); break;
-        case 1: remove(path); break;
-        case 2: case 3: readAndCheck(path); break;
-        case 4: (void)resolve(path); break;
-        case 5: vfs_->refreshLoaded(); break;
-        case 6: clock_ms_ += static_cast<int64_t>(rng_() % 15000); break;
+        case 0:
+          put(path);
+          break;
+        case 1:
+          remove(path);
+          break;
+        case 2:
+        case 3:
+          readAndCheck(path);
+          break;
+        case 4:
+          (void)resolve(path);
+          break;
+        case 5:
+          vfs_->refreshLoaded();
+          break;
+        case 6:
+          clock_ms_ += static_cast<int64_t>(rng_() % 15000);
+          break;
         case 7: {
           if (!refs_.empty() && rng_() % 2 == 0) {
             auto it = refs_.begin();
@@ -151,9 +163,8 @@ class Model {
           break;
         }
         case 8: {
-          auto [ino, err] = resolve(path.substr(0, path.rfind('/') == std::string::npos
-                                                       ? 0
-                                                       : path.rfind('/')));
+          auto [ino, err] =
+              resolve(path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/')));
           if (err == 0) {
             auto fh = vfs_->opendir(ino);
             if (fh.ok()) vfs_->releasedir(*fh);

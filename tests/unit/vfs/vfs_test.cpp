@@ -1,9 +1,8 @@
 #include "hfm/vfs/vfs.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <random>
@@ -188,8 +187,8 @@ TEST_F(VfsTest, ListingIsCachedForTheTtlThenRefreshed) {
   advance(std::chrono::seconds(6));
   auto names = listNames(*v, kRootInode);
   EXPECT_EQ(remote_->counts().list, 2u);
-  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "README.md", "config.json", "data",
-                                             "new.txt"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{".", "..", "README.md", "config.json", "data", "new.txt"}));
   // The re-list told the kernel about the new name (it may hold a negative dentry).
   std::lock_guard<std::mutex> lock(sink_.mu);
   EXPECT_EQ(sink_.entries.back(), (std::pair<InodeId, std::string>{kRootInode, "new.txt"}));

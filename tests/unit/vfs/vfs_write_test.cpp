@@ -1,8 +1,7 @@
 // Streaming writes on a writable remote (bucket semantics) over FakeRemote.
 #include <fcntl.h>
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 
@@ -130,7 +129,7 @@ TEST_F(VfsWriteTest, StreamingRules) {
   ASSERT_TRUE(h.ok());
   const uint8_t b[2] = {'h', 'i'};
   ASSERT_TRUE(vfs_->write(h->fh, 0, b).ok());
-  EXPECT_EQ(vfs_->write(h->fh, 5, b).error().code(), EINVAL);  // not sequential
+  EXPECT_EQ(vfs_->write(h->fh, 5, b).error().code(), EINVAL);            // not sequential
   EXPECT_EQ(vfs_->open(old, O_WRONLY | O_TRUNC).error().code(), EBUSY);  // second writer
   ASSERT_TRUE(vfs_->write(h->fh, 2, b).ok());
   ASSERT_TRUE(vfs_->flush(h->fh).ok());

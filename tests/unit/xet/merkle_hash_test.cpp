@@ -15,9 +15,9 @@ TEST(MerkleHashTest, HexIsWordReversed) {
 }
 
 TEST(MerkleHashTest, UpstreamEndiannessVector) {
-  const MerkleHash::Bytes raw = {22,  175, 58,  132, 4,  75,  131, 214, 190, 153, 138,
-                                 66,  226, 3,   153, 242, 204, 86,  80,  234, 249, 153,
-                                 80,  99,  159, 80,  65,  138, 236, 231, 149, 78};
+  const MerkleHash::Bytes raw = {22, 175, 58,  132, 4,   75,  131, 214, 190, 153, 138,
+                                 66, 226, 3,   153, 242, 204, 86,  80,  234, 249, 153,
+                                 80, 99,  159, 80,  65,  138, 236, 231, 149, 78};
   const std::string hex = "d6834b04843aaf16f29903e2428a99be635099f9ea5056cc4e95e7ec8a41509f";
   EXPECT_EQ(MerkleHash(raw).hex(), hex);
   auto parsed = MerkleHash::fromHex(hex);

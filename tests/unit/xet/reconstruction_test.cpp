@@ -16,14 +16,19 @@ const std::string kX2 = std::string(63, '2') + "b";
 std::string v2Json() {
   return R"({"offset_into_first_range": 10,
     "terms": [
-      {"hash": ")" + kX1 + R"(", "unpacked_length": 1000, "range": {"start": 0, "end": 2}},
-      {"hash": ")" + kX2 + R"(", "unpacked_length": 500, "range": {"start": 3, "end": 4}},
-      {"hash": ")" + kX1 + R"(", "unpacked_length": 700, "range": {"start": 5, "end": 7}}],
+      {"hash": ")" +
+         kX1 + R"(", "unpacked_length": 1000, "range": {"start": 0, "end": 2}},
+      {"hash": ")" +
+         kX2 + R"(", "unpacked_length": 500, "range": {"start": 3, "end": 4}},
+      {"hash": ")" +
+         kX1 + R"(", "unpacked_length": 700, "range": {"start": 5, "end": 7}}],
     "xorbs": {
-      ")" + kX1 + R"(": [{"url": "http://h/x1?sig=a", "ranges": [
+      ")" +
+         kX1 + R"(": [{"url": "http://h/x1?sig=a", "ranges": [
           {"chunks": {"start": 0, "end": 2}, "bytes": {"start": 0, "end": 599}},
           {"chunks": {"start": 5, "end": 7}, "bytes": {"start": 900, "end": 1299}}]}],
-      ")" + kX2 + R"(": [{"url": "http://h/x2", "ranges": [
+      ")" +
+         kX2 + R"(": [{"url": "http://h/x2", "ranges": [
           {"chunks": {"start": 3, "end": 4}, "bytes": {"start": 100, "end": 199}}]}]}})";
 }
 
@@ -47,8 +52,10 @@ TEST(ReconstructionTest, ParsesV2) {
 
 TEST(ReconstructionTest, ParsesV1AsOneRangeEntries) {
   const std::string json = R"({"offset_into_first_range": 0,
-    "terms": [{"hash": ")" + kX1 + R"(", "unpacked_length": 300, "range": {"start": 1, "end": 3}}],
-    "fetch_info": {")" + kX1 + R"(": [
+    "terms": [{"hash": ")" +
+                           kX1 + R"(", "unpacked_length": 300, "range": {"start": 1, "end": 3}}],
+    "fetch_info": {")" + kX1 +
+                           R"(": [
       {"range": {"start": 5, "end": 9}, "url": "http://other", "url_range": {"start": 0, "end": 99}},
       {"range": {"start": 0, "end": 4}, "url": "http://h/a", "url_range": {"start": 0, "end": 399}}]}})";
   auto plan = parseReconstruction(json);
@@ -86,16 +93,18 @@ TEST(ReconstructionTest, RejectsMalformedPlans) {
   expectBad(replaced(good, kX2 + R"(", "unpacked)", "zz\", \"unpacked"), "hash");
   expectBad(replaced(good, R"("unpacked_length": 1000)", R"("unpacked_length": -5)"),
             "unpacked_length");
-  expectBad(replaced(good, R"("unpacked_length": 1000)", R"("unpacked_length": 0)"),
-            "impossible");
+  expectBad(replaced(good, R"("unpacked_length": 1000)", R"("unpacked_length": 0)"), "impossible");
   expectBad(replaced(good, R"("unpacked_length": 500)", R"("unpacked_length": 999999)"),
             "impossible");
-  expectBad(replaced(good, R"("offset_into_first_range": 10)", R"("offset_into_first_range": 1000)"),
-            "outside the first term");
-  expectBad(replaced(good, R"("range": {"start": 3, "end": 4})", R"("range": {"start": 4, "end": 4})"),
-            "empty chunk range");
+  expectBad(
+      replaced(good, R"("offset_into_first_range": 10)", R"("offset_into_first_range": 1000)"),
+      "outside the first term");
+  expectBad(
+      replaced(good, R"("range": {"start": 3, "end": 4})", R"("range": {"start": 4, "end": 4})"),
+      "empty chunk range");
   // Term 3..4 of x2 no longer covered by the fetch range 3..4 → moved to 8..9.
-  expectBad(replaced(good, R"({"chunks": {"start": 3, "end": 4})", R"({"chunks": {"start": 8, "end": 9})"),
+  expectBad(replaced(good, R"({"chunks": {"start": 3, "end": 4})",
+                     R"({"chunks": {"start": 8, "end": 9})"),
             "has no fetch range");
   expectBad(replaced(good, R"("bytes": {"start": 900, "end": 1299})",
                      R"("bytes": {"start": 500, "end": 1299})"),
@@ -124,8 +133,8 @@ TEST(MultipartTest, Boundary) {
 std::string part(const std::string& boundary, uint64_t s, const std::string& data,
                  const std::string& total = "5000") {
   return "--" + boundary + "\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes " +
-         std::to_string(s) + "-" + std::to_string(s + data.size() - 1) + "/" + total +
-         "\r\n\r\n" + data + "\r\n";
+         std::to_string(s) + "-" + std::to_string(s + data.size() - 1) + "/" + total + "\r\n\r\n" +
+         data + "\r\n";
 }
 
 TEST(MultipartTest, ParsesParts) {
@@ -151,7 +160,7 @@ TEST(MultipartTest, RejectsMalformedBodies) {
     EXPECT_FALSE(r.ok()) << body;
     return r.ok() ? std::string() : r.error().message();
   };
-  EXPECT_NE(bad(p1).find("truncated"), std::string::npos);              // no closing delimiter
+  EXPECT_NE(bad(p1).find("truncated"), std::string::npos);  // no closing delimiter
   EXPECT_NE(bad(p1.substr(0, p1.size() - 4)).find("truncated"), std::string::npos);
   EXPECT_NE(bad(p1 + "--XB--", "YB").find("no opening"), std::string::npos);  // wrong boundary
   EXPECT_NE(bad("--XB\r\nContent-Type: x\r\n\r\nhello\r\n--XB--").find("without Content-Range"),

@@ -52,10 +52,13 @@ class FakeCas : public CasWriter {
           return Error::invalid("bad chunk range");
         }
         std::vector<MerkleHash> hashes;
-        const uint64_t begin = term.chunk_start == 0 ? 0 : x.unpacked_chunk_offsets[term.chunk_start - 1];
+        const uint64_t begin =
+            term.chunk_start == 0 ? 0 : x.unpacked_chunk_offsets[term.chunk_start - 1];
         const uint64_t end = x.unpacked_chunk_offsets[term.chunk_end - 1];
-        for (uint32_t c = term.chunk_start; c < term.chunk_end; ++c) hashes.push_back(x.chunks[c].hash);
-        if (verificationHash(hashes) != file.verification[t]) return Error::invalid("verification hash");
+        for (uint32_t c = term.chunk_start; c < term.chunk_end; ++c)
+          hashes.push_back(x.chunks[c].hash);
+        if (verificationHash(hashes) != file.verification[t])
+          return Error::invalid("verification hash");
         if (end - begin != term.unpacked_bytes) return Error::invalid("unpacked bytes");
         data.insert(data.end(), x.data.begin() + static_cast<ptrdiff_t>(begin),
                     x.data.begin() + static_cast<ptrdiff_t>(end));
@@ -253,7 +256,8 @@ TEST(UploadSessionTest, ShardFramesAreInterpreted) {
   auto err = parseShardUploadFrames("{\"type\":\"error\",\"message\":\"bad verification\"}\n");
   ASSERT_FALSE(err.ok());
   EXPECT_NE(err.error().message().find("bad verification"), std::string::npos);
-  EXPECT_EQ(parseShardUploadFrames("{\"type\":\"error\",\"retryable\":true}").error().code(), EAGAIN);
+  EXPECT_EQ(parseShardUploadFrames("{\"type\":\"error\",\"retryable\":true}").error().code(),
+            EAGAIN);
   EXPECT_FALSE(parseShardUploadFrames("{\"type\":\"validating\"}\n").ok());  // no result
   EXPECT_FALSE(parseShardUploadFrames("not json\n").ok());
   EXPECT_TRUE(parseShardUploadFrames("{\"type\":\"future-frame\"}\n{\"type\":\"result\"}").ok());
