@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
   if (auto problem = hfm::app::finalizeMountOptions(options, source)) {
     return fail(guard, 2, *problem);
   }
+  // NFSv3 has no close: writes always go through the staging path (as the reference).
+  options.advanced_writes = true;
   spdlog::info("{}", hfm::app::describeMountOptions(options));
 
   auto context = hfm::mount::MountContext::open(options, source, piped_token);

@@ -71,6 +71,40 @@ inline constexpr InodeId kRootInode = 1;
 
 using Clock = std::chrono::steady_clock;
 
+// How a writable remote (bucket) takes writes. See docs/semantics.md.
+struct WriteConfig {
+  // --advanced-writes (the NFS backend always sets it): files are staged in a local file that
+  // takes random writes, overwrite, append, truncate and reads; commits are debounced and
+  // batched (flush_debounce, at most flush_max_batch_window after the first signal).
+  bool advanced = false;
+  // Where written bytes live until the Hub has committed them: one directory per mounted
+  // source (<cache-dir>/pending/<source key>), kept across runs. Every closed file stays here
+  // until its commit succeeded; recoverPending() commits what an earlier run left behind.
+  // Empty: a private temporary directory removed on destruction (unit tests).
+  std::string staging_dir;
+  std::chrono::milliseconds flush_debounce{2000};           // --flush-debounce-ms
+  std::chrono::milliseconds flush_max_batch_window{30000};  // --flush-max-batch-window-ms
+  uint64_t max_staging_size = 0;  // --max-staging-size: clean staged copies kept (0: no GC)
+};
+
+// FUSE SETATTR / NFS SETATTR: the fields to change (unset = unchanged).
+struct SetAttrRequest {
+  std::optional<uint64_t> size;  // truncate / extend
+  std::optional<uint32_t> mode;  // permission bits only
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<int64_t> mtime_ns;
+};
+
+// What the write path holds right now, for `hf-mount status` and logs.
+struct WriteStats {
+  size_t dirty_files = 0;        // open for writing or written and not committed yet
+  size_t pending_commits = 0;    // closed files waiting for (or retrying) their commit
+  uint64_t pending_bytes = 0;    // bytes of those files on local disk
+  uint64_t committed_files = 0;  // since start
+  uint64_t failed_attempts = 0;  // commit attempts that failed (each is retried)
+};
+
 struct VfsConfig {
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -85,6 +119,7 @@ struct VfsConfig {
   size_t poll_listing_concurrency = 4;          // --poll-listing-concurrency
   int64_t root_mtime_ns = 0;                    // repo lastModified / bucket updatedAt
   PrefetchConfig prefetch;
+  WriteConfig writes;
   // Time source for TTLs (tests inject a fake clock). Default: steady_clock::now.
   std::function<Clock::time_point()> now;
 };
@@ -257,6 +292,21 @@ class Vfs {
   // chmod/chown/utimens/truncate: accepted and ignored on writable remotes (streaming mode,
   // as the reference); returns the current attributes.
   Result<Attr> setattr(InodeId ino);
+  // Applies `changes`: size truncates or extends the staged copy (advanced mode; ignored in
+  // streaming mode as the reference does), mode/uid/gid/mtime are kept in memory. EROFS on
+  // read-only remotes when anything would change.
+  Result<Attr> setattr(InodeId ino, const SetAttrRequest& changes);
+
+  // --- write durability (writable remotes) ---
+
+  // Commits files an earlier run left in config.writes.staging_dir (killed, or the hub was
+  // down). Call once after preloadRoot(); the commits run in the background with retries.
+  Status recoverPending();
+  // Shutdown and `hf-mount stop`: commits every dirty and pending file now, waiting at most
+  // `timeout`. Returns an error naming what is still uncommitted (it stays on local disk and is
+  // committed by the next start).
+  Status flushAll(std::chrono::milliseconds timeout);
+  WriteStats writeStats() const;
 
   // --- remote sync ---
 
