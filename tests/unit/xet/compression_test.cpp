@@ -1,8 +1,10 @@
 #include "hfm/xet/compression.h"
 
 #include <gtest/gtest.h>
+#include <lz4.h>
 #include <lz4frame.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -328,6 +330,62 @@ TEST(Lz4FrameTest, EncoderWritesIndependentBlocksWithoutChecksums) {
   EXPECT_FALSE(flg & 0x10);  // no block checksum
   EXPECT_FALSE(flg & 0x08);  // no content size
   EXPECT_FALSE(flg & 0x04);  // no content checksum
+}
+
+TEST(Lz4FrameTest, EncodedBlocksDecodeAloneAndWithLiblz4Frames) {
+  // Every block must decode on its own (no reference to an earlier block or to an earlier call's
+  // input: the encoder reuses one per-thread stream and resets it per block), and the frame must
+  // be readable by liblz4's own frame decoder.
+  const auto first = textBytes(131072);
+  std::vector<uint8_t> warmup;
+  lz4FrameCompress(first, warmup);
+  auto text = textBytes(200000);
+  std::reverse(text.begin(), text.end());  // same words, so matches into `first` would be tempting
+  text.insert(text.end(), first.begin(), first.begin() + 70000);
+  std::vector<uint8_t> frame;
+  lz4FrameCompress(text, frame);
+  size_t in = 7;
+  size_t out = 0;
+  size_t compressed_blocks = 0;
+  while (true) {
+    ASSERT_LE(in + 4, frame.size());
+    uint32_t word = 0;
+    std::memcpy(&word, frame.data() + in, 4);
+    in += 4;
+    if (word == 0) break;
+    const size_t len = word & 0x7FFFFFFFu;
+    const size_t expect = std::min<size_t>(65536, text.size() - out);
+    std::vector<uint8_t> block(expect);
+    if ((word & 0x80000000u) != 0) {
+      std::memcpy(block.data(), frame.data() + in, len);
+    } else {
+      ++compressed_blocks;
+      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(frame.data() + in),
+                                        reinterpret_cast<char*>(block.data()),
+                                        static_cast<int>(len), static_cast<int>(expect));
+      ASSERT_EQ(n, static_cast<int>(expect)) << "block at " << out;
+    }
+    EXPECT_TRUE(std::equal(block.begin(), block.end(), text.begin() + static_cast<long>(out)));
+    out += expect;
+    in += len;
+  }
+  EXPECT_EQ(in, frame.size());
+  EXPECT_EQ(out, text.size());
+  EXPECT_EQ(compressed_blocks, 5u);
+
+  LZ4F_dctx* dctx = nullptr;
+  ASSERT_FALSE(LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)));
+  std::vector<uint8_t> decoded(text.size() + 1);
+  size_t dst_size = decoded.size();
+  size_t src_size = frame.size();
+  const size_t rc =
+      LZ4F_decompress(dctx, decoded.data(), &dst_size, frame.data(), &src_size, nullptr);
+  LZ4F_freeDecompressionContext(dctx);
+  EXPECT_EQ(rc, 0u);  // frame complete
+  EXPECT_EQ(src_size, frame.size());
+  ASSERT_EQ(dst_size, text.size());
+  decoded.resize(dst_size);
+  EXPECT_EQ(decoded, text);
 }
 
 TEST(Lz4FrameTest, RejectsCorruptTruncatedAndMissizedFrames) {
