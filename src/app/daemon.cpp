@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,7 +12,10 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <set>
 #include <sstream>
+
+#include "hfm/app/control.h"
 
 namespace hfm::app {
 namespace fs = std::filesystem;
@@ -50,11 +54,11 @@ DaemonPaths DaemonPaths::fromEnvironment() {
   const char* home = std::getenv("HOME");
   const fs::path root = (home != nullptr && *home != '\0') ? fs::path(home) / ".hf-mount"
                                                            : fs::path("/tmp/.hf-mount");
-  return {root, root / "pids", root / "logs"};
+  return {root, root / "pids", root / "logs", root / "run"};
 }
 
 Status DaemonPaths::ensureExists() const {
-  for (const auto& dir : {root, pids, logs}) {
+  for (const auto& dir : {root, pids, logs, run}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return Error(ec.value(), "cannot create " + dir.string() + ": " + ec.message());
@@ -65,6 +69,16 @@ Status DaemonPaths::ensureExists() const {
 
 fs::path DaemonPaths::pidFile(const std::string& key) const { return pids / (key + ".pid"); }
 fs::path DaemonPaths::logFile(const std::string& key) const { return logs / (key + ".log"); }
+
+fs::path DaemonPaths::socketFile(const std::string& key) const {
+  fs::path plain = run / (key + ".sock");
+  if (plain.string().size() < sizeof(sockaddr_un::sun_path)) return plain;
+  uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  for (char c : key) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  char name[32];
+  std::snprintf(name, sizeof name, "h-%016llx.sock", static_cast<unsigned long long>(hash));
+  return run / name;
+}
 
 fs::path canonicalMountPoint(const fs::path& mountpoint) {
   std::error_code ec;
@@ -168,15 +182,25 @@ bool isDaemonAlive(pid_t pid) {
 
 std::vector<PidRecord> listLiveDaemons(const DaemonPaths& paths) {
   std::vector<PidRecord> live;
+  std::set<fs::path> live_sockets;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(paths.pids, ec)) {
     if (entry.path().extension() != ".pid") continue;
     auto record = readPidFile(entry.path());
+    const std::string key = entry.path().stem().string();
     if (record.ok() && isDaemonAlive(record->pid)) {
+      live_sockets.insert(paths.socketFile(key));
       live.push_back(*record);
     } else {
       fs::remove(entry.path(), ec);  // stale: its daemon is gone
+      fs::remove(paths.socketFile(key), ec);
     }
+  }
+  // Sockets without a live pid file that nobody listens on: their backend died. (A socket
+  // that still accepts belongs to a backend whose pid file is being written: leave it.)
+  for (const auto& entry : fs::directory_iterator(paths.run, ec)) {
+    if (entry.path().extension() != ".sock" || live_sockets.count(entry.path()) != 0) continue;
+    if (isStaleSocket(entry.path())) fs::remove(entry.path(), ec);
   }
   return live;
 }
@@ -217,13 +241,19 @@ DaemonGuard DaemonGuard::fromEnvironment() {
     }
   }
   if (const char* value = std::getenv("HF_MOUNT_DAEMON_PID_FILE")) pid_file = value;
+  std::string control_socket;
+  if (const char* value = std::getenv("HF_MOUNT_CONTROL_SOCKET")) control_socket = value;
   ::unsetenv("HF_MOUNT_DAEMON_FD");
   ::unsetenv("HF_MOUNT_DAEMON_PID_FILE");
-  return {fd, pid_file};
+  ::unsetenv("HF_MOUNT_CONTROL_SOCKET");
+  return {fd, pid_file, control_socket};
 }
 
 DaemonGuard::DaemonGuard(DaemonGuard&& other) noexcept
-    : fd_(other.fd_), pid_file_(std::move(other.pid_file_)), reported_(other.reported_) {
+    : fd_(other.fd_),
+      pid_file_(std::move(other.pid_file_)),
+      control_socket_(std::move(other.control_socket_)),
+      reported_(other.reported_) {
   other.fd_ = -1;
   other.pid_file_.clear();
   other.reported_ = true;
@@ -314,6 +344,9 @@ Result<SpawnOutcome> spawnDaemon(SpawnRequest request, bool progress) {
     std::snprintf(fd_text, sizeof fd_text, "%d", ready_pipe[1]);
     ::setenv("HF_MOUNT_DAEMON_FD", fd_text, 1);
     ::setenv("HF_MOUNT_DAEMON_PID_FILE", request.pid_file.c_str(), 1);
+    if (!request.control_socket.empty()) {
+      ::setenv("HF_MOUNT_CONTROL_SOCKET", request.control_socket.c_str(), 1);
+    }
     if (token_pipe[0] >= 0) {
       ::fcntl(token_pipe[0], F_SETFD, 0);
       std::snprintf(fd_text, sizeof fd_text, "%d", token_pipe[0]);

@@ -3,6 +3,7 @@
 //   ~/.hf-mount/pids/<key>.pid   line 1 pid, line 2 canonical mount point, line 3 source label,
 //                                then (ours) line 4 backend name, line 5 start time (unix s)
 //   ~/.hf-mount/logs/<key>.log   the backend's stdout/stderr
+//   ~/.hf-mount/run/<key>.sock   (ours) the backend's control socket (control.h)
 // <key> is the canonical mount point without leading/trailing '/', with '%' → "%25" and
 // '/' → "%2F". Directories are created 0700 and files 0600 ($HOME unset → /tmp/.hf-mount).
 //
@@ -10,7 +11,8 @@
 // file path in HF_MOUNT_DAEMON_PID_FILE). The backend's DaemonGuard writes 'R' once the mount
 // is live, or 'E' followed by a one-line reason if it exits before that; it removes the pid
 // file when the backend exits. The token travels in HF_MOUNT_TOKEN_FD (a pipe the backend
-// reads once), never in argv.
+// reads once), never in argv. HF_MOUNT_CONTROL_SOCKET names where the backend listens for
+// `status` (absent: no control channel, e.g. a backend run by hand or by systemd).
 #pragma once
 
 #include <sys/types.h>
@@ -29,6 +31,7 @@ struct DaemonPaths {
   std::filesystem::path root;  // ~/.hf-mount
   std::filesystem::path pids;
   std::filesystem::path logs;
+  std::filesystem::path run;  // control sockets
 
   // From $HOME (or /tmp/.hf-mount when unset).
   static DaemonPaths fromEnvironment();
@@ -36,6 +39,9 @@ struct DaemonPaths {
   Status ensureExists() const;
   std::filesystem::path pidFile(const std::string& key) const;
   std::filesystem::path logFile(const std::string& key) const;
+  // run/<key>.sock, or run/h-<hash of key>.sock when that path would not fit in a unix socket
+  // address (sun_path, 108 bytes).
+  std::filesystem::path socketFile(const std::string& key) const;
 };
 
 // Canonical form of a mount point: canonicalized if it exists, else its parent canonicalized
@@ -58,7 +64,8 @@ Status writePidFile(const std::filesystem::path& path, const PidRecord& record);
 // True if `pid` runs and (on Linux) its executable's name starts with "hf-mount".
 bool isDaemonAlive(pid_t pid);
 
-// Live daemons, one per pid file; stale pid files are removed.
+// Live daemons, one per pid file. Stale pid files are removed with their control sockets, and
+// so are sockets nothing listens on any more (a kill -9'd backend's).
 std::vector<PidRecord> listLiveDaemons(const DaemonPaths& paths);
 
 // True if `path` is a mount point in /proc/self/mountinfo.
@@ -77,11 +84,15 @@ class DaemonGuard {
 
   void ready();
   void failed(const std::string& reason);
+  // Where to serve the control channel; empty when not started by `hf-mount start`.
+  const std::string& controlSocket() const { return control_socket_; }
 
  private:
-  DaemonGuard(int fd, std::string pid_file) : fd_(fd), pid_file_(std::move(pid_file)) {}
+  DaemonGuard(int fd, std::string pid_file, std::string control_socket)
+      : fd_(fd), pid_file_(std::move(pid_file)), control_socket_(std::move(control_socket)) {}
   int fd_ = -1;
   std::string pid_file_;
+  std::string control_socket_;
   bool reported_ = false;
 };
 
@@ -95,7 +106,8 @@ struct SpawnRequest {
   std::optional<std::string> token;
   std::filesystem::path log_file;
   std::filesystem::path pid_file;
-  PidRecord record;  // pid filled in by spawnDaemon
+  std::filesystem::path control_socket;  // passed in HF_MOUNT_CONTROL_SOCKET when not empty
+  PidRecord record;                      // pid filled in by spawnDaemon
   std::chrono::milliseconds ready_timeout{120'000};
 };
 
