@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <iostream>
 #include <thread>
 
+#include "hfm/app/control.h"
 #include "hfm/app/daemon.h"
 #include "hfm/app/mount_options.h"
 #include "hfm/hub/ids.h"
@@ -157,10 +159,9 @@ SupervisorCommands::SupervisorCommands(CLI::App& app) {
       "Every option of hf-mount-fuse / hf-mount-nfs is accepted (see `hf-mount-fuse --help`).");
   stop_ = app.add_subcommand("stop", "Flush pending writes, unmount and stop a mount");
   stop_->add_option("mountpoint", stop_mountpoint_, "The mount point")->required();
-  stop_
-      ->add_option("--timeout-secs", stop_timeout_secs_,
-                   "How long to wait for pending uploads before giving up")
-      ->capture_default_str();
+  stop_->add_option("--timeout-secs", stop_timeout_secs_,
+                    "How long to wait for the backend to flush and exit before killing it "
+                    "(default: its --flush-shutdown-timeout-ms + 15 s)");
   status_ = app.add_subcommand("status", "List running mounts");
 }
 
@@ -284,6 +285,7 @@ int runStart(const std::vector<std::string>& args, bool fuse) {
     }
     std::error_code ec;
     fs::remove(paths.pidFile(key), ec);
+    fs::remove(paths.socketFile(key), ec);
   }
 
   SpawnRequest request;
@@ -292,6 +294,7 @@ int runStart(const std::vector<std::string>& args, bool fuse) {
   request.token = plan->token;
   request.log_file = paths.logFile(key);
   request.pid_file = paths.pidFile(key);
+  request.control_socket = paths.socketFile(key);
   request.record.mountpoint = plan->mountpoint;
   request.record.source = plan->source_label;
   request.record.backend = plan->fuse ? "fuse" : "nfs";
@@ -309,6 +312,7 @@ int runStart(const std::vector<std::string>& args, bool fuse) {
     reapFailedBackend(outcome->pid, plan->mountpoint);
     std::error_code ec;
     fs::remove(request.pid_file, ec);
+    fs::remove(request.control_socket, ec);
     std::cout << " failed\n";
     std::cerr << "hf-mount start: " << outcome->error << "\n"
               << "  log: " << request.log_file.string() << "\n";
@@ -320,14 +324,50 @@ int runStart(const std::vector<std::string>& args, bool fuse) {
   return kExitOk;
 }
 
-int runStop(const std::string& mountpoint_arg, unsigned timeout_secs) {
+namespace {
+
+constexpr auto kControlTimeout = std::chrono::milliseconds(1000);
+
+// Bytes of the log written from `offset` on (at most the last 64 KiB of them).
+std::string readLogFrom(const fs::path& log, uint64_t offset) {
+  std::ifstream in(log, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  const auto end = static_cast<uint64_t>(in.tellg());
+  if (end <= offset) return {};
+  const uint64_t start = std::max<uint64_t>(offset, end > 65536 ? end - 65536 : 0);
+  in.seekg(static_cast<std::streamoff>(start));
+  std::string text(end - start, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+uint64_t fileSize(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  return ec ? 0 : static_cast<uint64_t>(size);
+}
+
+std::string compactBytes(uint64_t bytes) {
+  std::string text = formatBytes(bytes);
+  text.erase(std::remove(text.begin(), text.end(), ' '), text.end());
+  return text;
+}
+
+}  // namespace
+
+int runStop(const std::string& mountpoint_arg, std::optional<unsigned> timeout_secs) {
   const DaemonPaths paths = DaemonPaths::fromEnvironment();
   const fs::path mountpoint = canonicalMountPoint(mountpoint_arg);
-  const fs::path pid_file = paths.pidFile(mountKey(mountpoint));
+  const std::string key = mountKey(mountpoint);
+  const fs::path pid_file = paths.pidFile(key);
+  const fs::path socket = paths.socketFile(key);
   auto record = readPidFile(pid_file);
   std::error_code ec;
   if (!record || !isDaemonAlive(record->pid)) {
     fs::remove(pid_file, ec);
+    fs::remove(socket, ec);
     const bool was_mounted = isMounted(mountpoint);
     lazyUnmount(mountpoint);
     std::cerr << "hf-mount stop: no running daemon for " << mountpoint.string()
@@ -336,26 +376,60 @@ int runStop(const std::string& mountpoint_arg, unsigned timeout_secs) {
     return record || was_mounted ? kExitOk : kExitFailure;
   }
   const pid_t pid = record->pid;
-  // SIGTERM makes the backend flush pending uploads (bounded by its
-  // --flush-shutdown-timeout-ms), unmount and exit.
+  const auto before = queryBackend(socket, kControlTimeout);
+  if (!timeout_secs) {
+    const uint64_t flush_ms =
+        before && before->flush_shutdown_timeout_ms ? *before->flush_shutdown_timeout_ms : 45'000;
+    timeout_secs = static_cast<unsigned>((flush_ms + 999) / 1000) + kStopMarginSecs;
+  }
+  const fs::path log = paths.logFile(key);
+  const uint64_t log_offset = fileSize(log);
+
+  // SIGTERM makes the backend commit pending writes (bounded by its
+  // --flush-shutdown-timeout-ms) while still mounted, then unmount and exit.
   ::kill(pid, SIGTERM);
-  std::cout << "Stopping daemon (pid=" << pid << ")" << std::flush;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_secs);
+  std::cout << "Stopping daemon (pid=" << pid << ")";
+  if (before && before->pending_commits && before->dirty_files &&
+      *before->pending_commits + *before->dirty_files > 0) {
+    std::cout << ", flushing " << *before->pending_commits + *before->dirty_files << " file(s) ("
+              << formatBytes(before->pending_bytes.value_or(0)) << ")";
+  }
+  std::cout << std::flush;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::seconds(*timeout_secs);
+  auto next_dot = start + std::chrono::seconds(1);
   while (isDaemonAlive(pid) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (std::chrono::steady_clock::now() >= next_dot) {
+      std::cout << '.' << std::flush;
+      next_dot += std::chrono::seconds(1);
+    }
   }
   if (isDaemonAlive(pid)) {
     ::kill(pid, SIGKILL);
     lazyUnmount(mountpoint);
     fs::remove(pid_file, ec);
+    fs::remove(socket, ec);
     std::cout << " failed\n";
-    std::cerr << "hf-mount stop: daemon (pid=" << pid << ") did not stop after " << timeout_secs
-              << "s; killed it (pending uploads resume at the next mount of this bucket)\n";
+    std::cerr << "hf-mount stop: daemon (pid=" << pid << ") did not stop after " << *timeout_secs
+              << "s; killed it (uncommitted writes stay in its --cache-dir and are committed at "
+                 "the next start of this mount)\n";
     return kExitFailure;
   }
   lazyUnmount(mountpoint);
   fs::remove(pid_file, ec);
+  fs::remove(socket, ec);
   std::cout << " stopped\n";
+  const auto outcome = parseShutdownOutcome(readLogFrom(log, log_offset));
+  if (!outcome) {
+    std::cout << "  writes: unknown (no shutdown line in " << log.string() << ")\n";
+    return kExitOk;
+  }
+  if (!outcome->clean) {
+    std::cerr << "hf-mount stop: " << outcome->text << "\n";
+    return kExitFailure;
+  }
+  std::cout << "  writes: " << outcome->text << "\n";
   return kExitOk;
 }
 
@@ -366,11 +440,41 @@ int runStatus() {
     std::cout << "No running daemons\n";
     return kExitOk;
   }
-  std::printf("%-8s %-6s %-9s %-40s %s\n", "PID", "BACKEND", "UPTIME", "SOURCE", "MOUNTPOINT");
+  std::vector<std::vector<std::string>> rows = {
+      {"PID", "BACKEND", "UPTIME", "STATE", "CACHE", "DIRTY", "PENDING", "SOURCE", "MOUNTPOINT"}};
   for (const auto& d : live) {
-    std::printf("%-8d %-6s %-9s %-40s %s\n", static_cast<int>(d.pid),
-                d.backend.empty() ? "-" : d.backend.c_str(), formatUptime(d.started_at).c_str(),
-                d.source.c_str(), d.mountpoint.c_str());
+    const auto report = queryBackend(paths.socketFile(mountKey(d.mountpoint)), kControlTimeout);
+    std::string state = "-";
+    std::string cache = "-";
+    std::string dirty = "-";
+    std::string pending = "-";
+    if (report) {
+      state = report->state;
+      if (report->cache_used_bytes && report->cache_limit_bytes) {
+        cache = compactBytes(*report->cache_used_bytes) + "/" +
+                compactBytes(*report->cache_limit_bytes);
+      }
+      if (report->dirty_files) dirty = std::to_string(*report->dirty_files);
+      if (report->pending_commits) {
+        pending = std::to_string(*report->pending_commits);
+        if (report->pending_bytes) pending += "(" + compactBytes(*report->pending_bytes) + ")";
+      }
+    }
+    rows.push_back({std::to_string(d.pid), d.backend.empty() ? "-" : d.backend,
+                    formatUptime(d.started_at), state, cache, dirty, pending,
+                    d.source.empty() ? "-" : d.source, d.mountpoint});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
   }
   return kExitOk;
 }

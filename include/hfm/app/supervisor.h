@@ -3,8 +3,11 @@
 // start  validates the backend command line exactly as the backend will (same parser), checks
 //        the mount point, token and backend binary, spawns the backend detached and returns 0
 //        only once the backend reports the mount live (see daemon.h for the handshake).
-// stop   asks the backend to flush and unmount (SIGTERM), waits, and reports the outcome.
-// status prints a table of live mounts and removes stale pid files.
+// stop   asks the backend to flush and unmount (SIGTERM), waits (by default its
+//        --flush-shutdown-timeout-ms plus a margin), and reports the outcome: whether every
+//        write reached the Hub, or what is left for the next start (exit 1 then).
+// status prints a table of live mounts (with cache use and pending writes from each backend's
+//        control channel, "-" when it does not answer) and removes stale pid files and sockets.
 // Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
 #pragma once
 
@@ -30,7 +33,7 @@ class SupervisorCommands {
   CLI::App* status_ = nullptr;
   bool start_fuse_ = false;
   std::string stop_mountpoint_;
-  unsigned stop_timeout_secs_ = 60;
+  std::optional<unsigned> stop_timeout_secs_;
 };
 
 // The pieces of `start`, exposed for tests.
@@ -48,7 +51,10 @@ std::optional<StartPlan> planStart(const std::vector<std::string>& args, bool fu
                                    std::string& error, int& exit_code);
 
 int runStart(const std::vector<std::string>& args, bool fuse);
-int runStop(const std::string& mountpoint, unsigned timeout_secs);
+// Margin `stop` adds to the backend's flush timeout: unmount, the last commits, exit.
+inline constexpr unsigned kStopMarginSecs = 15;
+
+int runStop(const std::string& mountpoint, std::optional<unsigned> timeout_secs);
 int runStatus();
 
 }  // namespace hfm::app
