@@ -14,7 +14,7 @@ import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink, wri
 import path from "node:path";
 import * as hub from "@huggingface/hub";
 import { USER, TOKEN, startLocalHub, makeDataDir, removeDir } from "./lib/localhub.mjs";
-import { startMount, makeTempDir, removeTree, sha256, sha256File, seededBytes, fuseUnavailable } from "./lib/mount.mjs";
+import { startMount, makeTempDir, removeTree, sha256, sha256File, seededBytes, waitFor, fuseUnavailable } from "./lib/mount.mjs";
 import { writeSeededFile, hubFileDigest, hubFilePaths, casStoredBytes, run } from "./lib/write_helpers.mjs";
 
 const skip = fuseUnavailable();
@@ -48,6 +48,15 @@ const EMPTY_FILE_BUG =
 // hf-local-hub) is used: a checkpoint with 1 % changed bytes stores ~42 % of its size again.
 const DEDUP_BUG =
 	"bug: no mount-wide known-chunk index; a 1 %-edited 200 MB checkpoint re-stores ~42 % (limit 5 %)";
+
+// The xorb builder cuts a xorb when its *uncompressed* chunk bytes would pass 64 MiB, but an
+// incompressible xorb serializes to that plus 8 header bytes per chunk, and the CAS (hf-local-hub
+// like the Hub, xet-protocol.md) rejects serialized xorbs over 64 MiB: HTTP 413, close() fails
+// with ENOSPC and the file is lost ("DATA LOSS" in the mount log); with staged writes close()
+// succeeds but the file never reaches the hub. ~1 in 4 full xorbs of random data; a 2 GiB
+// random file almost always fails.
+const XORB_SIZE_BUG =
+	"bug: an incompressible xorb cut at 64 MiB uncompressed serializes to > 64 MiB; the CAS answers 413, the file is lost";
 
 // Waits (bounded) until `file` can be opened for reading: works around EMPTY_FILE_BUG where a
 // test is about something else. Any error other than EBUSY fails at once.
@@ -183,6 +192,43 @@ describe("streaming writes with ordinary tools", { skip }, () => {
 			// No waiting: the reference makes open() wait for a commit in flight.
 			assert.equal((await readFile(mp(rel))).length, 0, rel);
 		}
+	});
+
+	it("a file whose first xorb fills to within a few KiB of 64 MiB with incompressible chunks uploads", { skip: XORB_SIZE_BUG }, async () => {
+		// Seed 500 makes 1054 chunks totalling 67,104,847 bytes before the 64 MiB cut: serialized
+		// with 8-byte chunk headers that is 67,113,279 bytes, 4,415 over 64 MiB. Checked first with
+		// `hf-mount hash --chunks`, so the case keeps testing that edge.
+		const n = 66 * MiB;
+		const src = path.join(srcDir, "xorb-edge.bin");
+		const sum = await writeSeededFile(src, n, 500);
+		try {
+			const hashed = await run(path.join(process.env.HFM_BIN_DIR, "hf-mount"), ["hash", "--chunks", "--json", src]);
+			assert.equal(hashed.status, 0, hashed.stderr);
+			let fill = 0;
+			let count = 0;
+			for (const c of JSON.parse(hashed.stdout).chunks) {
+				if (fill + c.length > 64 * MiB || count + 1 > 8192) break;
+				fill += c.length;
+				count++;
+			}
+			assert.equal(fill + 8 * count, 67_113_279, "first xorb's serialized size (fill + 8-byte chunk headers)");
+			await mkdir(mp("tools"), { recursive: true });
+			assertRan(await writers.cp(src, mp("tools/xorb-edge.bin")), "cp of the 66 MiB file");
+		} finally {
+			await rm(src, { force: true });
+		}
+		expected.set("tools/xorb-edge.bin", { size: n, sha256: sum });
+		assert.equal((await stat(mp("tools/xorb-edge.bin"))).size, n);
+		// close() may return before the commit (staged writes); the file must still get there.
+		const landed = await waitFor(
+			async () => {
+				const info = await hub.pathsInfo({ ...common(), repo: bucket, paths: ["tools/xorb-edge.bin"] });
+				return info.length === 1 && info[0].size === n;
+			},
+			{ timeoutMs: 60000, intervalMs: 500, what: "tools/xorb-edge.bin to be committed on the hub" },
+		);
+		assert.ok(landed);
+		assert.deepEqual(await hubFileDigest(common(), bucket, "tools/xorb-edge.bin"), { size: n, sha256: sum });
 	});
 
 	it("a file is overwritten (O_TRUNC) by cp, dd and a redirection in turn; the last one wins", async () => {
