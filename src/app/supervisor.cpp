@@ -389,9 +389,8 @@ int runStop(const std::string& mountpoint_arg, std::optional<unsigned> timeout_s
   // --flush-shutdown-timeout-ms) while still mounted, then unmount and exit.
   ::kill(pid, SIGTERM);
   std::cout << "Stopping daemon (pid=" << pid << ")";
-  if (before && before->pending_commits && before->dirty_files &&
-      *before->pending_commits + *before->dirty_files > 0) {
-    std::cout << ", flushing " << *before->pending_commits + *before->dirty_files << " file(s) ("
+  if (before && before->dirty_files.value_or(0) > 0) {  // every uncommitted file
+    std::cout << ", flushing " << *before->dirty_files << " file(s) ("
               << formatBytes(before->pending_bytes.value_or(0)) << ")";
   }
   std::cout << std::flush;

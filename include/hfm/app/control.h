@@ -45,9 +45,9 @@ struct BackendReport {
   std::optional<uint64_t> flush_shutdown_timeout_ms;
   std::optional<uint64_t> cache_used_bytes;
   std::optional<uint64_t> cache_limit_bytes;
-  std::optional<uint64_t> dirty_files;
-  std::optional<uint64_t> pending_commits;
-  std::optional<uint64_t> pending_bytes;
+  std::optional<uint64_t> dirty_files;      // every file not committed yet (open or closed)
+  std::optional<uint64_t> pending_commits;  // the closed ones among them, waiting to commit
+  std::optional<uint64_t> pending_bytes;    // bytes of those closed files on local disk
   std::optional<uint64_t> committed_files;
   std::optional<uint64_t> failed_attempts;
 };
