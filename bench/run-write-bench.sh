@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# Write-path benchmark: hf-mount-fuse (streaming writes) into a bucket of hf-local-hub on
+# loopback, against two references that move the same bytes in the same run.
+#
+#   bench/run-write-bench.sh [BIN_DIR]      (default BIN_DIR: build-wtest/src/bin)
+#   env: BENCH_SIZE_MIB (default 2048)      size of the throughput file
+#        BENCH_REWRITE_MIB (default 1024)   size of the file written twice (dedup row)
+#        BENCH_CLOSE_SAMPLES (default 5)    1 MiB closes timed (median reported)
+#        BENCH_TIMEOUT (default 900)        seconds allowed for any single step
+#        BENCH_DATA (default random)        random: incompressible bytes; mixed: random with a
+#                                           96-byte zero run ending every 4 KiB (~2 % LZ4-
+#                                           compressible). Until incompressible xorbs filled to
+#                                           64 MiB stop being rejected (HTTP 413, see the bug
+#                                           note in tests/conformance/mount_write.test.mjs),
+#                                           a 2 GiB random dd almost always fails; mixed data
+#                                           keeps every serialized xorb under 64 MiB. But
+#                                           hf-local-hub rejects xorbs of more than 64 MiB
+#                                           *uncompressed* (HTTP 400), which the JS client
+#                                           makes from compressible data (it caps the
+#                                           serialized size), so with mixed data the two
+#                                           references upload random bytes of the same size
+#                                           instead; the table says so.
+#
+# Rows:
+#   dd       : `dd bs=1M` of the file into the mount, timed until dd exits (its close(2)
+#              returns only once the file is committed on the hub)
+#   js       : @huggingface/hub uploadFiles of the same bytes (bench/write-upload.mjs)
+#   curl     : `curl -T` of the same bytes to nginx's WebDAV PUT, which writes the body to a file
+#              on the same disk. hf-local-hub has no plain PUT route (its upload routes take
+#              xet xorbs and shards only), so nginx is the "one HTTP stream, bytes persisted"
+#              ceiling for moving these bytes over loopback, with no chunking or hashing.
+#   close    : close() of a freshly written 1 MiB file, in ms and in hub requests
+#              (bench/write-close.mjs counts hf-local-hub's debug request log lines)
+#   rewrite  : the same bytes written twice to one path; bytes uploaded by the second write
+#              = the sizes of the xorbs POSTed during it (from the hub's request log). The
+#              stored-bytes delta is printed too, but it cannot show re-uploads: the hub keeps
+#              one copy of a xorb whatever the number of POSTs.
+# Every hub is fresh (own data dir) so no measurement dedups against bytes another one stored.
+# Needs root (or fusermount3) for FUSE, node with tests/conformance/node_modules, nginx, curl.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN_DIR="${1:-$ROOT/build-wtest/src/bin}"
+SIZE_MIB="${BENCH_SIZE_MIB:-2048}"
+REWRITE_MIB="${BENCH_REWRITE_MIB:-1024}"
+SAMPLES="${BENCH_CLOSE_SAMPLES:-5}"
+STEP_TIMEOUT="${BENCH_TIMEOUT:-900}"
+DATA="${BENCH_DATA:-random}"
+TOKEN="hf_bench_token_0123456789"
+BUCKET="user/wbench"
+
+for b in hf-local-hub hf-mount-fuse; do
+  [[ -x "$BIN_DIR/$b" ]] || { echo "missing $BIN_DIR/$b" >&2; exit 2; }
+done
+for tool in node nginx curl dd sha256sum; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
+done
+[[ -d "$ROOT/tests/conformance/node_modules/@huggingface/hub" ]] || {
+  echo "missing tests/conformance/node_modules (npm ci there first)" >&2; exit 2; }
+(( REWRITE_MIB <= SIZE_MIB )) || { echo "BENCH_REWRITE_MIB must be <= BENCH_SIZE_MIB" >&2; exit 2; }
+[[ "$DATA" == random || "$DATA" == mixed ]] || { echo "BENCH_DATA must be random or mixed" >&2; exit 2; }
+
+WORK="$(mktemp -d /tmp/hfm-write-bench.XXXXXX)"
+chmod 755 "$WORK"  # nginx workers run as an unprivileged user
+HUB_PID=""
+HUB_URL=""
+HUB_DATA=""
+HUB_LOG=""
+MOUNT_PID=""
+NGINX_PID=""
+MP="$WORK/mnt"
+
+unmount() {
+  if [[ -n "$MOUNT_PID" ]] && kill -0 "$MOUNT_PID" 2>/dev/null; then
+    kill -TERM "$MOUNT_PID" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$MOUNT_PID" 2>/dev/null || true
+    wait "$MOUNT_PID" 2>/dev/null || true
+  fi
+  MOUNT_PID=""
+  if grep -q " $MP " /proc/mounts 2>/dev/null; then
+    fusermount3 -u -z "$MP" 2>/dev/null || umount -l "$MP" 2>/dev/null || true
+  fi
+}
+stop_pid() { # $1 = pid
+  [[ -n "$1" ]] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+stop_hub() { stop_pid "$HUB_PID"; HUB_PID=""; }
+cleanup() {
+  local rc=$?
+  if (( rc != 0 )); then
+    echo "--- failed (exit $rc); mount log tail:" >&2
+    tail -n 20 "$WORK/mount.log" >&2 2>/dev/null || true
+    [[ -n "$HUB_LOG" ]] && { echo "--- hub log tail:" >&2; tail -n 10 "$HUB_LOG" >&2 2>/dev/null || true; }
+  fi
+  unmount
+  stop_hub
+  stop_pid "$NGINX_PID"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+mbps() { awk -v s="$1" -v t="$2" 'BEGIN { if (t <= 0) print "inf"; else printf "%.1f", s / 1e6 / t }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.2f", a / b }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# Starts a fresh hf-local-hub on its own data dir ($1 = name); request log at debug level.
+start_hub() {
+  stop_hub
+  HUB_DATA="$WORK/hub-$1"
+  HUB_LOG="$WORK/hub-$1.log"
+  mkdir -p "$HUB_DATA"
+  HF_MOUNT_LOG=debug "$BIN_DIR/hf-local-hub" serve --data "$HUB_DATA" --port 0 \
+    --token "user:$TOKEN" > "$HUB_LOG" 2>&1 &
+  HUB_PID=$!
+  HUB_URL=""
+  for _ in $(seq 1 200); do
+    HUB_URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$HUB_LOG" | head -1 || true)
+    [[ -n "$HUB_URL" ]] && break
+    kill -0 "$HUB_PID" 2>/dev/null || { cat "$HUB_LOG" >&2; exit 1; }
+    sleep 0.1
+  done
+  [[ -n "$HUB_URL" ]] || { echo "hub did not start" >&2; exit 1; }
+}
+create_bucket() {
+  curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{}' "$HUB_URL/api/buckets/$BUCKET" > /dev/null
+}
+mount_fresh() { # $1 = cache dir
+  unmount
+  mkdir -p "$MP"
+  "$BIN_DIR/hf-mount-fuse" --hf-token "$TOKEN" --hub-endpoint "$HUB_URL" --cache-dir "$1" \
+    --poll-interval-secs 0 bucket "$BUCKET" "$MP" > "$WORK/mount.log" 2>&1 &
+  MOUNT_PID=$!
+  for _ in $(seq 1 600); do
+    if grep -q " $MP " /proc/mounts && ls "$MP" > /dev/null 2>&1; then return 0; fi
+    kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$WORK/mount.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1
+}
+# Size of $1 in the bucket according to the hub (paths-info), or "missing".
+hub_size() {
+  curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"paths\":[\"$1\"]}" "$HUB_URL/api/buckets/$BUCKET/paths-info" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);console.log(a.length?a[0].size:"missing")})'
+}
+# Checks the sha256 of $1 read back through a (fresh) mount against $2. Untimed; the conformance
+# test mount_write.test.mjs does the same check with @huggingface/hub's downloads.
+verify_through_mount() {
+  local sha
+  sha=$(timeout "$STEP_TIMEOUT" sha256sum "$MP/$1" | cut -d' ' -f1)
+  [[ "$sha" == "$2" ]] || { echo "WRONG BYTES: $1 reads back as $sha, wrote $2" >&2; exit 1; }
+}
+xorb_bytes() { # stored xorb + shard bytes under the current hub's data dir
+  find "$HUB_DATA/cas" \( -name '*.xorb' -o -name '*.shard' \) -type f -printf '%s\n' 2>/dev/null |
+    awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+request_count() { grep -cE 'http: [A-Z]+ \S+ -> [0-9]+' "$HUB_LOG" || true; }
+# Sum of the stored sizes of the xorbs POSTed in hub log lines after line $1.
+posted_xorb_bytes() {
+  local total=0 h f
+  for h in $(tail -n +"$(( $1 + 1 ))" "$HUB_LOG" | grep -oE 'http: POST /v1/xorbs/[^/ ]+/[0-9a-f]{64} -> 2' |
+             grep -oE '[0-9a-f]{64}' | sort -u); do
+    f="$HUB_DATA/cas/xorbs/${h:0:2}/$h.xorb"
+    [[ -f "$f" ]] && total=$(( total + $(stat -c %s "$f") ))
+  done
+  echo "$total"
+}
+# dd of $1 to $2 with 1 MiB blocks; its stderr goes to $WORK/dd.err; returns dd's status.
+run_dd() { timeout "$STEP_TIMEOUT" dd if="$1" of="$2" bs=1M status=none 2> "$WORK/dd.err"; }
+posted_xorb_count() {
+  tail -n +"$(( $1 + 1 ))" "$HUB_LOG" | grep -cE 'http: POST /v1/xorbs/' || true
+}
+
+# --- data -------------------------------------------------------------------------------
+LOCAL="$WORK/local.bin"
+echo "generating ${SIZE_MIB} MiB of $DATA data"
+gen_data() { # $1 = file, $2 = random|mixed
+  timeout "$STEP_TIMEOUT" node -e '
+const fs = require("fs"), crypto = require("crypto");
+const [file, mib, mode] = process.argv.slice(1);
+const fd = fs.openSync(file, "w");
+const buf = Buffer.alloc(1 << 20);
+for (let i = 0; i < Number(mib); i++) {
+  crypto.randomFillSync(buf);
+  if (mode === "mixed") for (let o = 4096 - 96; o < buf.length; o += 4096) buf.fill(0, o, o + 96);
+  fs.writeSync(fd, buf);
+}
+fs.closeSync(fd);' "$1" "$SIZE_MIB" "$2"
+}
+gen_data "$LOCAL" "$DATA"
+REF="$LOCAL"  # what the JS client and curl upload
+if [[ "$DATA" == mixed ]]; then
+  REF="$WORK/ref.bin"
+  gen_data "$REF" random
+fi
+SIZE=$(stat -c %s "$LOCAL")
+SRC_SHA=$(sha256sum "$LOCAL" | cut -d' ' -f1)  # also leaves the file in the page cache
+REWRITE="$WORK/rewrite.bin"
+head -c "$((REWRITE_MIB * 1024 * 1024))" "$LOCAL" > "$REWRITE"
+REWRITE_SIZE=$(stat -c %s "$REWRITE")
+REWRITE_SHA=$(sha256sum "$REWRITE" | cut -d' ' -f1)
+
+# --- curl -T to nginx (WebDAV PUT into a file) ------------------------------------------
+echo "curl -T to nginx"
+NGINX_PORT=$(free_port)
+mkdir -p "$WORK/nginx-root" "$WORK/nginx-tmp"
+chmod 777 "$WORK/nginx-root" "$WORK/nginx-tmp"
+cat > "$WORK/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_max_body_size 0;
+  client_body_buffer_size 1m;
+  client_body_temp_path $WORK/nginx-tmp;
+  proxy_temp_path $WORK/nginx-tmp;
+  fastcgi_temp_path $WORK/nginx-tmp;
+  uwsgi_temp_path $WORK/nginx-tmp;
+  scgi_temp_path $WORK/nginx-tmp;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WORK/nginx-root;
+    dav_methods PUT;
+    create_full_put_path on;
+  }
+}
+EOF
+nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' 2> "$WORK/nginx-start.log" &
+NGINX_PID=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx-start.log" >&2; exit 1; }
+  sleep 0.1
+done
+T0=$(now)
+cat "$REF" > /dev/null  # page-cached, like the dd source
+timeout "$STEP_TIMEOUT" curl -sf -T "$REF" "http://127.0.0.1:$NGINX_PORT/up.bin" -o /dev/null
+CURL_S=$(elapsed "$T0" "$(now)")
+[[ "$(stat -c %s "$WORK/nginx-root/up.bin")" == "$SIZE" ]] || { echo "nginx stored a short file" >&2; exit 1; }
+rm -f "$WORK/nginx-root/up.bin"
+stop_pid "$NGINX_PID"; NGINX_PID=""
+
+# --- @huggingface/hub upload ---------------------------------------------------------------
+echo "@huggingface/hub upload"
+start_hub js
+JS_OUT=$(timeout "$STEP_TIMEOUT" node "$ROOT/bench/write-upload.mjs" "$HUB_URL" "$TOKEN" "$BUCKET" "$REF" js.bin)
+JS_S=$(node -e 'console.log(JSON.parse(process.argv[1]).seconds.toFixed(3))' "$JS_OUT")
+JS_STORED=$(xorb_bytes)
+rm -rf "$HUB_DATA"
+
+# --- dd into the mount ---------------------------------------------------------------------
+echo "dd into the mount"
+cat "$LOCAL" > /dev/null
+start_hub dd
+create_bucket
+mount_fresh "$WORK/cache-dd"
+LINES0=$(request_count)
+T0=$(now)
+DD_ERR=""
+run_dd "$LOCAL" "$MP/dd.bin" || DD_ERR=$(tail -n 1 "$WORK/dd.err")
+DD_S=$(elapsed "$T0" "$(now)")
+DD_POSTS=$(posted_xorb_count "$LINES0")
+DD_STORED=$(xorb_bytes)
+if [[ -z "$DD_ERR" ]]; then
+  [[ "$(hub_size dd.bin)" == "$SIZE" ]] || { echo "dd.bin is not committed at full size after close" >&2; exit 1; }
+else
+  echo "dd FAILED: $DD_ERR" >&2
+  grep -m 3 -E "DATA LOSS|error" "$WORK/mount.log" >&2 || true
+fi
+
+# --- close latency of 1 MiB files (same hub and mount) --------------------------------------
+echo "close latency"
+timeout "$STEP_TIMEOUT" node "$ROOT/bench/write-close.mjs" "$MP" "$HUB_LOG" "$SAMPLES" > "$WORK/close.jsonl"
+CLOSE_MS=$(node -e 'for (const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")) console.log(JSON.parse(l).ms)' "$WORK/close.jsonl" | median)
+CLOSE_RT=$(node -e 'for (const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")) console.log(JSON.parse(l).closeRequests)' "$WORK/close.jsonl" | median)
+FILE_RT=$(node -e 'for (const l of require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n")) console.log(JSON.parse(l).fileRequests)' "$WORK/close.jsonl" | median)
+CLOSE_REQS=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n"); console.log(JSON.parse(l[l.length-1]).requests.map(r=>r.replace(/[0-9a-f]{64}/g,"<hash>")).join("; "))' "$WORK/close.jsonl")
+for i in $(seq 0 $((SAMPLES - 1))); do
+  [[ "$(hub_size "close-$i.bin")" == "1048576" ]] || { echo "close-$i.bin not committed after close" >&2; exit 1; }
+done
+# Read the big file back through a fresh mount (untimed): the bytes on the hub are right.
+if [[ -z "$DD_ERR" ]]; then
+  mount_fresh "$WORK/cache-dd-verify"
+  verify_through_mount dd.bin "$SRC_SHA"
+fi
+unmount
+rm -rf "$HUB_DATA" "$WORK/cache-dd" "$WORK/cache-dd-verify"
+
+# --- rewrite of an unchanged file ----------------------------------------------------------
+echo "rewrite of an unchanged ${REWRITE_MIB} MiB file"
+start_hub rewrite
+create_bucket
+mount_fresh "$WORK/cache-rw"
+L0=$(request_count)
+REW_ERR=""
+run_dd "$REWRITE" "$MP/rewrite.bin" || REW_ERR="first write: $(tail -n 1 "$WORK/dd.err")"
+FIRST_UP=$(posted_xorb_bytes "$L0")
+S1=$(xorb_bytes)
+L1=$(request_count)
+T0=$(now)
+if [[ -z "$REW_ERR" ]]; then
+  run_dd "$REWRITE" "$MP/rewrite.bin" || REW_ERR="rewrite: $(tail -n 1 "$WORK/dd.err")"
+fi
+REWRITE_S=$(elapsed "$T0" "$(now)")
+SECOND_UP=$(posted_xorb_bytes "$L1")
+SECOND_POSTS=$(posted_xorb_count "$L1")
+S2=$(xorb_bytes)
+if [[ -z "$REW_ERR" ]]; then
+  [[ "$(hub_size rewrite.bin)" == "$REWRITE_SIZE" ]] || { echo "rewrite.bin has the wrong size on the hub" >&2; exit 1; }
+  mount_fresh "$WORK/cache-rw-verify"
+  verify_through_mount rewrite.bin "$REWRITE_SHA"
+else
+  echo "rewrite FAILED: $REW_ERR" >&2
+fi
+unmount
+stop_hub
+
+# --- table ---------------------------------------------------------------------------------
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.2f", 100 * a / b }'; }
+verdict() { if awk "BEGIN { exit !($1) }"; then echo "ok"; else echo "MISSED"; fi; }
+if [[ -n "$DD_ERR" ]]; then DD_NOTE="FAILED: $DD_ERR"; else DD_NOTE="$DD_POSTS xorb POSTs, $DD_STORED bytes stored"; fi
+DD_JS=$(ratio "$JS_S" "$DD_S")      # throughput ratio = inverse time ratio
+DD_CURL=$(ratio "$CURL_S" "$DD_S")
+REW_PCT=$(pct "$SECOND_UP" "$REWRITE_SIZE")
+echo
+echo "hf-mount write bench: $SIZE bytes ($SIZE_MIB MiB) of $DATA data, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-44s %10s %10s %s\n" "case" "s" "MB/s" "notes"
+printf "%-44s %10s %10s %s\n" "dd bs=1M into the mount (until close)" "$DD_S" "$(mbps "$SIZE" "$DD_S")" "$DD_NOTE"
+printf "%-44s %10s %10s %s\n" "@huggingface/hub uploadFiles" "$JS_S" "$(mbps "$SIZE" "$JS_S")" "$JS_STORED bytes stored"
+printf "%-44s %10s %10s %s\n" "curl -T to nginx WebDAV (same disk)" "$CURL_S" "$(mbps "$SIZE" "$CURL_S")" ""
+echo
+printf "%-44s %12s %12s %s\n" "metric" "value" "target" "verdict"
+printf "%-44s %12s %12s %s\n" "dd throughput / JS client" "${DD_JS}x" ">= 0.8x" "$([[ -n "$DD_ERR" ]] && echo FAILED || verdict "$DD_JS >= 0.8")"
+printf "%-44s %12s %12s %s\n" "dd throughput / curl -T" "${DD_CURL}x" "(report)" ""
+printf "%-44s %12s %12s %s\n" "close of a 1 MiB file, median ms" "$CLOSE_MS" "" ""
+printf "%-44s %12s %12s %s\n" "close of a 1 MiB file, hub requests (median)" "$CLOSE_RT" "<= 3" "$(verdict "$CLOSE_RT <= 3")"
+printf "%-44s %12s %12s %s\n" "  whole create+write+close, hub requests" "$FILE_RT" "" ""
+printf "%-44s %12s %12s %s\n" "rewrite unchanged: bytes uploaded" "$SECOND_UP" "" "$SECOND_POSTS xorb POSTs; first write uploaded $FIRST_UP"
+printf "%-44s %12s %12s %s\n" "rewrite unchanged: % of the file uploaded" "$REW_PCT" "< 1" "$([[ -n "$REW_ERR" ]] && echo "FAILED: $REW_ERR" || verdict "$REW_PCT < 1")"
+printf "%-44s %12s %12s %s\n" "rewrite unchanged: stored-bytes delta" "$((S2 - S1))" "" "rewrite took ${REWRITE_S} s"
+echo "requests of the last 1 MiB close: $CLOSE_REQS"
+if [[ "$REF" != "$LOCAL" ]]; then
+  echo "NOTE: dd wrote $DATA data; the JS client and curl uploaded random bytes of the same size (see BENCH_DATA)"
+fi
