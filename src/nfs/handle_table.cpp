@@ -15,7 +15,9 @@ namespace hfm::nfs {
 namespace {
 
 constexpr std::string_view kMagic = "hfm-nfs-handles";
-constexpr int kFormatVersion = 1;
+// Version 2 added the rename ("r") and forget ("x") records; version 1 files (ids only) load
+// unchanged and are appended to as version 2 ones.
+constexpr int kFormatVersion = 2;
 
 uint64_t fnv1a64(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ULL;
@@ -203,7 +205,8 @@ void HandleTable::loadLocked(const std::string& key) {
   if (header_end == std::string::npos) return startFresh("has no header");
   {
     const auto fields = splitFields(std::string_view(content).substr(0, header_end));
-    if (fields.size() != 4 || fields[0] != kMagic || fields[1] != std::to_string(kFormatVersion)) {
+    if (fields.size() != 4 || fields[0] != kMagic ||
+        (fields[1] != "1" && fields[1] != std::to_string(kFormatVersion))) {
       return startFresh("has an unknown format");
     }
     const auto epoch = parseHex(fields[2]);
@@ -218,14 +221,27 @@ void HandleTable::loadLocked(const std::string& key) {
     const size_t nl = content.find('\n', pos);
     if (nl == std::string::npos) break;  // torn last record
     const auto fields = splitFields(std::string_view(content).substr(pos, nl - pos));
-    if (fields.size() != 3 || (fields[1] != "d" && fields[1] != "f")) break;
-    const auto id = parseHex(fields[0]);
-    auto path = unescape(fields[2]);
-    if (!id || *id <= kRootHandleId || !path || by_id_.count(*id) != 0) break;
+    if (fields.size() < 3 || (fields[1] != "d" && fields[1] != "f")) break;
     const bool is_dir = fields[1] == "d";
-    by_id_[*id] = HandleRecord{*id, is_dir, *path};
-    (is_dir ? dir_ids_ : file_ids_)[*path] = *id;
-    if (*id >= next_id_) next_id_ = *id + 1;
+    if (fields[0] == "r") {
+      if (fields.size() != 4) break;
+      auto from = unescape(fields[2]);
+      auto to = unescape(fields[3]);
+      if (!from || !to || from->empty() || to->empty()) break;
+      renameLocked(*from, *to, is_dir);
+    } else if (fields[0] == "x") {
+      auto path = unescape(fields[2]);
+      if (fields.size() != 3 || !path || path->empty()) break;
+      forgetLocked(*path, is_dir);
+    } else {
+      const auto id = parseHex(fields[0]);
+      auto path = unescape(fields[2]);
+      // An id is assigned once; a later record for a still-mapped path would be corruption.
+      if (fields.size() != 3 || !id || *id <= kRootHandleId || !path || *id < next_id_) break;
+      by_id_[*id] = HandleRecord{*id, is_dir, *path};
+      (is_dir ? dir_ids_ : file_ids_)[*path] = *id;
+      next_id_ = *id + 1;
+    }
     pos = nl + 1;
     good_end = pos;
   }
@@ -243,9 +259,11 @@ void HandleTable::loadLocked(const std::string& key) {
 }
 
 void HandleTable::appendLocked(const HandleRecord& record) {
+  appendLineLocked(hex64(record.id) + (record.is_dir ? " d " : " f ") + escape(record.path) + "\n");
+}
+
+void HandleTable::appendLineLocked(const std::string& line) {
   if (fd_ < 0) return;
-  const std::string line =
-      hex64(record.id) + (record.is_dir ? " d " : " f ") + escape(record.path) + "\n";
   if (!writeAll(fd_, line) && !append_failed_logged_) {
     append_failed_logged_ = true;
     spdlog::warn("nfs: appending to {} failed: {}; newer handles will not survive a restart",
@@ -270,6 +288,71 @@ std::optional<HandleRecord> HandleTable::find(uint64_t id) const {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return std::nullopt;
   return it->second;
+}
+
+void HandleTable::forgetLocked(const std::string& path, bool is_dir) {
+  auto& ids = is_dir ? dir_ids_ : file_ids_;
+  if (auto it = ids.find(path); it != ids.end()) {
+    by_id_.erase(it->second);
+    ids.erase(it);
+  }
+  if (!is_dir) return;
+  const std::string prefix = path + "/";
+  for (auto it = by_id_.begin(); it != by_id_.end();) {
+    if (it->second.path.compare(0, prefix.size(), prefix) == 0) {
+      (it->second.is_dir ? dir_ids_ : file_ids_).erase(it->second.path);
+      it = by_id_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void HandleTable::renameLocked(const std::string& from, const std::string& to, bool is_dir) {
+  if (from == to) return;
+  // What the rename replaced is gone (both kinds: a record of the other kind at `to` names
+  // an object that no longer exists either).
+  forgetLocked(to, false);
+  forgetLocked(to, true);
+  auto& ids = is_dir ? dir_ids_ : file_ids_;
+  if (auto it = ids.find(from); it != ids.end()) {
+    const uint64_t id = it->second;
+    ids.erase(it);
+    ids[to] = id;
+    by_id_[id].path = to;
+  }
+  if (!is_dir) return;
+  const std::string prefix = from + "/";
+  std::vector<uint64_t> moved;
+  for (const auto& [id, record] : by_id_) {
+    if (record.path.compare(0, prefix.size(), prefix) == 0) moved.push_back(id);
+  }
+  // Two passes: erase every old path first so a moved path never collides with one not yet
+  // moved.
+  for (uint64_t id : moved) {
+    const HandleRecord& record = by_id_[id];
+    (record.is_dir ? dir_ids_ : file_ids_).erase(record.path);
+  }
+  for (uint64_t id : moved) {
+    HandleRecord& record = by_id_[id];
+    record.path = to + record.path.substr(from.size());
+    (record.is_dir ? dir_ids_ : file_ids_)[record.path] = id;
+  }
+}
+
+void HandleTable::rename(const std::string& from, const std::string& to, bool is_dir) {
+  if (from.empty() || to.empty() || from == to) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  renameLocked(from, to, is_dir);
+  appendLineLocked(std::string("r ") + (is_dir ? "d " : "f ") + escape(from) + " " + escape(to) +
+                   "\n");
+}
+
+void HandleTable::forget(const std::string& path, bool is_dir) {
+  if (path.empty()) return;  // the root is never deleted
+  std::lock_guard<std::mutex> lock(mu_);
+  forgetLocked(path, is_dir);
+  appendLineLocked(std::string("x ") + (is_dir ? "d " : "f ") + escape(path) + "\n");
 }
 
 size_t HandleTable::size() const {

@@ -18,8 +18,16 @@
 //  - The file is locked (flock) by its process. If it is locked by another live mount of the
 //    same source, or cannot be opened, the table works in memory only with a fresh epoch
 //    (handles then last for this process only) and says so in the log.
+//  - RENAME moves ids with their objects: rename() re-points the moved path (and, for a
+//    directory, every recorded path below it) to the new name, so handles the client holds
+//    keep working; the old name resolves to nothing until something new appears there (which
+//    gets a new id). What the rename replaced, and what REMOVE / RMDIR deleted, is forgotten:
+//    its handles answer NFS3ERR_STALE even if the name is later re-created.
+//  - The file is a log: "<id> d|f <path>" assigns an id, "r d|f <old> <new>" renames,
+//    "x d|f <path>" forgets; loading replays it in order, so a restart sees the same mapping.
 //  - A torn last record (crash mid-append) is dropped on load. Records are not fsync'd: a
-//    crash may lose the newest ids, whose handles then answer NFS3ERR_STALE after restart.
+//    crash may lose the newest records, whose handles then answer NFS3ERR_STALE after restart
+//    (or, for a lost rename, resolve to the old path, which no longer exists: also stale).
 //
 // Thread-safety: every method may be called concurrently (one internal mutex; appends are
 // one write(2) each while holding it).
@@ -67,6 +75,14 @@ class HandleTable {
   std::optional<HandleRecord> find(uint64_t id) const;
   size_t size() const;
 
+  // `from` (of kind is_dir) was renamed to `to`: its id, and for a directory the ids of every
+  // recorded path below it, now name the new paths. Ids recorded at or below `to` (what the
+  // rename replaced) are forgotten first. Recorded in the log.
+  void rename(const std::string& from, const std::string& to, bool is_dir);
+  // `path` (of kind is_dir) was deleted: its id, and for a directory every id below it, stop
+  // resolving. Recorded in the log.
+  void forget(const std::string& path, bool is_dir);
+
   // The file name used for `key` inside the table directory.
   static std::string fileNameFor(const std::string& key);
 
@@ -74,6 +90,9 @@ class HandleTable {
   HandleTable() = default;
   void loadLocked(const std::string& key);
   void appendLocked(const HandleRecord& record);
+  void appendLineLocked(const std::string& line);
+  void renameLocked(const std::string& from, const std::string& to, bool is_dir);
+  void forgetLocked(const std::string& path, bool is_dir);
 
   std::filesystem::path file_;
   int fd_ = -1;

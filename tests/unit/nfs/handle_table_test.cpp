@@ -99,5 +99,67 @@ TEST_F(HandleTableTest, ASecondMountOfTheSameSourceFallsBackToMemory) {
   EXPECT_EQ(memory->idFor("x", false), kRootHandleId + 1);
 }
 
+TEST_F(HandleTableTest, RenamesMoveIdsAndDeletionsForgetThemAcrossReopen) {
+  uint64_t file = 0, dir = 0, below = 0, deep = 0, target = 0, gone = 0, other = 0;
+  {
+    auto t = HandleTable::open(dir_, "bucket ns/r");
+    file = t->idFor("a.txt", false);
+    dir = t->idFor("d", true);
+    below = t->idFor("d/x.txt", false);
+    deep = t->idFor("d/sub/y.txt", false);
+    other = t->idFor("dd/z.txt", false);  // shares a prefix with "d" but is not below it
+    target = t->idFor("b.txt", false);
+    gone = t->idFor("c.txt", false);
+
+    t->rename("a.txt", "b.txt", false);  // replaces b.txt
+    EXPECT_EQ(t->find(file)->path, "b.txt");
+    EXPECT_FALSE(t->find(target).has_value());
+    EXPECT_EQ(t->idFor("b.txt", false), file);
+
+    t->rename("d", "e/f", true);
+    EXPECT_EQ(t->find(dir)->path, "e/f");
+    EXPECT_EQ(t->find(below)->path, "e/f/x.txt");
+    EXPECT_EQ(t->find(deep)->path, "e/f/sub/y.txt");
+    EXPECT_EQ(t->find(other)->path, "dd/z.txt");
+
+    t->forget("c.txt", false);
+    EXPECT_FALSE(t->find(gone).has_value());
+  }
+  auto t = HandleTable::open(dir_, "bucket ns/r");
+  EXPECT_EQ(t->find(file)->path, "b.txt");
+  EXPECT_FALSE(t->find(target).has_value());
+  EXPECT_EQ(t->find(dir)->path, "e/f");
+  EXPECT_EQ(t->find(below)->path, "e/f/x.txt");
+  EXPECT_EQ(t->find(deep)->path, "e/f/sub/y.txt");
+  EXPECT_EQ(t->find(other)->path, "dd/z.txt");
+  EXPECT_FALSE(t->find(gone).has_value());
+  // The old names get new ids when something appears there again.
+  const uint64_t again = t->idFor("a.txt", false);
+  EXPECT_GT(again, gone);
+  EXPECT_NE(t->idFor("d/x.txt", false), below);
+  EXPECT_NE(t->idFor("c.txt", false), gone);
+  // A directory deletion forgets everything below it.
+  t->forget("e/f", true);
+  EXPECT_FALSE(t->find(dir).has_value());
+  EXPECT_FALSE(t->find(deep).has_value());
+  EXPECT_TRUE(t->find(other).has_value());
+}
+
+TEST_F(HandleTableTest, VersionOneTablesStillLoad) {
+  std::filesystem::create_directories(dir_);
+  const auto file = dir_ / HandleTable::fileNameFor("k1");
+  {
+    std::ofstream out(file);
+    out << "hfm-nfs-handles 1 00000000000000ab k1\n0000000000000002 f a.txt\n";
+  }
+  auto t = HandleTable::open(dir_, "k1");
+  EXPECT_EQ(t->epoch(), 0xabu);
+  EXPECT_EQ(t->idFor("a.txt", false), 2u);
+  t->rename("a.txt", "b.txt", false);
+  t.reset();
+  auto again = HandleTable::open(dir_, "k1");
+  EXPECT_EQ(again->find(2)->path, "b.txt");
+}
+
 }  // namespace
 }  // namespace hfm::nfs
