@@ -27,7 +27,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using xet::MerkleHash;
 
-constexpr uint64_t kMaxSerializedXorbBytes = 64ull * 1024 * 1024;
+// 64 MiB of chunk data plus one 8-byte header per chunk: the most a client following
+// xet-core's rule (64 MiB uncompressed, 8192 chunks) can send; the parser then checks the
+// uncompressed total itself.
+constexpr uint64_t kMaxXorbUploadBytes =
+    xet::kMaxXorbBytes + uint64_t{xet::kMaxXorbChunks} * xet::kXorbChunkHeaderBytes;
 constexpr uint64_t kMaxShardBytes = 64ull * 1024 * 1024;
 // Ranges per signed V2 URL, so a URL stays under ~8 KiB like the Hub's.
 constexpr size_t kMaxRangesPerUrl = 400;
@@ -239,9 +243,9 @@ std::optional<HttpResponse> CasServiceImpl::handle(const HttpRequest& request) {
 }
 
 HttpResponse CasServiceImpl::postXorb(const HttpRequest& request, const MerkleHash& hash) {
-  if (request.body.size() > kMaxSerializedXorbBytes) {
-    return jsonError(
-        413, "xorb of " + std::to_string(request.body.size()) + " bytes exceeds the 64 MiB limit");
+  if (request.body.size() > kMaxXorbUploadBytes) {
+    return jsonError(413, "xorb of " + std::to_string(request.body.size()) +
+                              " bytes exceeds the 64 MiB (+ chunk headers) limit");
   }
   if (request.body.empty()) return jsonError(400, "empty xorb body");
   auto parsed = xet::verifyXorb(bytesOf(request.body), hash);

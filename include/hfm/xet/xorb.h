@@ -25,6 +25,10 @@ namespace hfm::xet {
 
 inline constexpr uint64_t kMaxXorbBytes = 64ull * 1024 * 1024;  // uncompressed
 inline constexpr uint32_t kMaxXorbChunks = 8192;
+// What the CAS accepts per upload (the docs: "serialized xorbs > 64 MiB" are rejected).
+inline constexpr uint64_t kMaxSerializedXorbBytes = 64ull * 1024 * 1024;
+// Serialized chunk header: what a chunk stored uncompressed adds to its bytes.
+inline constexpr size_t kXorbChunkHeaderBytes = 8;
 
 // A finished xorb as produced by XorbBuilder::finish().
 struct SerializedXorb {
@@ -44,9 +48,13 @@ class XorbBuilder {
  public:
   explicit XorbBuilder(CompressionScheme scheme = CompressionScheme::kAuto) : scheme_(scheme) {}
 
-  // xet-core's rule: false when adding a chunk of `len` bytes would exceed 64 MiB or 8192 chunks.
+  // xet-core's rule (false when adding a chunk of `len` bytes would exceed 64 MiB uncompressed
+  // or 8192 chunks), plus huggingface.js's cap on the serialized size: incompressible chunks
+  // carry an 8-byte header each, so 64 MiB of them serialize to more than the CAS accepts.
+  // The serialized bound assumes the worst case (the chunk stored uncompressed).
   bool fits(size_t len) const {
-    return uncompressed_bytes_ + len <= kMaxXorbBytes && chunks_.size() + 1 <= kMaxXorbChunks;
+    return uncompressed_bytes_ + len <= kMaxXorbBytes && chunks_.size() + 1 <= kMaxXorbChunks &&
+           body_.size() + kXorbChunkHeaderBytes + len <= kMaxSerializedXorbBytes;
   }
   // Appends one chunk. EINVAL if it exceeds kMaxUncompressedChunkSize or does not fit().
   Status add(std::span<const uint8_t> chunk, const MerkleHash& hash);

@@ -448,7 +448,7 @@ TEST_F(CasServiceTest, RejectsBadXorbs) {
   r = call("POST", "/v1/xorbs/default/not-a-hash", write_token_, str(x.body));
   EXPECT_EQ(r.status, 400);
   r = call("POST", "/v1/xorbs/default/" + x.hash.hex(), write_token_,
-           std::string(64u * 1024 * 1024 + 1, '\0'));
+           std::string(64u * 1024 * 1024 + 8192u * 8 + 1, '\0'));
   EXPECT_EQ(r.status, 413);
   r = call("POST", "/v1/xorbs/other/" + x.hash.hex(), write_token_, str(x.body));
   EXPECT_EQ(r.status, 400);

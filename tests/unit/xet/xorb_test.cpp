@@ -304,6 +304,33 @@ TEST(XorbBuilderTest, ChunkCountLimitFollowsXetCoreRule) {
   EXPECT_EQ(p->chunks.size(), kMaxXorbChunks);
 }
 
+TEST(XorbBuilderTest, IncompressibleXorbStaysWithinTheSerializedLimit) {
+  // 512 random 128 KiB chunks are exactly 64 MiB of data, but their 8-byte headers would push
+  // the upload 4 KiB past what the CAS accepts: the builder must close the xorb one chunk early.
+  XorbBuilder b(CompressionScheme::kAuto);
+  std::vector<uint8_t> chunk(kMaxUncompressedChunkSize);
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  int added = 0;
+  for (int i = 0; i < 512; ++i) {
+    for (auto& byte : chunk) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      byte = static_cast<uint8_t>(state >> 56);
+    }
+    if (!b.fits(chunk.size())) break;
+    ASSERT_TRUE(b.add(chunk).ok());
+    ++added;
+  }
+  EXPECT_EQ(added, 511);
+  EXPECT_LE(b.serializedBytes(), kMaxSerializedXorbBytes);
+  EXPECT_FALSE(b.fits(chunk.size()));
+  EXPECT_FALSE(b.add(chunk).ok());
+  const auto x = b.finish();
+  EXPECT_LE(x.body.size(), kMaxSerializedXorbBytes);
+  auto p = parseXorb(x.body);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(p->data.size(), 511 * kMaxUncompressedChunkSize);
+}
+
 TEST(XorbBuilderTest, ByteLimitIsSixtyFourMiBUncompressed) {
   XorbBuilder b(CompressionScheme::kLz4);
   const std::vector<uint8_t> zeros(kMaxUncompressedChunkSize, 0);
