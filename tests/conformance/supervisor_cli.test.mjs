@@ -2,7 +2,7 @@
 // against hf-local-hub: a file uploaded by @huggingface/hub is read through the mount; a second
 // start on the same mount point, bad ids, a missing mount point and a refused token fail with
 // one line and leave nothing running; a kill -9'd backend disappears from `status` (and its
-// pid file with it); the token never shows in logs, pid files or the backend's argv/environ;
+// pid file and control socket with it); the token never shows in logs, pid files or the backend's argv/environ;
 // the default NFS backend without mount.nfs points at --fuse.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -30,6 +30,7 @@ const CONTENT = "hello through the supervisor\n";
 const home = () => path.join(root, "home");
 const pidsDir = () => path.join(home(), ".hf-mount", "pids");
 const logsDir = () => path.join(home(), ".hf-mount", "logs");
+const runDir = () => path.join(home(), ".hf-mount", "run");
 
 function freshMountpoint(name) {
 	const dir = path.join(root, name);
@@ -237,13 +238,17 @@ describe("hf-mount start/stop/status", { skip: !haveFuse && "needs /dev/fuse and
 			assert.equal(files.length, 1);
 			const pid = Number(readPidFile(files[0])[0]);
 			assertNoTokenAnywhere(pid);
+			const socket = path.join(runDir(), files[0].replace(/\.pid$/, ".sock"));
+			assert.ok(existsSync(socket), "the backend serves its control socket");
 			process.kill(pid, "SIGKILL");
 			await waitFor(() => !processesUsingRoot().includes(pid), "the killed backend to go");
+			assert.ok(existsSync(socket), "kill -9 leaves the socket behind");
 			const status = await hfMount(["status"]);
 			assert.equal(status.code, 0, JSON.stringify(status));
 			assert.match(status.stdout + status.stderr, /No running daemons/);
 			assert.ok(!(status.stdout + status.stderr).includes(mnt));
 			assert.deepEqual(pidFiles(), [], "stale pid file removed");
+			assert.equal(existsSync(socket), false, "stale control socket removed");
 			// The dead backend's mount is still there; start refuses it and says how to fix it.
 			assert.ok(isMounted(mnt), "stale mount left by kill -9");
 			const again = await hfMount(["start", "--fuse", ...commonArgs(), "bucket", bucket.name, mnt]);

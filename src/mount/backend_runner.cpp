@@ -1,0 +1,180 @@
+// CLI11 2.1's inlined string helpers trip GCC 12's -Wnull-dereference (a false positive in
+// libstdc++'s basic_string); silence it for this header only, included first so that
+// <string> is too.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <CLI/CLI.hpp>
+#pragma GCC diagnostic pop
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "hfm/app/control.h"
+#include "hfm/app/daemon.h"
+#include "hfm/mount/backend_runner.h"
+#include "hfm/util/log.h"
+#include "hfm/vfs/poller.h"
+
+namespace hfm::mount {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kGonePollInterval{200};
+
+class Runner {
+ public:
+  explicit Runner(const BackendSpec& spec) : spec_(spec) {}
+
+  int run(int argc, char** argv);
+
+ private:
+  int fail(app::DaemonGuard& guard, int code, const std::string& message) const {
+    spdlog::error("{}", message);
+    std::fprintf(stderr, "%s: %s\n", spec_.program.c_str(), message.c_str());
+    guard.failed(message);
+    return code;
+  }
+  app::BackendReport report(const app::MountOptions& options, const MountContext& ctx,
+                            const std::string& mountpoint) const;
+  // The shutdown (see the header). Returns the exit code.
+  int shutDown(const MountContext& ctx, vfs::Poller& poller, Frontend& frontend);
+
+  const BackendSpec& spec_;
+  std::atomic<const char*> state_{"starting"};
+};
+
+// Waits for SIGINT/SIGTERM/SIGHUP (blocked in every thread) or for the mount to vanish.
+std::string waitForStop(const sigset_t& signals, Frontend& frontend) {
+  for (;;) {
+    const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(kGonePollInterval);
+    timespec ts{0, static_cast<long>(wait.count())};
+    const int sig = ::sigtimedwait(&signals, nullptr, &ts);
+    if (sig > 0) {
+      return "received signal " + std::to_string(sig) + " (" + ::strsignal(sig) + ")";
+    }
+    if (auto reason = frontend.gone()) return *reason;
+  }
+}
+
+app::BackendReport Runner::report(const app::MountOptions& options, const MountContext& ctx,
+                                  const std::string& mountpoint) const {
+  app::BackendReport r;
+  r.state = state_.load();
+  r.pid = ::getpid();
+  r.backend = spec_.backend_name;
+  r.source = ctx.source.display();
+  r.mountpoint = mountpoint;
+  r.flush_shutdown_timeout_ms = options.flush_shutdown_timeout_ms;
+  if (ctx.chunk_cache) {
+    const auto stats = ctx.chunk_cache->stats();
+    r.cache_used_bytes = stats.used_bytes;
+    r.cache_limit_bytes = stats.capacity_bytes;
+  }
+  return r;
+}
+
+int Runner::shutDown(const MountContext& ctx, vfs::Poller& poller, Frontend& frontend) {
+  state_ = "stopping";
+  poller.stop();
+  const Status stopped = frontend.stop();
+  if (!stopped) spdlog::error("{}", stopped.error().message());
+  if (ctx.read_only) {
+    spdlog::info("{}{}", app::kShutdownMarker, app::formatShutdownOutcome(true, 0, 0, 0, ""));
+  }
+  return stopped ? 0 : 1;
+}
+
+int Runner::run(int argc, char** argv) {
+  // Signals are taken synchronously (sigtimedwait in waitForStop); block them before any
+  // other thread exists so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto guard = app::DaemonGuard::fromEnvironment();
+  const auto piped_token = app::readTokenFromInheritedFd();
+
+  CLI::App cli{spec_.about};
+  cli.set_version_flag("--version", spec_.program + " " + spec_.version);
+  app::MountOptions options;
+  app::MountSource source;
+  app::addMountCommandLine(cli, options, source, spec_.backend);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return cli.exit(e);  // --help, --version
+    cli.exit(e);
+    guard.failed(e.what());
+    return 2;
+  }
+  util::setupLogging();
+  if (auto problem = app::finalizeMountOptions(options, source)) {
+    return fail(guard, 2, *problem);
+  }
+  if (spec_.adjust_options) spec_.adjust_options(options);
+  spdlog::info("{}", app::describeMountOptions(options));
+
+  auto context = MountContext::open(options, source, piped_token);
+  if (!context) return fail(guard, 1, context.error().message());
+  const MountContext& ctx = **context;
+  std::error_code ec;
+  const std::string mountpoint = std::filesystem::absolute(source.mountpoint, ec).string();
+  spdlog::info("{}", ctx.describe(mountpoint, spec_.backend_name));
+
+  vfs::Vfs vfs(ctx.remote, ctx.vfs_config);
+  if (auto st = vfs.preloadRoot(); !st) {
+    return fail(guard, 1, "listing " + ctx.source.display() + " failed: " + st.error().message());
+  }
+  std::unique_ptr<app::ControlServer> control;
+  if (!guard.controlSocket().empty()) {
+    auto started = app::ControlServer::start(guard.controlSocket(),
+                                             [&] { return report(options, ctx, mountpoint); });
+    if (started) {
+      control = std::move(started).value();
+    } else {
+      spdlog::warn("no control channel ({}): hf-mount status will show '-' for this mount",
+                   started.error().message());
+    }
+  }
+
+  auto frontend = spec_.make_frontend(options, source);
+  if (auto st = frontend->start(vfs, ctx, mountpoint); !st) {
+    return fail(guard, 1, st.error().message());
+  }
+  state_ = "serving";
+  guard.ready();
+
+  vfs::Poller poller(vfs, ctx.remote, std::chrono::seconds(options.poll_interval_secs),
+                     [](const vfs::ChangeSet& changes) {
+                       spdlog::info("remote changes: {} added, {} changed, {} deleted",
+                                    changes.added.size(), changes.changed.size(),
+                                    changes.deleted.size());
+                     });
+  poller.start();
+
+  const std::string why = waitForStop(signals, *frontend);
+  spdlog::info("{}, stopping", why);
+  const int code = shutDown(ctx, poller, *frontend);
+  control.reset();
+  spdlog::info("stopped serving {}", mountpoint);
+  return code;
+}
+
+}  // namespace
+
+int runBackend(int argc, char** argv, const BackendSpec& spec) {
+  Runner runner(spec);
+  return runner.run(argc, argv);
+}
+
+}  // namespace hfm::mount
