@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "hfm/util/log.h"
+#include "hfm/vfs/staging.h"
+#include "vfs_internal.h"
 
 namespace hfm::vfs {
 
@@ -17,16 +19,6 @@ namespace {
 
 constexpr size_t kNameMax = 255;
 constexpr uint64_t kFakeCapacityBytes = 42ull * 1000 * 1000 * 1000 * 1000 * 1000;  // 42 PB
-
-int64_t wallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string versionOf(const RemoteEntry& e) {
-  return e.xet_hash + "|" + e.etag + "|" + std::to_string(e.size);
-}
 
 }  // namespace
 
@@ -37,43 +29,6 @@ bool isOsJunkName(std::string_view name) {
   if (name.substr(0, 2) == "._") return true;
   return std::find(kJunk.begin(), kJunk.end(), name) != kJunk.end();
 }
-
-struct Vfs::Inode {
-  InodeId ino = 0;
-  InodeId parent = kRootInode;
-  std::string name;
-  std::string path;
-  bool is_dir = false;
-  RemoteEntry entry;     // current remote metadata (files)
-  uint64_t nlookup = 0;  // kernel references
-  uint32_t open_handles = 0;
-  bool detached = false;                         // no longer in the namespace (removed remotely)
-  std::map<std::string, InodeId> children;       // directories; sorted → stable readdir order
-  std::optional<Clock::time_point> listed_at;    // directories: last complete listing
-  uint64_t list_generation = 0;                  // directories: bumped by every applied listing
-  Clock::time_point revalidated_at{};            // files: metadata last confirmed
-  std::optional<std::string> last_open_version;  // files: version the last open saw
-  bool dirty = false;      // files: a write handle replaces the content, not committed yet
-  uint32_t writers = 0;    // files: open write handles (at most one)
-  bool local_dir = false;  // directories: made by mkdir, not known to the remote
-};
-
-struct Vfs::FileHandle {
-  InodeId ino = 0;
-  std::string version;
-  std::unique_ptr<Prefetcher> prefetcher;  // read handles only
-  // Write handles only (upload != nullptr). Guarded by write_mu.
-  std::mutex write_mu;
-  std::unique_ptr<RemoteUpload> upload;
-  uint64_t written = 0;
-  bool committed = false;
-  std::optional<Error> failed;          // sticky: every later write/flush/fsync returns it
-  std::optional<RemoteEntry> previous;  // the content before O_TRUNC (nullopt: created)
-};
-
-struct Vfs::DirHandle {
-  std::vector<DirEntry> entries;  // ".", "..", then children by name
-};
 
 Vfs::Vfs(std::shared_ptr<Remote> remote, VfsConfig config)
     : remote_(std::move(remote)),
@@ -88,9 +43,11 @@ Vfs::Vfs(std::shared_ptr<Remote> remote, VfsConfig config)
   root->entry.mtime_ns = config_.root_mtime_ns;
   path_ino_[""] = kRootInode;
   inodes_[kRootInode] = std::move(root);
+  initWritePath();
 }
 
 Vfs::~Vfs() {
+  shutdownWritePath();
   setInvalidationSink(nullptr);
   std::lock_guard<std::mutex> lock(handles_mu_);
   files_.clear();  // prefetchers drop their parts before the pool joins
@@ -138,9 +95,17 @@ Attr Vfs::attrLocked(const Inode& node) const {
   a.uid = config_.uid;
   a.gid = config_.gid;
   a.size = node.is_dir ? 0 : node.entry.size;
+  a.mtime_ns = node.entry.mtime_ns != 0 ? node.entry.mtime_ns : config_.root_mtime_ns;
+  if (!node.is_dir && node.staged != nullptr && (node.dirty() || node.writers > 0)) {
+    a.size = node.staged->size.load();  // the local version is the one the caller sees
+    a.mtime_ns = node.staged->mtime_ns.load();
+  }
+  if (node.mode_override) a.mode = (a.mode & S_IFMT) | (*node.mode_override & 07777);
+  if (node.uid_override) a.uid = *node.uid_override;
+  if (node.gid_override) a.gid = *node.gid_override;
+  if (node.mtime_override) a.mtime_ns = *node.mtime_override;
   a.blocks = (a.size + 511) / 512;
   a.blksize = 512;
-  a.mtime_ns = node.entry.mtime_ns != 0 ? node.entry.mtime_ns : config_.root_mtime_ns;
   return a;
 }
 
@@ -256,7 +221,7 @@ InodeId Vfs::childLocked(Inode& dir, const std::string& name, const RemoteEntry&
   auto it = dir.children.find(name);
   if (it != dir.children.end()) {
     Inode* existing = findLocked(it->second);
-    if (existing != nullptr && existing->dirty) return existing->ino;  // local content wins
+    if (existing != nullptr && existing->dirty()) return existing->ino;  // local content wins
     if (existing != nullptr && existing->is_dir == entry.is_dir) {
       if (!existing->is_dir) {
         updateFileLocked(*existing, entry, changes, notes);
@@ -322,6 +287,7 @@ void Vfs::applyListingLocked(Inode& dir, const std::vector<RemoteEntry>& entries
     // Keep only strict descendants of the directory: the bucket tree API matches raw key
     // prefixes, so "a/b.json" may come back when listing "a/b" (#207).
     if (e.path.size() <= prefix.size() || e.path.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!e.is_dir && deletePending(e.path)) continue;  // unlinked here, delete not sent yet
     const std::string rest = e.path.substr(prefix.size());
     const auto slash = rest.find('/');
     RemoteEntry child = e;
@@ -341,7 +307,7 @@ void Vfs::applyListingLocked(Inode& dir, const std::vector<RemoteEntry>& entries
     if (wanted.contains(name)) continue;
     const Inode* child = findLocked(id);
     // Local state the remote cannot know yet: a file being written, a mkdir'd directory.
-    if (child != nullptr && (child->dirty || child->local_dir)) continue;
+    if (child != nullptr && (child->dirty() || child->local_dir)) continue;
     gone.push_back(name);
   }
   for (const auto& name : gone) detachLocked(dir, name, changes, notes);
@@ -437,7 +403,7 @@ Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
       if (it != dir->children.end()) {
         Inode* node = findLocked(it->second);
         if (node != nullptr) {
-          const bool stale = !node->is_dir && !node->dirty &&
+          const bool stale = !node->is_dir && !node->dirty() &&
                              (config_.metadata_ttl_minimal ||
                               now() - node->revalidated_at >= config_.metadata_ttl);
           if (!stale || round > 0) {
@@ -465,6 +431,7 @@ Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
     switch (next) {
       case Next::kRevalidate: {
         auto st = remote_->stat(path);
+        if (st.ok() && !st->is_dir && deletePending(path)) st = Error(ENOENT, "delete pending");
         if (st.ok() && !st->is_dir) {
           ChangeSet changes;
           std::vector<std::function<void(InvalidationSink&)>> notes;
@@ -504,6 +471,7 @@ Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
         break;
       case Next::kPointLookup: {
         auto st = remote_->stat(path);
+        if (st.ok() && !st->is_dir && deletePending(path)) st = Error(ENOENT, "delete pending");
         if (st.ok() && !st->is_dir) {
           ChangeSet changes;
           std::vector<std::function<void(InvalidationSink&)>> notes;
@@ -624,10 +592,7 @@ void Vfs::releasedir(uint64_t dir_handle) {
 Result<OpenResult> Vfs::open(InodeId ino, int flags) {
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) {
     if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
-    if ((flags & O_TRUNC) == 0 || (flags & O_APPEND) != 0) {
-      return Error(EPERM, "streaming writes replace whole files: open with O_TRUNC");
-    }
-    return openWrite(ino, false);
+    return openWrite(ino, flags, false);
   }
   auto handle = std::make_shared<FileHandle>();
   OpenResult result;
@@ -637,7 +602,22 @@ Result<OpenResult> Vfs::open(InodeId ino, int flags) {
     Inode* node = findLocked(ino);
     if (node == nullptr) return Error(ENOENT, "unknown inode " + std::to_string(ino));
     if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
-    if (node->dirty) return Error(EBUSY, node->path + " is being written");
+    if (stagedServesLocked(*node)) {
+      // Local bytes (written, pending, or a clean copy of this very version): read them.
+      handle->ino = ino;
+      handle->staged = node->staged;
+      node->staged->handles++;
+      node->staged->last_used = Clock::now();
+      node->open_handles++;
+      node->last_open_version = std::string();  // later remote opens drop the pages
+      result.keep_cache = false;
+      result.direct_io = config_.direct_io;
+      lock.unlock();
+      std::lock_guard<std::mutex> hlock(handles_mu_);
+      result.fh = next_fh_++;
+      files_[result.fh] = std::move(handle);
+      return result;
+    }
     const std::string version = versionOf(node->entry);
     result.keep_cache = !node->last_open_version || *node->last_open_version == version;
     result.keep_cache = result.keep_cache && !config_.direct_io;
@@ -664,6 +644,23 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
     if (it == files_.end()) return Error(EBADF, "unknown file handle");
     handle = it->second;
   }
+  if (handle->staged != nullptr) {
+    Staged& st = *handle->staged;
+    std::lock_guard<std::mutex> slock(st.mu);
+    const uint64_t size = st.size.load();
+    if (offset >= size) return size_t{0};
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), size - offset));
+    auto got = staging::preadFull(st.fd, offset, out.first(want));
+    if (!got.ok()) {
+      spdlog::error("reading staged {}: {}", st.data_path, got.error().message());
+      return Error(EIO, got.error().message());
+    }
+    // A staging file shorter than its recorded size reads as zeros (a sparse extension).
+    if (*got < want)
+      std::fill(out.begin() + static_cast<ptrdiff_t>(*got),
+                out.begin() + static_cast<ptrdiff_t>(want), 0);
+    return want;
+  }
   if (handle->prefetcher == nullptr) return Error(EBADF, "read on a write-only handle");
   {
     // A handle pinned to a version that has since been replaced at the same path must not put
@@ -685,48 +682,6 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
     }
   }
   return got;
-}
-
-void Vfs::release(uint64_t fh) {
-  std::shared_ptr<FileHandle> handle;
-  {
-    std::lock_guard<std::mutex> lock(handles_mu_);
-    auto it = files_.find(fh);
-    if (it == files_.end()) return;
-    handle = std::move(it->second);
-    files_.erase(it);
-  }
-  if (handle->upload != nullptr) {
-    Status result = okStatus();
-    {
-      std::lock_guard<std::mutex> wlock(handle->write_mu);
-      if (!handle->failed && !handle->committed) result = commitHandle(*handle);
-      handle->upload.reset();
-    }
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    Inode* node = findLocked(handle->ino);
-    if (node != nullptr) {
-      if (node->writers > 0) node->writers--;
-      if (node->open_handles > 0) node->open_handles--;
-      maybeFreeLocked(handle->ino);
-    }
-    if (!result.ok()) spdlog::error("release fh {}: {}", fh, result.error().message());
-    return;
-  }
-  if (spdlog::should_log(spdlog::level::debug)) {
-    const auto s = handle->prefetcher->stats();
-    spdlog::debug(
-        "release fh {}: {} sequential / {} random reads, {} streams, {} batches, "
-        "{} bytes prefetched, {} bytes direct",
-        fh, s.sequential_reads, s.random_reads, s.stream_starts, s.batches.size(),
-        s.bytes_prefetched, s.bytes_direct);
-  }
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  Inode* node = findLocked(handle->ino);
-  if (node != nullptr && node->open_handles > 0) {
-    node->open_handles--;
-    maybeFreeLocked(handle->ino);
-  }
 }
 
 StatFs Vfs::statfs() const {
@@ -809,277 +764,6 @@ Status Vfs::mkdir(InodeId parent, std::string_view name_view) {
   return okStatus();
 }
 
-Status Vfs::create(InodeId parent, std::string_view name) {
-  HFM_ASSIGN_OR_RETURN(auto made, create(parent, name, O_WRONLY | O_CREAT | O_TRUNC));
-  // flush() commits only written handles; commit the empty file here.
-  Status st = okStatus();
-  {
-    std::shared_ptr<FileHandle> handle;
-    {
-      std::lock_guard<std::mutex> lock(handles_mu_);
-      handle = files_.at(made.open.fh);
-    }
-    std::lock_guard<std::mutex> wlock(handle->write_mu);
-    st = handle->failed ? Status(*handle->failed) : commitHandle(*handle);
-  }
-  release(made.open.fh);
-  forget(made.attr.ino, 1);
-  return st;
-}
-
-Status Vfs::write(uint64_t) {
-  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
-  return Error(ENOTSUP, "handle-less writes need the advanced write mode");
-}
-
-Result<CreateResult> Vfs::create(InodeId parent, std::string_view name_view, int flags) {
-  HFM_TRY(checkMutation(name_view));
-  const std::string name(name_view);
-  auto existing = lookup(parent, name);
-  if (existing.ok()) {
-    if ((flags & O_EXCL) != 0 || existing->is_dir) {
-      forget(existing->ino, 1);
-      return Error(existing->is_dir ? EISDIR : EEXIST, name + " exists");
-    }
-    auto opened = openWrite(existing->ino, false);
-    if (!opened.ok()) {
-      forget(existing->ino, 1);
-      return opened.error();
-    }
-    auto attr = getattr(existing->ino);
-    return CreateResult{attr.ok() ? *attr : *existing, *opened};
-  }
-  if (existing.error().code() != ENOENT) return existing.error();
-  std::string path;
-  InodeId id = 0;
-  {
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    Inode* dir = findLocked(parent);
-    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
-    if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
-    if (dir->children.contains(name)) return Error(EEXIST, name + " appeared meanwhile");
-    path = childPath(*dir, name);
-    RemoteEntry e;
-    e.path = path;
-    e.mtime_ns = wallNowNs();
-    ChangeSet changes;
-    std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
-    id = childLocked(*dir, name, e, changes, notes);
-    Inode* node = findLocked(id);
-    node->dirty = true;  // protected from listings until the first open below fails or commits
-    node->nlookup++;
-  }
-  {
-    std::lock_guard<std::mutex> lock(neg_mu_);
-    negative_.erase(path);
-  }
-  auto opened = openWrite(id, true);
-  if (!opened.ok()) {
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    Inode* node = findLocked(id);
-    Inode* dir = findLocked(parent);
-    if (node != nullptr && dir != nullptr && node->writers == 0) {
-      node->dirty = false;
-      ChangeSet changes;
-      std::vector<std::function<void(InvalidationSink&)>> notes;
-      detachLocked(*dir, name, changes, notes);
-    }
-    if (node != nullptr && node->nlookup > 0) node->nlookup--;
-    maybeFreeLocked(id);
-    return opened.error();
-  }
-  auto attr = getattr(id);
-  if (!attr.ok()) return attr.error();
-  return CreateResult{*attr, *opened};
-}
-
-Result<OpenResult> Vfs::openWrite(InodeId ino, bool created) {
-  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
-  auto upload = remote_->beginUpload();
-  if (!upload.ok()) {
-    spdlog::error("cannot start an upload: {}", upload.error().message());
-    return upload.error();
-  }
-  auto handle = std::make_shared<FileHandle>();
-  handle->upload = std::move(*upload);
-  {
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    Inode* node = findLocked(ino);
-    if (node == nullptr || node->detached) return Error(ENOENT, "unknown inode");
-    if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
-    if (node->writers > 0) return Error(EBUSY, node->path + " is already being written");
-    if (!created) {
-      if (node->dirty) return Error(EBUSY, node->path + " is being written");
-      handle->previous = node->entry;
-    }
-    node->dirty = true;
-    node->writers++;
-    node->open_handles++;
-    node->entry.size = 0;
-    node->entry.mtime_ns = wallNowNs();
-    node->entry.xet_hash.clear();
-    node->entry.etag.clear();
-    handle->ino = ino;
-  }
-  OpenResult result;
-  result.direct_io = config_.direct_io;
-  std::lock_guard<std::mutex> lock(handles_mu_);
-  result.fh = next_fh_++;
-  files_[result.fh] = std::move(handle);
-  return result;
-}
-
-Result<size_t> Vfs::write(uint64_t fh, uint64_t offset, std::span<const uint8_t> data) {
-  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
-  std::shared_ptr<FileHandle> handle;
-  {
-    std::lock_guard<std::mutex> lock(handles_mu_);
-    auto it = files_.find(fh);
-    if (it == files_.end()) return Error(EBADF, "unknown file handle");
-    handle = it->second;
-  }
-  if (handle->upload == nullptr) return Error(EBADF, "write on a read-only handle");
-  std::lock_guard<std::mutex> wlock(handle->write_mu);
-  if (handle->failed) return *handle->failed;
-  if (handle->committed) return Error(EIO, "the file was already committed at close");
-  if (offset != handle->written) {
-    return Error(EINVAL, "streaming writes must be sequential (offset " + std::to_string(offset) +
-                             ", expected " + std::to_string(handle->written) +
-                             "); see --advanced-writes");
-  }
-  if (data.empty()) return size_t{0};
-  Status st = handle->upload->write(data);
-  if (!st.ok()) return failHandle(*handle, st.error(), "uploading fh " + std::to_string(fh));
-  handle->written += data.size();
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  if (Inode* node = findLocked(handle->ino)) node->entry.size = handle->written;
-  return data.size();
-}
-
-Status Vfs::flush(uint64_t fh) {
-  std::shared_ptr<FileHandle> handle;
-  {
-    std::lock_guard<std::mutex> lock(handles_mu_);
-    auto it = files_.find(fh);
-    if (it == files_.end()) return Error(EBADF, "unknown file handle");
-    handle = it->second;
-  }
-  if (handle->upload == nullptr) return okStatus();
-  std::lock_guard<std::mutex> wlock(handle->write_mu);
-  if (handle->failed) return *handle->failed;
-  if (handle->committed || handle->written == 0) return okStatus();
-  return commitHandle(*handle);
-}
-
-Status Vfs::fsync(uint64_t fh) {
-  std::shared_ptr<FileHandle> handle;
-  {
-    std::lock_guard<std::mutex> lock(handles_mu_);
-    auto it = files_.find(fh);
-    if (it == files_.end()) return Error(EBADF, "unknown file handle");
-    handle = it->second;
-  }
-  if (handle->upload == nullptr) return okStatus();
-  std::lock_guard<std::mutex> wlock(handle->write_mu);
-  if (handle->failed) return *handle->failed;
-  return okStatus();
-}
-
-Error Vfs::failHandle(FileHandle& handle, const Error& error, const std::string& what) {
-  spdlog::error("DATA LOSS: {} failed: {}", what, error.message());
-  handle.failed = Error(error.code() == ENOSPC ? ENOSPC : EIO, what + ": " + error.message());
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  Inode* node = findLocked(handle.ino);
-  if (node != nullptr && node->dirty) {
-    node->dirty = false;
-    if (handle.previous) {
-      node->entry = *handle.previous;           // roll back to the content before O_TRUNC
-      node->last_open_version = std::string();  // kernel pages may hold the failed bytes
-    } else if (!node->detached) {
-      if (Inode* dir = findLocked(node->parent)) {
-        ChangeSet changes;
-        std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the file
-        detachLocked(*dir, node->name, changes, notes);
-      }
-    }
-  }
-  return *handle.failed;
-}
-
-Status Vfs::commitHandle(FileHandle& handle) {
-  std::string path;
-  {
-    std::shared_lock<std::shared_mutex> lock(mu_);
-    Inode* node = findLocked(handle.ino);
-    if (node == nullptr) return Error(EIO, "inode vanished before commit");
-    path = node->path;
-  }
-  auto finished = handle.upload->finish();
-  Status st = okStatus();
-  RemoteAdd add;
-  if (finished.ok()) {
-    add.path = path;
-    add.xet_hash = finished->xet_hash;
-    add.mtime_ms = wallNowNs() / 1'000'000;
-    st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), {});
-  } else {
-    st = finished.error();
-  }
-  if (!st.ok()) return failHandle(handle, st.error(), "committing " + path);
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  Inode* node = findLocked(handle.ino);
-  handle.committed = true;
-  if (node != nullptr) {
-    node->dirty = false;
-    node->entry.size = finished->size;
-    node->entry.xet_hash = finished->xet_hash;
-    node->entry.etag = finished->xet_hash;
-    node->entry.mtime_ns = add.mtime_ms * 1'000'000;
-    node->revalidated_at = now();
-    // The kernel may hold pages from the write; the next open drops them (keep_cache false).
-    node->last_open_version = std::string();
-  }
-  spdlog::info("committed {} ({} bytes, xet {})", path, finished->size, finished->xet_hash);
-  return okStatus();
-}
-
-Status Vfs::unlink(InodeId parent, std::string_view name_view) {
-  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
-  const std::string name(name_view);
-  std::string path;
-  bool remote_file = false;
-  {
-    std::shared_lock<std::shared_mutex> lock(mu_);
-    Inode* dir = findLocked(parent);
-    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
-    auto it = dir->children.find(name);
-    Inode* node = it == dir->children.end() ? nullptr : findLocked(it->second);
-    if (node == nullptr) return Error(ENOENT, name + " does not exist");
-    if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
-    if (node->dirty) return Error(EPERM, node->path + " is being written (streaming mode)");
-    path = node->path;
-    remote_file = !node->entry.xet_hash.empty() || !node->entry.etag.empty();
-  }
-  if (remote_file) {
-    const std::string deletes[] = {path};
-    Status st = remote_->commitFiles({}, deletes);
-    if (!st.ok()) {
-      spdlog::error("unlink {}: {}", path, st.error().message());
-      return Error(EIO, st.error().message());
-    }
-  }
-  {
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    if (Inode* dir = findLocked(parent)) {
-      ChangeSet changes;
-      std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
-      detachLocked(*dir, name, changes, notes);
-    }
-  }
-  addNegative(path);
-  return okStatus();
-}
-
 Status Vfs::rmdir(InodeId parent, std::string_view name_view) {
   if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
   const std::string name(name_view);
@@ -1128,6 +812,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
   std::string new_path;
   RemoteEntry entry;
   bool is_dir = false;
+  bool staged_source = false;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     Inode* dir = findLocked(parent);
@@ -1159,7 +844,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
       while (!stack.empty()) {
         const Inode* n = stack.back();
         stack.pop_back();
-        if (n->dirty) return Error(EBUSY, n->path + " is being written (streaming mode)");
+        if (n->dirty()) return Error(EBUSY, n->path + " has uncommitted writes");
         for (const auto& [child_name, child_id] : n->children) {
           if (const Inode* c = findLocked(child_id)) stack.push_back(c);
         }
@@ -1167,12 +852,14 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
       is_dir = true;
     } else {
       if (target != nullptr && target->is_dir) return Error(EISDIR, new_path + " is a directory");
-      if (target != nullptr && target->dirty) return Error(EBUSY, new_path + " is being written");
-      if (node->dirty) return Error(EBUSY, old_path + " is being written (streaming mode)");
+      if (node->dirty()) staged_source = true;  // moved locally, committed at the new path
       entry = node->entry;
-      if (entry.xet_hash.empty()) return Error(ENOTSUP, old_path + " has no xet hash to copy");
+      if (!staged_source && entry.xet_hash.empty()) {
+        return Error(ENOTSUP, old_path + " has no xet hash to copy");
+      }
     }
   }
+  if (staged_source) return renameStaged(parent, name, new_parent, new_name);
   if (is_dir) {
     // Every file stored below the directory, one listing per directory level.
     std::vector<RemoteAdd> adds;
@@ -1224,37 +911,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
     if (dir == nullptr || new_dir == nullptr) return okStatus();  // the next listing catches up
     auto it = dir->children.find(name);
     if (it == dir->children.end()) return okStatus();
-    const InodeId id = it->second;
-    Inode* node = findLocked(id);
-    ChangeSet changes;
-    std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
-    detachLocked(*new_dir, new_name, changes, notes);           // a replaced target
-    dir->children.erase(name);
-    node->parent = new_parent;
-    node->name = new_name;
-    node->path = new_path;
-    node->entry.path = new_path;
-    path_ino_.erase(old_path);
-    path_ino_[new_path] = id;
-    new_dir->children[new_name] = id;
-    // Descendants follow; their directories list again (under the new path) on next use.
-    std::vector<InodeId> stack;
-    for (const auto& [child_name, child_id] : node->children) stack.push_back(child_id);
-    if (node->is_dir && !node->local_dir) node->listed_at.reset();
-    while (!stack.empty()) {
-      Inode* n = findLocked(stack.back());
-      stack.pop_back();
-      if (n == nullptr) continue;
-      const Inode* up = findLocked(n->parent);
-      if (up == nullptr) continue;
-      const std::string moved = childPath(*up, n->name);
-      path_ino_.erase(n->path);
-      path_ino_[moved] = n->ino;
-      n->path = moved;
-      n->entry.path = moved;
-      if (n->is_dir && !n->local_dir) n->listed_at.reset();
-      for (const auto& [child_name, child_id] : n->children) stack.push_back(child_id);
-    }
+    moveNodeLocked(*dir, name, *new_dir, new_name);
   }
   addNegative(old_path);
   {
@@ -1262,6 +919,51 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
     negative_.erase(new_path);
   }
   return okStatus();
+}
+
+void Vfs::moveNodeLocked(Inode& dir, const std::string& name, Inode& new_dir,
+                         const std::string& new_name) {
+  auto it = dir.children.find(name);
+  if (it == dir.children.end()) return;
+  const InodeId id = it->second;
+  Inode* node = findLocked(id);
+  if (node == nullptr) return;
+  const std::string old_path = node->path;
+  const std::string new_path = childPath(new_dir, new_name);
+  ChangeSet changes;
+  std::vector<std::function<void(InvalidationSink&)>> notes;  // the kernel made the call
+  auto target = new_dir.children.find(new_name);
+  if (target != new_dir.children.end() && target->second != id) {
+    // A replaced target: its local bytes (if any) are overwritten by the moved file.
+    if (Inode* t = findLocked(target->second)) discardLocked(*t);
+    detachLocked(new_dir, new_name, changes, notes);
+  }
+  dir.children.erase(name);
+  node->parent = new_dir.ino;
+  node->name = new_name;
+  node->path = new_path;
+  node->entry.path = new_path;
+  path_ino_.erase(old_path);
+  path_ino_[new_path] = id;
+  new_dir.children[new_name] = id;
+  // Descendants follow; their directories list again (under the new path) on next use.
+  std::vector<InodeId> stack;
+  for (const auto& [child_name, child_id] : node->children) stack.push_back(child_id);
+  if (node->is_dir && !node->local_dir) node->listed_at.reset();
+  while (!stack.empty()) {
+    Inode* n = findLocked(stack.back());
+    stack.pop_back();
+    if (n == nullptr) continue;
+    const Inode* up = findLocked(n->parent);
+    if (up == nullptr) continue;
+    const std::string moved = childPath(*up, n->name);
+    path_ino_.erase(n->path);
+    path_ino_[moved] = n->ino;
+    n->path = moved;
+    n->entry.path = moved;
+    if (n->is_dir && !n->local_dir) n->listed_at.reset();
+    for (const auto& [child_name, child_id] : n->children) stack.push_back(child_id);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,16 +25,21 @@
 //    current at open time; a remote change never mixes bytes of two versions in one handle.
 //  - Read-only remotes (repos, --read-only) answer every mutation with EROFS (EACCES first for
 //    OS junk names when the filter is on, as the reference does).
-//  - Writable remotes (buckets) get the reference's streaming write mode: create() or
-//    open(O_TRUNC|write) gives a write handle whose bytes stream into a RemoteUpload; writes
-//    must be sequential (EINVAL otherwise); open for write without O_TRUNC is EPERM; read on a
-//    write handle is EBADF. The first flush() after bytes were written (or release()) finishes
-//    the upload and commits path → hash in one batch; errors come back from that flush (and
-//    from every later write/flush/fsync of the handle) and are logged. While uncommitted the
-//    file is "dirty": listings and revalidations keep the local entry. mkdir is in memory
-//    until a file lands below; rmdir removes an empty directory locally; unlink deletes
-//    remotely; renaming a committed file is add(new, same hash) + delete(old) in one batch.
-//    Renaming a directory re-adds every file below by hash (no upload) in one batch.
+//  - Writable remotes (buckets): every write lands in a staged copy on local disk
+//    (WriteConfig::staging_dir) until the Hub has committed it. Streaming mode (default):
+//    create() or open(O_TRUNC|write) gives a write handle whose sequential bytes also stream
+//    into a RemoteUpload; flush()/release() commit synchronously; a second writer supersedes
+//    the first (EIO for it). Advanced mode (WriteConfig::advanced): open for write without
+//    O_TRUNC stages the current content, random writes/append/truncate/reads hit the staged
+//    copy, and flush/release/fsync queue a debounced, batched commit on the committer thread.
+//    In both modes a closed file whose commit failed is NOT lost: a manifest keeps it pending
+//    (close returns 0), the committer retries with backoff, and recoverPending() of the next
+//    start commits what a killed run left. Uncommitted ("dirty") files win over listings and
+//    revalidations. mkdir is in memory until a file lands below; rmdir removes an empty
+//    directory locally; unlink deletes remotely (queued into the next batch in advanced mode);
+//    rename is add(new, same hash) + delete(old) in one batch, or for an uncommitted file a
+//    local move committed at the new path. Renaming a directory re-adds every file below by
+//    hash in one batch. docs/semantics.md has the details.
 //  - Invalidations (remote changes found by a listing, a revalidation or the poller) are handed
 //    to an InvalidationSink after every Vfs lock has been released; the sink must not call back
 //    into the kernel synchronously from a request thread (the FUSE adapter queues them to a
@@ -46,16 +51,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -85,6 +93,9 @@ struct WriteConfig {
   std::chrono::milliseconds flush_debounce{2000};           // --flush-debounce-ms
   std::chrono::milliseconds flush_max_batch_window{30000};  // --flush-max-batch-window-ms
   uint64_t max_staging_size = 0;  // --max-staging-size: clean staged copies kept (0: no GC)
+  // A failed commit is retried after retry_initial, doubling up to retry_max (±20 % jitter).
+  std::chrono::milliseconds retry_initial{1000};
+  std::chrono::milliseconds retry_max{60000};
 };
 
 // FUSE SETATTR / NFS SETATTR: the fields to change (unset = unchanged).
@@ -238,25 +249,33 @@ class Vfs {
   // --- files ---
 
   // FUSE OPEN: EISDIR for directories. Write access (O_WRONLY, O_RDWR, O_TRUNC, O_APPEND):
-  // EROFS on read-only remotes; EPERM without O_TRUNC or with O_APPEND (streaming mode);
-  // otherwise a write handle that replaces the file's content. keep_cache is true when the version
-  // is the one the previous open saw, so the kernel keeps the pages it has.
+  // EROFS on read-only remotes; streaming mode: EPERM without O_TRUNC or with O_APPEND, else a
+  // write handle that replaces the content (superseding an open writer); advanced mode: a write
+  // handle on the staged copy (the current content is downloaded first unless O_TRUNC, new,
+  // empty, or already staged). Read handles of a file with local changes read the staged copy
+  // (keep_cache false); otherwise keep_cache is true when the version is the one the previous
+  // open saw, so the kernel keeps the pages it has.
   Result<OpenResult> open(InodeId ino, int flags);
   // FUSE READ: exactly min(size, file size - offset) bytes (never short before EOF), 0 at EOF.
   // EBADF for unknown handles; remote errors pass through (EIO on timeouts).
   Result<size_t> read(uint64_t fh, uint64_t offset, std::span<uint8_t> out);
-  // FUSE RELEASE: frees the handle and its prefetch buffer. A write handle not committed yet
-  // (nothing written, or flush never called) is committed now; a failure is logged (the
-  // kernel ignores release errors: flush() is where close(2) sees them).
+  // FUSE RELEASE: frees the handle. A write handle with uncommitted bytes is committed now
+  // (streaming) or persisted and queued (advanced); failures keep the file pending and are
+  // logged (the kernel ignores release errors).
   void release(uint64_t fh);
-  // FUSE WRITE: `offset` must equal the bytes written so far (EINVAL otherwise); EBADF for
-  // read handles; the upload's error after a failure. Returns data.size().
+  // FUSE WRITE into the staged copy. Streaming mode: `offset` must equal the bytes written so
+  // far through the handle (EINVAL otherwise). Advanced mode: any offset (O_APPEND handles
+  // write at the end). EBADF for read handles, EIO for a superseded writer, ENOSPC/EIO when
+  // the staging disk fails. Returns data.size().
   Result<size_t> write(uint64_t fh, uint64_t offset, std::span<const uint8_t> data);
-  // FUSE FLUSH (every close(2)): commits a write handle that has bytes and is not committed
-  // yet; returns the commit's error. No-op for read handles and empty write handles (a shell
-  // redirect closes a dup'd descriptor before writing: the commit waits for release).
+  // FUSE FLUSH (every close(2)). Streaming: commits a handle that wrote (not an empty one: a
+  // shell redirect closes a dup'd descriptor before writing, the commit waits for release); a
+  // failed commit keeps the file pending on disk and still returns OK. Advanced: persists the
+  // staged copy (fdatasync + manifest), queues the commit, and returns EIO once if the last
+  // commit of the file failed. No-op for read handles.
   Status flush(uint64_t fh);
-  // FUSE FSYNC: the write handle's sticky error, if any (streaming mode commits at close).
+  // FUSE FSYNC / NFS COMMIT: fdatasync of the staged copy and its manifest; returns once the
+  // bytes are safe on local disk, never waits for the Hub. EIO for a superseded writer.
   Status fsync(uint64_t fh);
 
   // FUSE STATFS: a fixed, very large free space (as the reference: 42 PB), no inode limit.
@@ -278,15 +297,16 @@ class Vfs {
   Status write(uint64_t fh);
   Status symlink(InodeId parent, std::string_view name);  // EPERM on writable remotes
   Status link(InodeId ino, InodeId new_parent, std::string_view new_name);  // ENOTSUP
-  // Remote delete of a committed file; EPERM for a dirty file being written; EISDIR for dirs.
+  // Deletes the file: a synchronous remote delete (streaming) or one queued into the next
+  // batch (advanced); an uncommitted staged copy is dropped. EISDIR for directories.
   Status unlink(InodeId parent, std::string_view name);
   // ENOTEMPTY unless the directory (listed first) has no entry; removes it locally.
   Status rmdir(InodeId parent, std::string_view name);
   // Files: one remote batch (add new with the same hash, delete old; a replaced target is
-  // overwritten); EBUSY for a dirty file. Directories: every file below (listed level by
-  // level) is re-added under the new path and deleted under the old one in one batch, then
-  // the subtree moves in memory; EBUSY if anything below is dirty. EISDIR/ENOTDIR/ENOTEMPTY
-  // on kind conflicts, EINVAL for a move into itself.
+  // overwritten); an uncommitted file moves locally and is committed at the new path. Directories:
+  // every file below (listed level by level) is re-added under the new path and deleted under the
+  // old one in one batch, then the subtree moves in memory; EBUSY if anything below is dirty.
+  // EISDIR/ENOTDIR/ENOTEMPTY on kind conflicts, EINVAL for a move into itself.
   Status rename(InodeId parent, std::string_view name, InodeId new_parent,
                 std::string_view new_name);
   // chmod/chown/utimens/truncate: accepted and ignored on writable remotes (streaming mode,
@@ -300,7 +320,10 @@ class Vfs {
   // --- write durability (writable remotes) ---
 
   // Commits files an earlier run left in config.writes.staging_dir (killed, or the hub was
-  // down). Call once after preloadRoot(); the commits run in the background with retries.
+  // down): each valid manifest puts its file back in the namespace as pending and queues its
+  // commit (background, with retries). Corrupt/truncated manifests are logged and skipped
+  // (renamed *.manifest.bad); staging files without a manifest (never closed) are deleted.
+  // Call once after preloadRoot(), before serving requests. OK on read-only remotes.
   Status recoverPending();
   // Shutdown and `hf-mount stop`: commits every dirty and pending file now, waiting at most
   // `timeout`. Returns an error naming what is still uncommitted (it stays on local disk and is
@@ -351,13 +374,52 @@ class Vfs {
   void addNegative(const std::string& path);
   void dropNegativeUnder(const std::string& dir_path);
   Status checkMutation(std::string_view name) const;
-  Result<OpenResult> openWrite(InodeId ino, bool created);
-  Status commitHandle(FileHandle& handle);  // requires handle.write_mu
-  // Marks the handle failed (sticky EIO/ENOSPC), logs the data loss and rolls the inode back
-  // (previous content, or removed if created). Requires handle.write_mu; takes mu_.
-  Error failHandle(FileHandle& handle, const Error& error, const std::string& what);
+  // --- write path (vfs_write.cpp) ---
+  struct Staged;
+  Result<std::shared_ptr<FileHandle>> handleOf(uint64_t fh) const;
+  Result<OpenResult> openWrite(InodeId ino, int flags, bool created);
+  // A fresh, empty staging file (not yet attached to an inode).
+  Result<std::shared_ptr<Staged>> newStaged(InodeId ino, bool streaming);
+  // Advanced mode: the inode's staged copy, made (downloaded unless `truncate`) if there is
+  // none or it is stale, and attached to the inode.
+  Result<std::shared_ptr<Staged>> acquireStaged(InodeId ino, bool truncate);
+  // Makes a dirty staged copy durable: fdatasync of its bytes, then its manifest.
+  Status persist(const std::shared_ptr<Staged>& s);
+  void signalFlush(const std::shared_ptr<Staged>& s);
+  void scheduleRetry(const std::shared_ptr<Staged>& s, const Error& error);
+  // Streaming close: commits now; on failure persists and schedules retries (returns OK once
+  // the bytes are safe on local disk).
+  Status closeCommit(const std::shared_ptr<Staged>& s);
+  // Uploads and commits `items` (dirty staged copies) plus `deletes` in one batch. Per-item
+  // results in `results` (same order); the batch error, if the commit itself failed.
+  Status commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
+                      const std::vector<std::string>& deletes, std::vector<Status>& results);
+  Result<UploadedContent> uploadStaged(Staged& s, uint64_t gen);
+  // Drops the inode's staged copy: never committed, files removed (open handles keep the fd).
+  void discardLocked(Inode& node);  // requires mu_ exclusively
+  // Drops a clean, unused staged copy (streaming) or keeps it as a cache (advanced, GC).
+  void releaseCleanLocked(Inode& node);  // requires mu_ exclusively
+  void gcLocked();                       // requires mu_ exclusively
+  // Returns true if a queued delete of `path` was cancelled (the path is written again).
+  bool cancelQueuedDelete(const std::string& path);
+  void queueDelete(const std::string& path);
+  void committerLoop();
+  // True when reads of the inode must come from its staged copy (dirty, being written, or a
+  // clean copy of the current remote version). Requires mu_.
+  bool stagedServesLocked(const Inode& node) const;
+  void initWritePath();      // constructor: staging directory, committer thread
+  void shutdownWritePath();  // destructor: stops the committer; pending files stay on disk
+  Status renameStaged(InodeId parent, const std::string& name, InodeId new_parent,
+                      const std::string& new_name);
+  Status recoverOne(const std::string& manifest_file);
+  // Moves dir/name to new_dir/new_name in memory (a replaced target is detached and its
+  // staged copy discarded); the subtree follows. Requires mu_ exclusively.
+  void moveNodeLocked(Inode& dir, const std::string& name, Inode& new_dir,
+                      const std::string& new_name);
   Status renameFile(InodeId parent, const std::string& name, InodeId new_parent,
                     const std::string& new_name);
+  // A delete of `path` is queued or in flight: listings and lookups must not bring it back.
+  bool deletePending(const std::string& path);
   std::string childPath(const Inode& dir, std::string_view name) const;
   std::shared_ptr<std::mutex> listingMutex(InodeId dir);
 
@@ -384,6 +446,32 @@ class Vfs {
 
   std::mutex sink_mu_;                // serializes sink swaps against dispatch
   InvalidationSink* sink_ = nullptr;  // Guarded by sink_mu_.
+
+  // Write path. staging_dir_ is fixed after construction.
+  std::string staging_dir_;
+  bool staging_private_ = false;        // a temporary directory removed by the destructor
+  std::optional<Error> staging_error_;  // the directory could not be made: writes fail
+  std::set<InodeId> staged_inodes_;     // inodes with a staged copy. Guarded by mu_.
+  std::atomic<uint64_t> committed_files_{0};
+  std::atomic<uint64_t> failed_attempts_{0};
+
+  // The flush manager (committer_ thread). Everything below is guarded by commit_mu_, a leaf
+  // lock. Times are real steady_clock times (not config_.now).
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;  // work arrived, or stop
+  std::condition_variable done_cv_;    // a round finished (flushAll waits on it)
+  std::unordered_map<Staged*, std::shared_ptr<Staged>> signaled_;  // debounced batch
+  std::optional<Clock::time_point> first_signal_;
+  std::optional<Clock::time_point> last_signal_;
+  std::unordered_map<Staged*, std::pair<std::shared_ptr<Staged>, Clock::time_point>> retries_;
+  std::set<std::string> queued_deletes_;     // advanced-mode unlinks, sent with the next batch
+  std::set<std::string> inflight_deletes_;   // deletes of the batch being committed
+  std::set<std::string> cancelled_deletes_;  // in-flight deletes of paths written again
+  bool flush_now_ = false;                   // flushAll: the next batch goes without debounce
+  bool committer_busy_ = false;
+  uint64_t committer_rounds_ = 0;
+  bool stop_ = false;
+  std::thread committer_;
 };
 
 }  // namespace hfm::vfs

@@ -1,11 +1,18 @@
 // Streaming writes on a writable remote (bucket semantics) over FakeRemote.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
 
 #include "fake_remote.h"
+#include "hfm/vfs/staging.h"
 #include "hfm/vfs/vfs.h"
 
 namespace hfm::vfs {
@@ -20,13 +27,32 @@ class VfsWriteTest : public ::testing::Test {
     remote_ = std::make_shared<FakeRemote>(/*read_only=*/false);
     remote_->putFile("old.txt", "old content");
     remote_->putFile("dir/inner.txt", "inner");
+    rebuild(WriteConfig{});
+  }
+
+  // A fresh Vfs over the same remote with `w` (short retry backoff unless set).
+  void rebuild(WriteConfig w) {
+    vfs_.reset();
     VfsConfig c;
     c.now = [this] { return Clock::time_point(std::chrono::milliseconds(clock_ms_.load())); };
     c.prefetch.retry_backoff = std::chrono::milliseconds(1);
     c.prefetch.fetch_attempts = 1;
     c.worker_threads = 2;
+    if (w.retry_initial == WriteConfig{}.retry_initial) {
+      w.retry_initial = std::chrono::milliseconds(20);
+      w.retry_max = std::chrono::milliseconds(80);
+    }
+    c.writes = w;
     vfs_ = std::make_unique<Vfs>(remote_, c);
     ASSERT_TRUE(vfs_->preloadRoot().ok());
+  }
+
+  static WriteConfig advanced(int debounce_ms = 20, int window_ms = 500) {
+    WriteConfig w;
+    w.advanced = true;
+    w.flush_debounce = std::chrono::milliseconds(debounce_ms);
+    w.flush_max_batch_window = std::chrono::milliseconds(window_ms);
+    return w;
   }
 
   // Writes `bytes` in `piece`-sized sequential writes through a handle from create().
@@ -113,9 +139,19 @@ TEST_F(VfsWriteTest, DirtyFileSurvivesListingsUntilCommitted) {
   auto attr = vfs_->getattr(made->attr.ino);
   ASSERT_TRUE(attr.ok());
   EXPECT_EQ(attr->size, 3u);
-  EXPECT_EQ(vfs_->open(made->attr.ino, O_RDONLY).error().code(), EBUSY);
-  uint8_t buf[4];
-  EXPECT_EQ(vfs_->read(made->open.fh, 0, buf).error().code(), EBADF);
+  // The uncommitted bytes are readable, through a new handle and through the write handle.
+  auto reader = vfs_->open(made->attr.ino, O_RDONLY);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_FALSE(reader->keep_cache);
+  uint8_t buf[4] = {};
+  auto n = vfs_->read(reader->fh, 0, buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(buf[2], 3);
+  vfs_->release(reader->fh);
+  n = vfs_->read(made->open.fh, 1, buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);
   EXPECT_TRUE(vfs_->flush(made->open.fh).ok());
   vfs_->release(made->open.fh);
   EXPECT_EQ(remote_->contents("wip"), (std::vector<uint8_t>{1, 2, 3}));
@@ -129,48 +165,468 @@ TEST_F(VfsWriteTest, StreamingRules) {
   ASSERT_TRUE(h.ok());
   const uint8_t b[2] = {'h', 'i'};
   ASSERT_TRUE(vfs_->write(h->fh, 0, b).ok());
-  EXPECT_EQ(vfs_->write(h->fh, 5, b).error().code(), EINVAL);            // not sequential
-  EXPECT_EQ(vfs_->open(old, O_WRONLY | O_TRUNC).error().code(), EBUSY);  // second writer
+  EXPECT_EQ(vfs_->write(h->fh, 5, b).error().code(), EINVAL);  // not sequential
   ASSERT_TRUE(vfs_->write(h->fh, 2, b).ok());
   ASSERT_TRUE(vfs_->flush(h->fh).ok());
-  EXPECT_EQ(vfs_->write(h->fh, 4, b).error().code(), EIO);  // committed already
-  vfs_->release(h->fh);
   EXPECT_EQ(remote_->contents("old.txt"), (std::vector<uint8_t>{'h', 'i', 'h', 'i'}));
-  EXPECT_EQ(readAll(old), (std::vector<uint8_t>{'h', 'i', 'h', 'i'}));
+  // A dup'd descriptor keeps writing after the first close committed: the staged copy has
+  // every byte, so the next commit sends the longer file.
+  ASSERT_TRUE(vfs_->write(h->fh, 4, b).ok());
+  EXPECT_EQ(vfs_->getattr(old)->size, 6u);
+  vfs_->release(h->fh);
+  EXPECT_EQ(remote_->contents("old.txt"), (std::vector<uint8_t>{'h', 'i', 'h', 'i', 'h', 'i'}));
+  EXPECT_EQ(readAll(old), (std::vector<uint8_t>{'h', 'i', 'h', 'i', 'h', 'i'}));
+  EXPECT_EQ(remote_->counts().commits, 2u);
   // O_EXCL on an existing name.
   EXPECT_EQ(vfs_->create(kRootInode, "old.txt", O_WRONLY | O_CREAT | O_EXCL).error().code(),
             EEXIST);
   EXPECT_EQ(vfs_->create(kRootInode, ".DS_Store", O_WRONLY | O_CREAT).error().code(), EACCES);
 }
 
-TEST_F(VfsWriteTest, UploadFailureSurfacesOnFlushAndRollsBack) {
-  auto made = vfs_->create(kRootInode, "lost", O_WRONLY | O_CREAT | O_TRUNC);
-  ASSERT_TRUE(made.ok());
-  const uint8_t b[1] = {9};
-  ASSERT_TRUE(vfs_->write(made->open.fh, 0, b).ok());
-  remote_->failAlways(FakeRemote::kCommit, EIO);
-  auto st = vfs_->flush(made->open.fh);
-  ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().code(), EIO);
-  EXPECT_EQ(vfs_->fsync(made->open.fh).error().code(), EIO);  // sticky
-  vfs_->release(made->open.fh);
-  remote_->clearFaults();
-  EXPECT_FALSE(vfs_->inodeForPath("lost").has_value());  // a created file is removed
-  EXPECT_FALSE(remote_->stat("lost").ok());
+TEST_F(VfsWriteTest, SecondStreamingWriterSupersedesTheFirst) {
+  const InodeId old = vfs_->lookup(kRootInode, "old.txt")->ino;
+  auto first = vfs_->open(old, O_WRONLY | O_TRUNC);
+  ASSERT_TRUE(first.ok());
+  const uint8_t a[1] = {'a'};
+  const uint8_t b[1] = {'b'};
+  ASSERT_TRUE(vfs_->write(first->fh, 0, a).ok());
+  auto second = vfs_->open(old, O_WRONLY | O_TRUNC);
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(vfs_->write(second->fh, 0, b).ok());
+  EXPECT_EQ(vfs_->write(first->fh, 1, a).error().code(), EIO);
+  EXPECT_EQ(vfs_->flush(first->fh).error().code(), EIO);
+  vfs_->release(first->fh);
+  EXPECT_EQ(remote_->counts().commits, 0u);  // the replaced version is never committed
+  ASSERT_TRUE(vfs_->flush(second->fh).ok());
+  vfs_->release(second->fh);
+  EXPECT_EQ(remote_->contents("old.txt"), std::vector<uint8_t>{'b'});
+  EXPECT_EQ(remote_->counts().commits, 1u);
+}
 
-  // A failed rewrite of an existing file restores its previous content.
+// Polls `done` every 5 ms for at most `limit`.
+template <typename F>
+bool waitFor(F done, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+TEST_F(VfsWriteTest, FailedCommitStaysPendingAndIsRetried) {
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  auto made = vfs_->create(kRootInode, "kept", O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_TRUE(made.ok());
+  const auto bytes = patternBytes(70000, 5);
+  ASSERT_TRUE(vfs_->write(made->open.fh, 0, bytes).ok());
+  // close() succeeds: the bytes are safe on local disk and the commit is retried.
+  EXPECT_TRUE(vfs_->flush(made->open.fh).ok());
+  vfs_->release(made->open.fh);
+  EXPECT_FALSE(remote_->stat("kept").ok());
+  ASSERT_TRUE(vfs_->inodeForPath("kept").has_value());
+  EXPECT_EQ(readAll(made->attr.ino), bytes);
+  vfs_->refreshLoaded();  // the remote does not know it: the local version stays
+  EXPECT_TRUE(vfs_->inodeForPath("kept").has_value());
+  auto stats = vfs_->writeStats();
+  EXPECT_EQ(stats.pending_commits, 1u);
+  EXPECT_EQ(stats.pending_bytes, bytes.size());
+  EXPECT_TRUE(waitFor([&] { return vfs_->writeStats().failed_attempts >= 3; }));  // retried
+  remote_->clearFaults();
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("kept").ok(); }));
+  EXPECT_EQ(remote_->contents("kept"), bytes);
+  EXPECT_TRUE(waitFor([&] { return vfs_->writeStats().pending_commits == 0; }));
+  EXPECT_EQ(vfs_->writeStats().committed_files, 1u);
+
+  // The upload failing while the bytes arrive: writes still succeed (local disk), the rewrite
+  // of an existing file is committed once the hub is back, never rolled back.
   const InodeId old = vfs_->lookup(kRootInode, "old.txt")->ino;
   auto h = vfs_->open(old, O_WRONLY | O_TRUNC);
   ASSERT_TRUE(h.ok());
   remote_->failAlways(FakeRemote::kUpload, ENOSPC);
-  auto w = vfs_->write(h->fh, 0, b);
-  ASSERT_FALSE(w.ok());
-  EXPECT_EQ(w.error().code(), ENOSPC);
-  EXPECT_EQ(vfs_->flush(h->fh).error().code(), ENOSPC);
+  const uint8_t b[1] = {9};
+  ASSERT_TRUE(vfs_->write(h->fh, 0, b).ok());
+  EXPECT_TRUE(vfs_->flush(h->fh).ok());
   vfs_->release(h->fh);
-  remote_->clearFaults();
-  EXPECT_EQ(vfs_->getattr(old)->size, 11u);
+  EXPECT_EQ(vfs_->getattr(old)->size, 1u);
   EXPECT_EQ(remote_->contents("old.txt").size(), 11u);
+  remote_->clearFaults();
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("old.txt").size() == 1; }));
+  EXPECT_EQ(remote_->contents("old.txt"), std::vector<uint8_t>{9});
+}
+
+TEST_F(VfsWriteTest, PendingFileRenamedBeforeItsCommitLandsAtTheNewName) {
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  auto ino = writeFile(kRootInode, "draft.tmp", {'d', 'o', 'c'});
+  ASSERT_TRUE(ino.ok());
+  ASSERT_TRUE(vfs_->rename(kRootInode, "draft.tmp", kRootInode, "doc.txt").ok());
+  EXPECT_EQ(vfs_->inodeForPath("doc.txt"), *ino);
+  remote_->clearFaults();
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("doc.txt").ok(); }));
+  EXPECT_EQ(remote_->contents("doc.txt"), (std::vector<uint8_t>{'d', 'o', 'c'}));
+  EXPECT_FALSE(remote_->stat("draft.tmp").ok());
+  // Renaming a committed file over a pending one: the pending version is dropped.
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  ASSERT_TRUE(writeFile(kRootInode, "pending", {'p'}).ok());
+  remote_->clearFaults();
+  ASSERT_TRUE(vfs_->lookup(kRootInode, "old.txt").ok());
+  ASSERT_TRUE(vfs_->rename(kRootInode, "old.txt", kRootInode, "pending").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past every retry
+  EXPECT_EQ(remote_->contents("pending").size(), 11u);
+  EXPECT_EQ(vfs_->writeStats().pending_commits, 0u);
+}
+
+TEST_F(VfsWriteTest, UnlinkOfAPendingFileCancelsItsCommit) {
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  ASSERT_TRUE(writeFile(kRootInode, "scratch", {'s'}).ok());
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "scratch").ok());
+  remote_->clearFaults();
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_FALSE(remote_->stat("scratch").ok());
+  EXPECT_EQ(vfs_->writeStats().dirty_files, 0u);
+}
+
+// --- advanced mode ---
+
+TEST_F(VfsWriteTest, AdvancedRandomWritesMatchAModel) {
+  rebuild(advanced());
+  std::vector<uint8_t> model = patternBytes(200000, 3);
+  remote_->putFile("model.bin", model);
+  clock_ms_ += 60'000;  // the root listing is older than the TTL
+  const InodeId ino = vfs_->lookup(kRootInode, "model.bin")->ino;
+  auto h = vfs_->open(ino, O_RDWR);  // no O_TRUNC: the current content is staged first
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  std::mt19937_64 rng(42);
+  for (int i = 0; i < 400; ++i) {
+    const auto op = rng() % 10;
+    if (op < 6) {
+      const uint64_t at = rng() % (model.size() + 5000);
+      const auto piece = patternBytes(1 + rng() % 9000, rng());
+      ASSERT_TRUE(vfs_->write(h->fh, at, piece).ok());
+      if (model.size() < at + piece.size()) model.resize(at + piece.size(), 0);
+      std::copy(piece.begin(), piece.end(), model.begin() + static_cast<ptrdiff_t>(at));
+    } else if (op == 6) {
+      SetAttrRequest req;
+      req.size = rng() % (model.size() + 10000);
+      auto a = vfs_->setattr(ino, req);
+      ASSERT_TRUE(a.ok()) << a.error().message();
+      model.resize(*req.size, 0);
+      EXPECT_EQ(a->size, model.size());
+    } else if (op == 7) {
+      ASSERT_TRUE(vfs_->fsync(h->fh).ok());
+    } else {
+      const uint64_t at = rng() % (model.size() + 100);
+      std::vector<uint8_t> got(1 + rng() % 20000);
+      auto n = vfs_->read(h->fh, at, got);
+      ASSERT_TRUE(n.ok());
+      const size_t want = at >= model.size() ? 0 : std::min<size_t>(got.size(), model.size() - at);
+      ASSERT_EQ(*n, want);
+      ASSERT_TRUE(std::equal(got.begin(), got.begin() + static_cast<ptrdiff_t>(want),
+                             model.begin() + static_cast<ptrdiff_t>(at)));
+    }
+  }
+  EXPECT_EQ(vfs_->getattr(ino)->size, model.size());
+  ASSERT_TRUE(vfs_->flush(h->fh).ok());
+  vfs_->release(h->fh);
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("model.bin") == model; }));
+  EXPECT_EQ(readAll(ino), model);
+  EXPECT_TRUE(waitFor([&] { return vfs_->writeStats().dirty_files == 0; }));
+}
+
+TEST_F(VfsWriteTest, AdvancedAppendTruncateAndReadAfterWrite) {
+  rebuild(advanced());
+  remote_->putFile("log.txt", "abc");
+  clock_ms_ += 60'000;
+  const InodeId ino = vfs_->lookup(kRootInode, "log.txt")->ino;
+  auto h = vfs_->open(ino, O_WRONLY | O_APPEND);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  const std::string def = "def";
+  ASSERT_TRUE(vfs_->write(h->fh, 0,
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(def.data()), 3))
+                  .ok());
+  // Another handle sees the bytes before any commit.
+  auto rw = vfs_->open(ino, O_RDWR);
+  ASSERT_TRUE(rw.ok());
+  const uint8_t x[1] = {'X'};
+  ASSERT_TRUE(vfs_->write(rw->fh, 1, x).ok());
+  auto reader = vfs_->open(ino, O_RDONLY);
+  ASSERT_TRUE(reader.ok());
+  std::vector<uint8_t> got(10);
+  auto n = vfs_->read(reader->fh, 0, got);
+  ASSERT_TRUE(n.ok());
+  got.resize(*n);
+  EXPECT_EQ(std::string(got.begin(), got.end()), "aXcdef");
+  vfs_->release(reader->fh);
+  vfs_->release(rw->fh);
+  vfs_->release(h->fh);
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("log.txt").size() == 6; }));
+  auto stored = remote_->contents("log.txt");
+  EXPECT_EQ(std::string(stored.begin(), stored.end()), "aXcdef");
+  // A handle-less truncate (truncate(1)) shrinks, then extends with zeros.
+  SetAttrRequest shrink;
+  shrink.size = 2;
+  ASSERT_TRUE(vfs_->setattr(ino, shrink).ok());
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("log.txt").size() == 2; }));
+  SetAttrRequest grow;
+  grow.size = 4;
+  ASSERT_TRUE(vfs_->setattr(ino, grow).ok());
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("log.txt").size() == 4; }));
+  EXPECT_EQ(remote_->contents("log.txt"), (std::vector<uint8_t>{'a', 'X', 0, 0}));
+  EXPECT_EQ(readAll(ino), (std::vector<uint8_t>{'a', 'X', 0, 0}));
+}
+
+TEST_F(VfsWriteTest, AdvancedFsyncNeverWaitsForTheHub) {
+  rebuild(advanced(/*debounce_ms=*/60'000, /*window_ms=*/60'000));
+  auto made = vfs_->create(kRootInode, "db.sqlite", O_RDWR | O_CREAT);
+  ASSERT_TRUE(made.ok());
+  remote_->failAlways(FakeRemote::kUpload | FakeRemote::kCommit | FakeRemote::kAll, EIO);
+  remote_->resetCounts();
+  const auto page = patternBytes(4096, 1);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(vfs_->write(made->open.fh, static_cast<uint64_t>(i) * 4096, page).ok());
+    ASSERT_TRUE(vfs_->fsync(made->open.fh).ok());  // local disk only
+  }
+  const auto c = remote_->counts();
+  EXPECT_EQ(c.uploads + c.commits + c.stat + c.list + c.read, 0u);
+  EXPECT_EQ(vfs_->writeStats().dirty_files, 1u);
+  remote_->clearFaults();
+  vfs_->release(made->open.fh);
+  ASSERT_TRUE(vfs_->flushAll(std::chrono::milliseconds(5000)).ok());
+  EXPECT_EQ(remote_->contents("db.sqlite").size(), 20u * 4096);
+}
+
+TEST_F(VfsWriteTest, AdvancedDebounceBatchesCommits) {
+  rebuild(advanced(/*debounce_ms=*/150, /*window_ms=*/5000));
+  for (int i = 0; i < 5; ++i) {
+    auto ino = writeFile(kRootInode, "f" + std::to_string(i),
+                         patternBytes(1000, static_cast<uint64_t>(i)));
+    ASSERT_TRUE(ino.ok());
+  }
+  EXPECT_EQ(remote_->counts().commits, 0u);  // still debouncing
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("f4").ok(); }));
+  EXPECT_EQ(remote_->counts().commits, 1u);  // one batch for the five files
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(remote_->contents("f" + std::to_string(i)),
+              patternBytes(1000, static_cast<uint64_t>(i)));
+  }
+  // Signals that keep coming are bounded by the batch window.
+  rebuild(advanced(/*debounce_ms=*/150, /*window_ms=*/300));
+  remote_->resetCounts();
+  auto made = vfs_->create(kRootInode, "busy", O_RDWR | O_CREAT);
+  ASSERT_TRUE(made.ok());
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 40 && remote_->counts().commits == 0; ++i) {
+    const uint8_t b[1] = {static_cast<uint8_t>(i)};
+    ASSERT_TRUE(vfs_->write(made->open.fh, static_cast<uint64_t>(i), b).ok());
+    ASSERT_TRUE(vfs_->fsync(made->open.fh).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(remote_->counts().commits, 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1900));
+  vfs_->release(made->open.fh);
+}
+
+TEST_F(VfsWriteTest, AdvancedCommitErrorComesBackOnFlushAndIsRetried) {
+  rebuild(advanced());
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  auto made = vfs_->create(kRootInode, "retry.bin", O_RDWR | O_CREAT);
+  ASSERT_TRUE(made.ok());
+  const uint8_t b[2] = {1, 2};
+  ASSERT_TRUE(vfs_->write(made->open.fh, 0, b).ok());
+  EXPECT_TRUE(vfs_->flush(made->open.fh).ok());  // the commit has not run yet
+  ASSERT_TRUE(waitFor([&] { return vfs_->writeStats().failed_attempts >= 1; }));
+  EXPECT_EQ(vfs_->flush(made->open.fh).error().code(), EIO);
+  vfs_->release(made->open.fh);
+  EXPECT_TRUE(vfs_->inodeForPath("retry.bin").has_value());
+  remote_->clearFaults();
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("retry.bin").ok(); }));
+  EXPECT_EQ(remote_->contents("retry.bin"), (std::vector<uint8_t>{1, 2}));
+}
+
+TEST_F(VfsWriteTest, AdvancedUnlinkQueuesTheDeleteAndRecreateCancelsIt) {
+  rebuild(advanced(/*debounce_ms=*/50));
+  ASSERT_TRUE(vfs_->lookup(kRootInode, "old.txt").ok());
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "old.txt").ok());
+  EXPECT_EQ(vfs_->lookup(kRootInode, "old.txt").error().code(), ENOENT);
+  clock_ms_ += 60'000;
+  vfs_->refreshLoaded();  // the delete is not sent yet: the listing must not bring it back
+  EXPECT_FALSE(vfs_->inodeForPath("old.txt").has_value());
+  ASSERT_TRUE(waitFor([&] { return !remote_->stat("old.txt").ok(); }));
+  // A journal pattern: delete, then create the same name before the batch goes.
+  remote_->putFile("j", "old journal");
+  clock_ms_ += 60'000;
+  ASSERT_TRUE(vfs_->lookup(kRootInode, "j").ok());
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "j").ok());
+  ASSERT_TRUE(writeFile(kRootInode, "j", {'n', 'e', 'w'}).ok());
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("j").size() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // no late delete
+  EXPECT_EQ(remote_->contents("j"), (std::vector<uint8_t>{'n', 'e', 'w'}));
+  // A file created and deleted inside one debounce window never reaches the hub.
+  remote_->resetCounts();
+  ASSERT_TRUE(writeFile(kRootInode, "tmp-journal", {'t'}).ok());
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "tmp-journal").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(remote_->stat("tmp-journal").ok());
+  EXPECT_EQ(remote_->counts().uploads, 0u);
+}
+
+TEST_F(VfsWriteTest, AdvancedRenameOfAClosedLockFile) {
+  rebuild(advanced());
+  remote_->putFile("index", "old index");
+  clock_ms_ += 60'000;
+  ASSERT_TRUE(vfs_->lookup(kRootInode, "index").ok());
+  ASSERT_TRUE(writeFile(kRootInode, "index.lock", {'n', 'e', 'w'}).ok());
+  ASSERT_TRUE(vfs_->rename(kRootInode, "index.lock", kRootInode, "index").ok());
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("index").size() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(remote_->stat("index.lock").ok());
+  EXPECT_EQ(remote_->contents("index"), (std::vector<uint8_t>{'n', 'e', 'w'}));
+}
+
+TEST_F(VfsWriteTest, FlushAllCommitsEverythingOrNamesWhatRemains) {
+  rebuild(advanced(/*debounce_ms=*/60'000, /*window_ms=*/60'000));
+  ASSERT_TRUE(writeFile(kRootInode, "a", {'a'}).ok());
+  ASSERT_TRUE(writeFile(kRootInode, "b", {'b'}).ok());
+  EXPECT_EQ(remote_->counts().commits, 0u);
+  EXPECT_EQ(vfs_->writeStats().pending_commits, 2u);
+  ASSERT_TRUE(vfs_->flushAll(std::chrono::milliseconds(5000)).ok());
+  EXPECT_EQ(remote_->contents("a"), std::vector<uint8_t>{'a'});
+  EXPECT_EQ(remote_->contents("b"), std::vector<uint8_t>{'b'});
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  ASSERT_TRUE(writeFile(kRootInode, "stuck", {'s'}).ok());
+  const auto start = std::chrono::steady_clock::now();
+  auto st = vfs_->flushAll(std::chrono::milliseconds(300));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("stuck"), std::string::npos) << st.error().message();
+  EXPECT_EQ(vfs_->writeStats().pending_commits, 1u);
+  remote_->clearFaults();
+}
+
+TEST_F(VfsWriteTest, SetattrKeepsModeOwnerAndTimesInMemory) {
+  const InodeId old = vfs_->lookup(kRootInode, "old.txt")->ino;
+  SetAttrRequest req;
+  req.mode = 0600;
+  req.uid = 1234;
+  req.gid = 5678;
+  req.mtime_ns = 1'700'000'000'000'000'000;
+  req.size = 3;  // streaming mode ignores size, as the reference
+  auto a = vfs_->setattr(old, req);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->mode, S_IFREG | 0600u);
+  EXPECT_EQ(a->uid, 1234u);
+  EXPECT_EQ(a->gid, 5678u);
+  EXPECT_EQ(a->mtime_ns, req.mtime_ns);
+  EXPECT_EQ(a->size, 11u);
+  EXPECT_EQ(vfs_->getattr(old)->mode, S_IFREG | 0600u);
+  EXPECT_EQ(remote_->counts().commits, 0u);
+}
+
+// A staging directory of its own (kept across Vfs instances), removed at the end.
+class StagingDir {
+ public:
+  StagingDir() {
+    std::string tmpl = ::testing::TempDir() + "hfm-staging-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
+  }
+  ~StagingDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  size_t count(const std::string& suffix) const {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) {
+      if (e.path().filename().string().ends_with(suffix)) n++;
+    }
+    return n;
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST_F(VfsWriteTest, KilledVfsLeavesManifestsThatTheNextStartCommits) {
+  StagingDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  WriteConfig w;
+  w.staging_dir = dir.path();
+  const auto bytes = patternBytes(300000, 11);
+  {
+    rebuild(w);
+    remote_->failAlways(FakeRemote::kCommit, EIO);  // the hub is down
+    ASSERT_TRUE(vfs_->mkdir(kRootInode, "sub").ok());
+    const InodeId sub = vfs_->lookup(kRootInode, "sub")->ino;
+    ASSERT_TRUE(writeFile(sub, "kept.bin", bytes, 65536).ok());  // close() returned 0
+    // Still being written when the process dies: never closed, no durability promise.
+    auto open = vfs_->create(kRootInode, "open.bin", O_WRONLY | O_CREAT | O_TRUNC);
+    ASSERT_TRUE(open.ok());
+    ASSERT_TRUE(vfs_->write(open->open.fh, 0, bytes).ok());
+    vfs_.reset();  // "kill -9": no flush, no release
+  }
+  EXPECT_EQ(dir.count(".manifest"), 1u);
+  EXPECT_EQ(dir.count(".data"), 2u);
+  remote_->clearFaults();
+  EXPECT_FALSE(remote_->stat("sub/kept.bin").ok());
+  rebuild(w);
+  ASSERT_TRUE(vfs_->recoverPending().ok());
+  auto ino = vfs_->inodeForPath("sub/kept.bin");
+  ASSERT_TRUE(ino.has_value());
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("sub/kept.bin").ok(); }));
+  EXPECT_EQ(remote_->contents("sub/kept.bin"), bytes);
+  EXPECT_EQ(readAll(*ino), bytes);
+  EXPECT_FALSE(remote_->stat("open.bin").ok());
+  EXPECT_FALSE(vfs_->inodeForPath("open.bin").has_value());
+  EXPECT_TRUE(waitFor([&] { return dir.count(".manifest") == 0 && dir.count(".data") == 0; }));
+  vfs_.reset();
+}
+
+TEST_F(VfsWriteTest, CorruptOrTruncatedManifestsAreSkipped) {
+  StagingDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  auto put = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() + "/" + name, std::ios::binary) << text;
+  };
+  const std::string a = "00000000000000aa-00000001";
+  const std::string b = "00000000000000bb-00000002";
+  const std::string c = "00000000000000cc-00000003";
+  // a: the manifest was cut short (no end line).
+  put(a + ".data", "hello");
+  put(a + ".manifest", "hfm-pending 1\npath a.txt\nsize 5\nmtime_ns 1\ndata " + a + ".data\n");
+  // b: the data file is shorter than the manifest says.
+  put(b + ".data", "hel");
+  put(b + ".manifest", "hfm-pending 1\npath b.txt\nsize 5\nmtime_ns 1\ndata " + b + ".data\nend\n");
+  // c: garbage, and a path escaping the mount.
+  put(c + ".data", "x");
+  put(c + ".manifest", "hfm-pending 1\npath ../../etc/x\nsize 1\ndata " + c + ".data\nend\n");
+  WriteConfig w;
+  w.staging_dir = dir.path();
+  rebuild(w);
+  ASSERT_TRUE(vfs_->recoverPending().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(remote_->counts().commits, 0u);
+  EXPECT_FALSE(remote_->stat("a.txt").ok());
+  EXPECT_FALSE(remote_->stat("b.txt").ok());
+  EXPECT_FALSE(vfs_->inodeForPath("a.txt").has_value());
+  EXPECT_EQ(dir.count(".manifest.bad"), 3u);
+  EXPECT_EQ(dir.count(".data"), 3u);  // kept for inspection, not deleted as orphans
+}
+
+TEST(StagingManifestTest, RoundTripsOddPaths) {
+  staging::Manifest m;
+  m.path = "dir with space/new\nline%.txt";
+  m.size = 42;
+  m.mtime_ns = 7;
+  m.data = staging::uniqueName() + ".data";
+  m.deletes = {"old name", "x/y"};
+  auto parsed = staging::parseManifest(staging::serializeManifest(m));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_EQ(parsed->path, m.path);
+  EXPECT_EQ(parsed->size, 42u);
+  EXPECT_EQ(parsed->mtime_ns, 7);
+  EXPECT_EQ(parsed->data, m.data);
+  EXPECT_EQ(parsed->deletes, m.deletes);
+  EXPECT_FALSE(staging::parseManifest("hfm-pending 1\nsize x\nend\n").ok());
 }
 
 TEST_F(VfsWriteTest, UnlinkDeletesRemotely) {

@@ -1,0 +1,142 @@
+// Private state of hfm::vfs::Vfs shared by vfs.cpp (namespace, reads) and vfs_write.cpp (the
+// write path). Not installed; include only from src/vfs.
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hfm/vfs/vfs.h"
+
+namespace hfm::vfs {
+
+inline int64_t wallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+inline std::string versionOf(const RemoteEntry& e) {
+  return e.xet_hash + "|" + e.etag + "|" + std::to_string(e.size);
+}
+
+// "Never committed": a created/truncated or renamed staged file is dirty whatever its
+// generation.
+inline constexpr uint64_t kNeverCommitted = std::numeric_limits<uint64_t>::max();
+
+// The local copy of one file's bytes: <staging_dir>/<name>.data, plus <name>.manifest while the
+// file is closed and uncommitted. Shared by the inode, its handles and the committer; a
+// staged copy that is replaced (a second streaming writer) or unlinked is "discarded": its
+// files are removed at once and it is never committed, while open handles keep its fd.
+//
+// Lock order (see docs/threading.md): FileHandle::write_mu → commit_mu → upload_mu → Vfs::mu_
+// → mu → Vfs::commit_mu_.
+struct Vfs::Staged {
+  InodeId ino = 0;
+  std::string name;  // file stem in the staging directory
+  std::string data_path;
+  std::string manifest_path;
+  bool streaming = false;  // made by a streaming-mode writer (dropped once committed)
+
+  std::mutex commit_mu;  // one upload + commit of this file at a time
+
+  std::mutex upload_mu;                  // guards the live streaming upload below
+  std::unique_ptr<RemoteUpload> upload;  // has consumed bytes [0, upload_pos) of upload_gen
+  uint64_t upload_pos = 0;
+  uint64_t upload_gen = 0;
+
+  std::mutex mu;  // guards file I/O on fd and the fields below
+  int fd = -1;
+  std::atomic<uint64_t> size{0};
+  std::atomic<int64_t> mtime_ns{0};
+  std::atomic<uint64_t> generation{0};               // bumped by every change of the bytes
+  std::atomic<uint64_t> committed{kNeverCommitted};  // generation the Hub has (at this path)
+  std::atomic<bool> discarded{false};
+  std::atomic<bool> superseded{false};  // a second streaming writer replaced this version
+  bool has_manifest = false;
+  std::string manifest_text;              // what the manifest on disk says
+  uint64_t synced_gen = kNeverCommitted;  // generation last fdatasync'd
+  std::string base_hash;             // xet hash of the remote version these bytes equal when clean
+  bool remote_exists = false;        // the path has a remote version (unlink must delete it)
+  std::vector<std::string> deletes;  // old paths (renames) deleted in the next commit batch
+  std::optional<Error> flush_error;  // last failed commit, reported by the next flush()
+  uint64_t uploaded_gen = kNeverCommitted;  // generation uploaded as uploaded_hash, not committed
+  std::string uploaded_hash;
+  uint64_t uploaded_size = 0;
+
+  // Guarded by Vfs::mu_.
+  uint32_t handles = 0;  // open handles (read or write) on this copy
+  uint32_t writers = 0;
+  Clock::time_point last_used{};
+
+  // Guarded by Vfs::commit_mu_.
+  int attempts = 0;
+
+  bool dirty() const { return generation.load() != committed.load(); }
+
+  // Removes the data file and the manifest (the fd stays usable). Requires mu.
+  void removeFilesLocked() {
+    ::unlink(data_path.c_str());
+    if (has_manifest || !manifest_text.empty()) ::unlink(manifest_path.c_str());
+    has_manifest = false;
+    manifest_text.clear();
+  }
+
+  ~Staged() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+struct Vfs::Inode {
+  InodeId ino = 0;
+  InodeId parent = kRootInode;
+  std::string name;
+  std::string path;
+  bool is_dir = false;
+  RemoteEntry entry;     // current remote metadata (files)
+  uint64_t nlookup = 0;  // kernel references
+  uint32_t open_handles = 0;
+  bool detached = false;                         // no longer in the namespace (removed remotely)
+  std::map<std::string, InodeId> children;       // directories; sorted → stable readdir order
+  std::optional<Clock::time_point> listed_at;    // directories: last complete listing
+  uint64_t list_generation = 0;                  // directories: bumped by every applied listing
+  Clock::time_point revalidated_at{};            // files: metadata last confirmed
+  std::optional<std::string> last_open_version;  // files: version the last open saw
+  uint32_t writers = 0;                          // files: open write handles
+  bool local_dir = false;          // directories: made by mkdir, not known to the remote
+  std::shared_ptr<Staged> staged;  // files: local copy (dirty, pending, or a clean cache)
+  // setattr: kept in memory (a bucket stores none of these).
+  std::optional<uint32_t> mode_override;
+  std::optional<uint32_t> uid_override;
+  std::optional<uint32_t> gid_override;
+  std::optional<int64_t> mtime_override;
+
+  // Local content the remote does not have yet: listings and revalidations keep it.
+  bool dirty() const { return staged != nullptr && staged->dirty(); }
+};
+
+struct Vfs::FileHandle {
+  InodeId ino = 0;
+  std::string version;
+  std::unique_ptr<Prefetcher> prefetcher;  // handles reading a remote version
+  std::shared_ptr<Staged> staged;          // handles on a staged copy (every write handle)
+  bool writable = false;
+  bool append = false;
+  std::mutex write_mu;   // serializes this handle's writes and flushes
+  uint64_t written = 0;  // streaming: the next sequential offset. Guarded by write_mu.
+  bool wrote = false;    // streaming: bytes were written through this handle. write_mu.
+};
+
+struct Vfs::DirHandle {
+  std::vector<DirEntry> entries;  // ".", "..", then children by name
+};
+
+}  // namespace hfm::vfs
