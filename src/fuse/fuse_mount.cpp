@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -250,9 +251,28 @@ void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_attr(req, &st, impl->timeout());
 }
 
-void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat*, int, fuse_file_info*) {
+void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   auto* impl = implOf(req);
-  auto r = impl->vfs.setattr(ino);
+  if (impl->vfs.readOnly() && to_set != 0) {
+    fuse_reply_err(req, EROFS);  // even atime-only changes (touch -a)
+    return;
+  }
+  vfs::SetAttrRequest changes;
+  if ((to_set & FUSE_SET_ATTR_SIZE) != 0 && attr->st_size >= 0) {
+    changes.size = static_cast<uint64_t>(attr->st_size);
+  }
+  if ((to_set & FUSE_SET_ATTR_MODE) != 0) changes.mode = attr->st_mode & 07777;
+  if ((to_set & FUSE_SET_ATTR_UID) != 0) changes.uid = attr->st_uid;
+  if ((to_set & FUSE_SET_ATTR_GID) != 0) changes.gid = attr->st_gid;
+  if ((to_set & FUSE_SET_ATTR_MTIME_NOW) != 0) {
+    changes.mtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  } else if ((to_set & FUSE_SET_ATTR_MTIME) != 0) {
+    changes.mtime_ns =
+        static_cast<int64_t>(attr->st_mtim.tv_sec) * 1'000'000'000 + attr->st_mtim.tv_nsec;
+  }
+  auto r = impl->vfs.setattr(ino, changes);
   if (!r.ok()) {
     fuse_reply_err(req, r.error().code());
     return;

@@ -1,7 +1,11 @@
 #include "hfm/mount/mount_context.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 namespace hfm::mount {
@@ -26,7 +30,38 @@ Error startupError(const Error& e, const hub::SourceId& id, const hub::Credentia
   }
 }
 
+// A directory name for `text`: letters, digits, '.', '_' and '-' kept, '/' → "--", any other
+// byte as "+XX".
+std::string fsSafe(const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '.' || c == '_' || c == '-') {
+      out += ch;
+    } else if (c == '/') {
+      out += "--";
+    } else {
+      out += '+';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (out.empty() || out == "." || out == "..") out = "+" + out;
+  return out;
+}
+
 }  // namespace
+
+std::string MountContext::stagingKey(const std::string& endpoint, const app::MountSource& source) {
+  std::string host = endpoint;
+  if (const auto scheme = host.find("://"); scheme != std::string::npos) {
+    host = host.substr(scheme + 3);
+  }
+  while (!host.empty() && host.back() == '/') host.pop_back();
+  const char* kind = source.kind == app::SourceKind::kBucket ? "bucket" : "repo";
+  return fsSafe(host) + "_" + kind + "_" + fsSafe(source.id);
+}
 
 Result<std::unique_ptr<MountContext>> MountContext::open(
     const app::MountOptions& options, const app::MountSource& source,
@@ -103,6 +138,28 @@ Result<std::unique_ptr<MountContext>> MountContext::open(
   config.root_mtime_ns = ctx->info.last_modified_ms.value_or(0) * 1'000'000;
   if (options.read_fetch_timeout_ms > 0) {
     config.prefetch.read_timeout = std::chrono::milliseconds(options.read_fetch_timeout_ms);
+  }
+  config.writes.advanced = options.advanced_writes;
+  config.writes.flush_debounce = std::chrono::milliseconds(options.flush_debounce_ms);
+  config.writes.flush_max_batch_window =
+      std::chrono::milliseconds(options.flush_max_batch_window_ms);
+  config.writes.max_staging_size = options.max_staging_size;
+  if (!ctx->read_only) {
+    // Written bytes wait here until the Hub has them, across restarts: one directory per
+    // hub + source, private to the user (unsaved data).
+    const auto pending = std::filesystem::path(options.cache_dir) / "pending";
+    const auto dir = pending / stagingKey(options.hub_endpoint, source);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return Error(EIO,
+                   "cannot create the staging directory " + dir.string() + ": " + ec.message());
+    }
+    ::chmod(pending.c_str(), 0700);
+    if (::chmod(dir.c_str(), 0700) != 0) {
+      return Error(EIO, "cannot make " + dir.string() + " private: " + std::strerror(errno));
+    }
+    config.writes.staging_dir = dir.string();
   }
   return ctx;
 }

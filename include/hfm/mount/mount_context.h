@@ -5,7 +5,9 @@
 //   Xet access fails at start, not at the first read) → CasClient → chunk cache → ChunkFetcher
 //   → HubRemote → VfsConfig.
 // Both backends (hf-mount-fuse, hf-mount-nfs) call open() and then serve `remote` through a
-// vfs::Vfs built with `vfs_config`. Errors carry one line a user understands.
+// vfs::Vfs built with `vfs_config`. Writable mounts get vfs_config.writes filled from the
+// write options, with the staging directory <cache-dir>/pending/<stagingKey> created 0700. Errors
+// carry one line a user understands.
 #pragma once
 
 #include <memory>
@@ -44,6 +46,11 @@ struct MountContext {
   static Result<std::unique_ptr<MountContext>> open(const app::MountOptions& options,
                                                     const app::MountSource& source,
                                                     std::optional<std::string> token_override);
+
+  // The directory name (under <cache-dir>/pending) holding the written files of `source` on
+  // `endpoint` until they are committed: filesystem-safe, distinct per hub, source and
+  // subfolder, stable across runs (so the next start finds what a killed run left).
+  static std::string stagingKey(const std::string& endpoint, const app::MountSource& source);
 
   // "Mounting bucket ns/b at /mnt (read-write, backend=fuse)".
   std::string describe(const std::string& mountpoint, const std::string& backend) const;
