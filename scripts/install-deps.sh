@@ -11,7 +11,7 @@ packages=(
   libspdlog-dev libcli11-dev liblz4-dev librust-blake3-dev libsqlite3-dev libmicrohttpd-dev
   libssl-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev fuse3 libnfs-utils b3sum sqlite3 curl
+  libgtest-dev libgmock-dev libbenchmark-dev fuse3 libnfs-utils b3sum sqlite3 curl git python3
 )
 
 missing=()
