@@ -612,6 +612,45 @@ TEST_F(VfsWriteTest, CorruptOrTruncatedManifestsAreSkipped) {
   EXPECT_EQ(dir.count(".data"), 3u);  // kept for inspection, not deleted as orphans
 }
 
+TEST_F(VfsWriteTest, AdvancedGcDropsTheOldestCleanCopiesBeyondTheLimit) {
+  StagingDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  WriteConfig w = advanced();
+  w.staging_dir = dir.path();
+  w.max_staging_size = 2500;
+  rebuild(w);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(
+        writeFile(kRootInode, "c" + std::to_string(i), patternBytes(1000, static_cast<uint64_t>(i)))
+            .ok());
+  }
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("c3").ok(); }));
+  ASSERT_TRUE(waitFor([&] { return vfs_->writeStats().dirty_files == 0; }));
+  // Four clean 1000-byte copies, a 2500-byte budget: the two oldest are gone.
+  EXPECT_TRUE(waitFor([&] { return dir.count(".data") == 2; }));
+  EXPECT_EQ(dir.count(".manifest"), 0u);
+  for (int i = 0; i < 4; ++i) {
+    const auto ino = vfs_->inodeForPath("c" + std::to_string(i));
+    ASSERT_TRUE(ino.has_value());
+    EXPECT_EQ(readAll(*ino), patternBytes(1000, static_cast<uint64_t>(i)));
+  }
+  vfs_.reset();
+}
+
+TEST_F(VfsWriteTest, AdvancedOpenWithoutWritesCommitsNothing) {
+  rebuild(advanced());
+  const InodeId old = vfs_->lookup(kRootInode, "old.txt")->ino;
+  auto h = vfs_->open(old, O_RDWR);
+  ASSERT_TRUE(h.ok());
+  EXPECT_TRUE(vfs_->flush(h->fh).ok());
+  EXPECT_TRUE(vfs_->fsync(h->fh).ok());
+  vfs_->release(h->fh);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(remote_->counts().uploads, 0u);
+  EXPECT_EQ(remote_->counts().commits, 0u);
+  EXPECT_EQ(readAll(old).size(), 11u);  // served from the clean staged copy
+}
+
 TEST(StagingManifestTest, RoundTripsOddPaths) {
   staging::Manifest m;
   m.path = "dir with space/new\nline%.txt";
