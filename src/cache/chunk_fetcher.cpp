@@ -301,9 +301,9 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
         std::memcpy(out.data() + (from - offset), d.data() + (from - chunk_start),
                     static_cast<size_t>(to - from));
       }
-      layout.push_back(
-          {chunk_start, ChunkLoc{term.xorb, term.chunks.start + static_cast<uint32_t>(k),
-                                 static_cast<uint32_t>(d.size())}});
+      layout.emplace_back(chunk_start,
+                          ChunkLoc{term.xorb, term.chunks.start + static_cast<uint32_t>(k),
+                                   static_cast<uint32_t>(d.size())});
       chunk_start = chunk_end;
     }
   }

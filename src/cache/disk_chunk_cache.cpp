@@ -80,9 +80,7 @@ std::optional<ChunkKey> parseEntryName(const std::string& name) {
   return ChunkKey{*hash, index};
 }
 
-Error sysError(const std::string& what, int err) {
-  return Error(err, what + ": " + std::strerror(err));
-}
+Error sysError(const std::string& what, int err) { return {err, what + ": " + std::strerror(err)}; }
 
 Status writeAll(int fd, const uint8_t* p, size_t n) {
   while (n > 0) {

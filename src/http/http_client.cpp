@@ -21,13 +21,13 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // Error bodies are kept only this long (they feed error messages, nothing else).
-constexpr std::size_t kMaxErrorBody = 64 * 1024;
+constexpr std::size_t kMaxErrorBody = std::size_t{64} * 1024;
 constexpr long kMaxRedirects = 10;
 // Upper bound on what a Content-Length may make us reserve up front (a lying server cannot
 // make us allocate more than this before sending the bytes).
 constexpr uint64_t kMaxReserve = 256ull << 20;
 // libcurl's receive buffer: 16 KiB by default; larger means fewer callbacks on bulk reads.
-constexpr long kReceiveBufferSize = 512 * 1024;
+constexpr long kReceiveBufferSize = 512L * 1024;
 
 void globalInit() {
   static std::once_flag once;
@@ -182,7 +182,8 @@ std::string ByteRange::headerValue() const {
 
 std::string Response::header(std::string_view name, std::string fallback) const {
   auto it = headers.find(name);
-  return it == headers.end() ? std::move(fallback) : it->second;
+  if (it == headers.end()) return fallback;
+  return it->second;
 }
 
 int errnoForStatus(long status) {

@@ -22,7 +22,7 @@
 namespace hfm::localhub {
 namespace {
 
-constexpr uint64_t kMiB = 1024 * 1024;
+constexpr uint64_t kMiB = uint64_t{1024} * 1024;
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -69,6 +69,7 @@ struct PieceReader {
       if (const auto* s = std::get_if<std::string>(&pieces[idx])) {
         if (in_piece < s->size()) {
           size_t n = std::min(max - written, s->size() - static_cast<size_t>(in_piece));
+          // NOLINTNEXTLINE(bugprone-not-null-terminated-result): bytes of a body, not a C string
           std::memcpy(buf + written, s->data() + in_piece, n);
           written += n;
         }
@@ -183,7 +184,8 @@ struct HttpServer::Impl {
                                                       : std::get<FileSlice>(p).length;
       }
       reader->total = off;
-      mr = MHD_create_response_from_callback(total, 64 * 1024, &pieceRead, reader, &pieceFree);
+      mr = MHD_create_response_from_callback(total, size_t{64} * 1024, &pieceRead, reader,
+                                             &pieceFree);
     } else if (resp.body.size() == 1 && std::holds_alternative<FileSlice>(resp.body[0])) {
       const auto& slice = std::get<FileSlice>(resp.body[0]);
       int fd = ::open(slice.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -212,7 +214,8 @@ struct HttpServer::Impl {
                                                       : std::get<FileSlice>(p).length;
       }
       reader->total = off;
-      mr = MHD_create_response_from_callback(total, 256 * 1024, &pieceRead, reader, &pieceFree);
+      mr = MHD_create_response_from_callback(total, size_t{256} * 1024, &pieceRead, reader,
+                                             &pieceFree);
     }
     if (mr == nullptr) return MHD_NO;
     for (const auto& [name, value] : resp.headers) {
@@ -388,7 +391,7 @@ Result<FaultOptions> FaultOptions::parseKinds(const std::string& list, double ra
 }
 
 uint64_t maxBodyBytes(const std::string& method, const std::string& path) {
-  if (method == "GET" || method == "HEAD") return 64 * 1024;
+  if (method == "GET" || method == "HEAD") return uint64_t{64} * 1024;
   if (path.starts_with("/v1/") || path.starts_with("/v2/")) return 80 * kMiB;
   if (path.starts_with("/api/") && path.find("/commit/") != std::string::npos) return 64 * kMiB;
   return 8 * kMiB;

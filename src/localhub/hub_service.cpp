@@ -35,7 +35,7 @@ constexpr size_t kMaxPathBytes = 1024;
 constexpr size_t kMaxSegmentBytes = 255;
 constexpr size_t kMaxTreeLimit = 10000;
 constexpr size_t kMaxPathsPerCall = 1000;
-constexpr uint64_t kLfsThreshold = 10 * 1024 * 1024;
+constexpr uint64_t kLfsThreshold = uint64_t{10} * 1024 * 1024;
 const std::string kZeroHash(64, '0');
 
 int64_t nowMs() {
@@ -45,7 +45,7 @@ int64_t nowMs() {
 }
 
 std::string isoTime(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  auto secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
@@ -56,7 +56,7 @@ std::string isoTime(int64_t ms) {
 }
 
 std::string httpDate(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  auto secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
@@ -627,7 +627,7 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
     }
     if (auto it = body->find("visibility"); it != body->end()) {
       if (!it->is_string() || (*it != "private" && *it != "public")) {
-        return badRequest("'visibility' must be \"public\" or \"private\"");
+        return badRequest(R"('visibility' must be "public" or "private")");
       }
       priv = *it == "private";
     }
@@ -701,6 +701,7 @@ HttpResponse HubService::bucketsApi(Ctx& ctx, size_t at) {
                        size_t n) -> Result<std::vector<TreeRow>> {
       HFM_ASSIGN_OR_RETURN(auto rows, store_->scanBucket(id, f, upper, n));
       std::vector<TreeRow> out;
+      out.reserve(rows.size());
       for (auto& r : rows) out.push_back({r.path, bucketFileJson(r)});
       return out;
     };
@@ -1371,7 +1372,7 @@ HttpResponse HubService::repoApi(Ctx& ctx, const std::string& type, size_t at) {
       auto j = json::parse(line, nullptr, false);
       if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("value") ||
           !j["value"].is_object()) {
-        return badRequest(where + "expected {\"key\": ..., \"value\": {...}}");
+        return badRequest(where + R"(expected {"key": ..., "value": {...}})");
       }
       std::string key = j["key"].get<std::string>();
       const json& v = j["value"];

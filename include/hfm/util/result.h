@@ -22,7 +22,7 @@ class Error {
 
   // Returns a copy whose message is "<context>: <message>".
   Error withContext(const std::string& context) const {
-    return Error(errno_, context + ": " + message_);
+    return {errno_, context + ": " + message_};
   }
 
   static Error invalid(std::string message) { return {EINVAL, std::move(message)}; }

@@ -44,7 +44,7 @@ class MerkleHash {
   friend bool operator==(const MerkleHash& a, const MerkleHash& b) = default;
   friend std::strong_ordering operator<=>(const MerkleHash& a, const MerkleHash& b) {
     for (size_t i = 0; i < 4; ++i) {
-      if (auto c = a.word(i) <=> b.word(i); c != 0) return c;
+      if (auto c = a.word(i) <=> b.word(i); std::is_neq(c)) return c;
     }
     return std::strong_ordering::equal;
   }
