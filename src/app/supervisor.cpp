@@ -388,6 +388,7 @@ int runStop(const std::string& mountpoint_arg, std::optional<unsigned> timeout_s
   // SIGTERM makes the backend commit pending writes (bounded by its
   // --flush-shutdown-timeout-ms) while still mounted, then unmount and exit.
   ::kill(pid, SIGTERM);
+  ::kill(pid, SIGCONT);  // a stopped backend (kill -STOP, ^Z) could not act on it
   std::cout << "Stopping daemon (pid=" << pid << ")";
   if (before && before->dirty_files.value_or(0) > 0) {  // every uncommitted file
     std::cout << ", flushing " << *before->dirty_files << " file(s) ("
