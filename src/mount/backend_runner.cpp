@@ -25,6 +25,7 @@ namespace hfm::mount {
 namespace {
 
 using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr milliseconds kGonePollInterval{200};
 
@@ -42,29 +43,34 @@ class Runner {
     return code;
   }
   app::BackendReport report(const app::MountOptions& options, const MountContext& ctx,
-                            const std::string& mountpoint) const;
-  // The shutdown (see the header). Returns the exit code.
-  int shutDown(const MountContext& ctx, vfs::Poller& poller, Frontend& frontend);
+                            const vfs::Vfs& vfs, const std::string& mountpoint) const;
+  // Steps 1-5 of the shutdown (see the header). Returns the exit code.
+  int shutDown(const app::MountOptions& options, const MountContext& ctx, vfs::Vfs& vfs,
+               vfs::Poller& poller, Frontend& frontend, bool still_mounted);
 
   const BackendSpec& spec_;
   std::atomic<const char*> state_{"starting"};
 };
 
 // Waits for SIGINT/SIGTERM/SIGHUP (blocked in every thread) or for the mount to vanish.
-std::string waitForStop(const sigset_t& signals, Frontend& frontend) {
+std::string waitForStop(const sigset_t& signals, Frontend& frontend, bool& still_mounted) {
   for (;;) {
     const auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(kGonePollInterval);
     timespec ts{0, static_cast<long>(wait.count())};
     const int sig = ::sigtimedwait(&signals, nullptr, &ts);
     if (sig > 0) {
+      still_mounted = true;
       return "received signal " + std::to_string(sig) + " (" + ::strsignal(sig) + ")";
     }
-    if (auto reason = frontend.gone()) return *reason;
+    if (auto reason = frontend.gone()) {
+      still_mounted = false;
+      return *reason;
+    }
   }
 }
 
 app::BackendReport Runner::report(const app::MountOptions& options, const MountContext& ctx,
-                                  const std::string& mountpoint) const {
+                                  const vfs::Vfs& vfs, const std::string& mountpoint) const {
   app::BackendReport r;
   r.state = state_.load();
   r.pid = ::getpid();
@@ -77,18 +83,62 @@ app::BackendReport Runner::report(const app::MountOptions& options, const MountC
     r.cache_used_bytes = stats.used_bytes;
     r.cache_limit_bytes = stats.capacity_bytes;
   }
+  if (!ctx.read_only) {
+    const vfs::WriteStats writes = vfs.writeStats();
+    r.dirty_files = writes.dirty_files;
+    r.pending_commits = writes.pending_commits;
+    r.pending_bytes = writes.pending_bytes;
+    r.committed_files = writes.committed_files;
+    r.failed_attempts = writes.failed_attempts;
+  }
   return r;
 }
 
-int Runner::shutDown(const MountContext& ctx, vfs::Poller& poller, Frontend& frontend) {
-  state_ = "stopping";
+int Runner::shutDown(const app::MountOptions& options, const MountContext& ctx, vfs::Vfs& vfs,
+                     vfs::Poller& poller, Frontend& frontend, bool still_mounted) {
+  state_ = "flushing";
   poller.stop();
+  const auto deadline = SteadyClock::now() + milliseconds(options.flush_shutdown_timeout_ms);
+  const auto left = [&] {
+    return std::max(milliseconds(0),
+                    std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()));
+  };
+  if (!ctx.read_only) {
+    // dirty_files counts every uncommitted file; pending_commits the closed ones among them.
+    const auto before = vfs.writeStats();
+    if (before.dirty_files > 0) {
+      spdlog::info(
+          "committing {} uncommitted file(s) ({} closed, {}) before unmounting (at most "
+          "{} ms)",
+          before.dirty_files, before.pending_commits, app::formatBytes(before.pending_bytes),
+          options.flush_shutdown_timeout_ms);
+    }
+    // While the mount still serves: a writer finishing close() is answered, not cut off.
+    if (still_mounted) {
+      if (auto st = vfs.flushAll(left()); !st) spdlog::warn("{}", st.error().message());
+    }
+  }
   const Status stopped = frontend.stop();
   if (!stopped) spdlog::error("{}", stopped.error().message());
+  int code = stopped ? 0 : 1;
   if (ctx.read_only) {
     spdlog::info("{}{}", app::kShutdownMarker, app::formatShutdownOutcome(true, 0, 0, 0, ""));
+    return code;
   }
-  return stopped ? 0 : 1;
+  // Handles the unmount released were committed as they closed; retry what is left with the
+  // rest of the budget.
+  if (auto st = vfs.flushAll(left()); !st) spdlog::warn("{}", st.error().message());
+  const auto after = vfs.writeStats();
+  const uint64_t pending = after.dirty_files;
+  const std::string outcome =
+      app::formatShutdownOutcome(false, pending, after.pending_bytes, after.committed_files,
+                                 ctx.vfs_config.writes.staging_dir);
+  if (pending == 0) {
+    spdlog::info("{}{}", app::kShutdownMarker, outcome);
+  } else {
+    spdlog::warn("{}{}", app::kShutdownMarker, outcome);
+  }
+  return code;
 }
 
 int Runner::run(int argc, char** argv) {
@@ -135,10 +185,18 @@ int Runner::run(int argc, char** argv) {
   if (auto st = vfs.preloadRoot(); !st) {
     return fail(guard, 1, "listing " + ctx.source.display() + " failed: " + st.error().message());
   }
+  if (!ctx.read_only) {
+    // Files an earlier run closed but could not commit (killed, hub down): committed in the
+    // background, with retries. A failure here does not stop the mount.
+    if (auto st = vfs.recoverPending(); !st) {
+      spdlog::warn("recovering pending writes: {}", st.error().message());
+    }
+  }
+
   std::unique_ptr<app::ControlServer> control;
   if (!guard.controlSocket().empty()) {
     auto started = app::ControlServer::start(guard.controlSocket(),
-                                             [&] { return report(options, ctx, mountpoint); });
+                                             [&] { return report(options, ctx, vfs, mountpoint); });
     if (started) {
       control = std::move(started).value();
     } else {
@@ -162,9 +220,10 @@ int Runner::run(int argc, char** argv) {
                      });
   poller.start();
 
-  const std::string why = waitForStop(signals, *frontend);
+  bool still_mounted = true;
+  const std::string why = waitForStop(signals, *frontend, still_mounted);
   spdlog::info("{}, stopping", why);
-  const int code = shutDown(ctx, poller, *frontend);
+  const int code = shutDown(options, ctx, vfs, poller, *frontend, still_mounted);
   control.reset();
   spdlog::info("stopped serving {}", mountpoint);
   return code;

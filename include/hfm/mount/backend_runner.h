@@ -3,13 +3,23 @@
 // Start-up, in order: block SIGINT/SIGTERM/SIGHUP (before any thread exists) → DaemonGuard and
 // the piped token (daemon.h) → the shared command line (mount_options.h; --help/--version exit
 // 0, bad usage 2) → logging → BackendSpec::adjust_options → MountContext::open → Vfs →
-// preloadRoot → the control channel (control.h, when started by `hf-mount start`) →
-// Frontend::start (kernel mount; the mount answers) → DaemonGuard::ready → poller. Any failure
-// before ready exits 1 (2 for usage) with one line on stderr and in the readiness pipe.
+// preloadRoot → recoverPending (commits what an earlier run left staged) → the control
+// channel (control.h, when started by `hf-mount start`) → Frontend::start (kernel mount; the
+// mount answers) → DaemonGuard::ready → poller. Any failure before ready exits 1 (2 for usage)
+// with one line on stderr and in the readiness pipe.
 //
 // Shutdown, on a signal or when the mount goes away on its own (external umount, NFS UMNT):
-// the poller stops, then the frontend unmounts and stops serving; exit 0 (1 if the serve loop
-// itself failed). The control channel answers "stopping" meanwhile.
+//   1. the poller stops (no remote change is applied while writes drain);
+//   2. if the mount is still there, Vfs::flushAll(--flush-shutdown-timeout-ms) commits every
+//      closed file while the kernel mount keeps serving, so a writer still finishing its
+//      close() is answered rather than cut off;
+//   3. the frontend unmounts and stops serving (handles released by the unmount are
+//      committed by the Vfs as they go);
+//   4. flushAll again with what is left of the same budget, for files released in step 3;
+//   5. one log line "shutdown: ..." (control.h, formatShutdownOutcome) says whether every
+//      write reached the Hub or how much stays staged for the next start; exit 0 (1 if the
+//      serve loop itself failed).
+// The control channel answers "flushing" from step 1 to the end of step 4.
 #pragma once
 
 #include <functional>

@@ -1,7 +1,7 @@
 // runBackend with a fake Frontend (no kernel): exit codes and the readiness pipe on start-up
-// failures, and, against a real hf-local-hub, a served mount: the control socket answers, a
-// file written through the Vfs reaches the Hub, SIGTERM stops the frontend once and the
-// socket is removed at exit.
+// failures, and, against a real hf-local-hub, the shutdown order: on SIGTERM every closed file
+// is committed while the frontend still serves, then the frontend is stopped, the control
+// socket answers meanwhile and is removed at exit.
 #include "hfm/mount/backend_runner.h"
 
 #include <fcntl.h>
@@ -45,16 +45,19 @@ class TempDir {
 struct FrontendLog {
   std::atomic<int> starts{0};
   std::atomic<int> stops{0};
+  std::atomic<int64_t> dirty_at_stop{-1};
+  std::atomic<int64_t> committed_at_stop{-1};
 };
 
-// Mounts nothing; on start() it writes runner.txt through the Vfs like a kernel would (create,
-// write, flush, release).
+// Mounts nothing; on start() it writes `file` through the Vfs like a kernel would (create,
+// write, flush, release), so the file is closed and waits for its (debounced) commit.
 class FakeFrontend final : public Frontend {
  public:
   explicit FakeFrontend(FrontendLog& log) : log_(log) {}
 
   Status start(vfs::Vfs& vfs, const MountContext&, const std::string&) override {
     ++log_.starts;
+    vfs_ = &vfs;
     auto created = vfs.create(vfs::kRootInode, "runner.txt", O_WRONLY | O_CREAT | O_TRUNC);
     if (!created) return created.error();
     const std::string text = "written before SIGTERM\n";
@@ -69,11 +72,15 @@ class FakeFrontend final : public Frontend {
   std::optional<std::string> gone() override { return std::nullopt; }
   Status stop() override {
     ++log_.stops;
+    const auto stats = vfs_->writeStats();
+    log_.dirty_at_stop = static_cast<int64_t>(stats.dirty_files);
+    log_.committed_at_stop = static_cast<int64_t>(stats.committed_files);
     return okStatus();
   }
 
  private:
   FrontendLog& log_;
+  vfs::Vfs* vfs_ = nullptr;
 };
 
 BackendSpec fakeSpec(FrontendLog& log) {
@@ -153,7 +160,7 @@ TEST(BackendRunnerTest, UnreachableHubFailsBeforeAnyFrontendStarts) {
   EXPECT_EQ(log.starts.load(), 0);
 }
 
-TEST(BackendRunnerTest, ServesTheControlChannelAndStopsOnSigterm) {
+TEST(BackendRunnerTest, SigtermCommitsClosedFilesBeforeTheFrontendStops) {
   SignalMaskGuard mask;
   LocalHubProcess hub;
   const std::string auth =
@@ -170,10 +177,12 @@ TEST(BackendRunnerTest, ServesTheControlChannelAndStopsOnSigterm) {
   const BackendSpec spec = fakeSpec(log);
   std::atomic<int> code{-1};
   std::thread runner([&] {
-    code = runWith({"--hf-token", LocalHubProcess::kToken, "--hub-endpoint", hub.url(),
-                    "--cache-dir", (dir.path() / "cache").string(), "--poll-interval-secs", "0",
-                    "bucket", "tester/runner", (dir.path() / "mnt").string()},
-                   spec);
+    code =
+        runWith({"--hf-token", LocalHubProcess::kToken, "--hub-endpoint", hub.url(), "--cache-dir",
+                 (dir.path() / "cache").string(), "--poll-interval-secs", "0", "--advanced-writes",
+                 "--flush-debounce-ms", "600000", "--flush-max-batch-window-ms", "600000", "bucket",
+                 "tester/runner", (dir.path() / "mnt").string()},
+                spec);
   });
   struct Joiner {
     std::thread& t;
@@ -192,12 +201,18 @@ TEST(BackendRunnerTest, ServesTheControlChannelAndStopsOnSigterm) {
   EXPECT_EQ(report->state, "serving");
   EXPECT_EQ(report->backend, "fake");
   EXPECT_EQ(report->source, "bucket tester/runner");
+  EXPECT_EQ(report->dirty_files, 1U);
+  EXPECT_EQ(report->pending_commits, 1U);
+  EXPECT_EQ(report->pending_bytes, 23U);
+  EXPECT_EQ(report->committed_files, 0U);
   EXPECT_TRUE(report->cache_limit_bytes.has_value());
 
   pthread_kill(runner.native_handle(), SIGTERM);
   runner.join();
   EXPECT_EQ(code.load(), 0);
   EXPECT_EQ(log.stops.load(), 1);
+  EXPECT_EQ(log.dirty_at_stop.load(), 0) << "the frontend was stopped before the flush";
+  EXPECT_EQ(log.committed_at_stop.load(), 1);
   EXPECT_FALSE(fs::exists(socket)) << "control socket left behind";
 
   FILE* got = ::popen(
