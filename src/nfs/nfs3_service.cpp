@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <span>
 
 #include "hfm/util/log.h"
 #include "libnfs_shim.h"
@@ -143,6 +144,28 @@ std::optional<std::vector<char>> encode(uint32_t (*fn)(ZDR*, T*), T* res, size_t
   return std::nullopt;
 }
 
+// The sattr3 fields a client asked to set (atime has no place in the Vfs and is ignored).
+vfs::SetAttrRequest toRequest(const sattr3& in) {
+  vfs::SetAttrRequest req;
+  if (in.mode.set_it != 0) req.mode = in.mode.set_mode3_u.mode & 07777;
+  if (in.uid.set_it != 0) req.uid = in.uid.set_uid3_u.uid;
+  if (in.gid.set_it != 0) req.gid = in.gid.set_gid3_u.gid;
+  if (in.size.set_it != 0) req.size = in.size.set_size3_u.size;
+  if (in.mtime.set_it == SET_TO_SERVER_TIME) {
+    req.mtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  } else if (in.mtime.set_it == SET_TO_CLIENT_TIME) {
+    req.mtime_ns = static_cast<int64_t>(in.mtime.set_mtime_u.mtime.seconds) * 1'000'000'000 +
+                   in.mtime.set_mtime_u.mtime.nseconds;
+  }
+  return req;
+}
+
+bool anySet(const vfs::SetAttrRequest& r) {
+  return r.size || r.mode || r.uid || r.gid || r.mtime_ns;
+}
+
 uint64_t randomNonZero() {
   std::random_device rd;
   uint64_t v = 0;
@@ -197,6 +220,7 @@ uint32_t nfsStatFor(int err) {
     case ENOTSUP:
       return NFS3ERR_NOTSUPP;
     case EAGAIN:
+    case EBUSY:
       return NFS3ERR_JUKEBOX;  // the client retries later
     case kErrBadCookie:
       return NFS3ERR_BAD_COOKIE;
@@ -209,13 +233,42 @@ uint32_t nfsStatFor(int err) {
   }
 }
 
+// One Vfs file handle shared by the NFS calls on an inode. Destroyed (never under pool_mu_)
+// when the last user drops it after it left the pool: a writable one is fsync'd first if
+// UNSTABLE writes happened since its last fsync, then released, which schedules the commit.
 struct Nfs3Service::PooledFile {
   vfs::Vfs* vfs = nullptr;
+  std::atomic<uint64_t>* verifier = nullptr;  // rotated when unstable bytes may be lost
   vfs::InodeId ino = 0;
   uint64_t fh = 0;
   bool writable = false;
+  // UNSTABLE writes completed on this handle, and how many of them an fsync has covered.
+  std::atomic<uint64_t> completed_writes{0};
+  std::atomic<uint64_t> synced_writes{0};
+  std::atomic<int64_t> last_use_ns{0};  // steady clock
+
+  void touch() {
+    last_use_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+  }
+  bool unsynced() const { return synced_writes.load() < completed_writes.load(); }
+
   ~PooledFile() {
-    if (vfs != nullptr) vfs->release(fh);
+    if (vfs == nullptr) return;
+    if (writable && unsynced()) {
+      auto st = vfs->fsync(fh);
+      if (!st.ok()) {
+        // The client was told these bytes are UNSTABLE under the current verifier; a new one
+        // makes it resend them at its next COMMIT instead of trusting lost data.
+        spdlog::error(
+            "nfs: making unstable writes of inode {} durable failed: {}; changing the write "
+            "verifier so clients resend them",
+            ino, st.error().message());
+        if (verifier != nullptr) verifier->fetch_add(0x9e3779b97f4a7c15ULL);
+      }
+    }
+    vfs->release(fh);
   }
 };
 
@@ -227,15 +280,25 @@ struct Nfs3Service::DirSnapshot {
 };
 
 Nfs3Service::Nfs3Service(vfs::Vfs& vfs, HandleTable& handles, size_t open_file_cache,
-                         std::function<void()> on_unmount)
+                         std::chrono::milliseconds write_idle, std::function<void()> on_unmount)
     : vfs_(vfs),
       handles_(handles),
       open_file_cache_(std::max<size_t>(open_file_cache, 1)),
+      write_idle_(std::max(write_idle, std::chrono::milliseconds(1))),
       on_unmount_(std::move(on_unmount)),
       write_verifier_(randomNonZero()),
-      fsid_(handles.epoch()) {}
+      fsid_(handles.epoch()) {
+  reaper_ = std::thread([this] { reaperLoop(); });
+}
 
 Nfs3Service::~Nfs3Service() {
+  {
+    std::lock_guard<std::mutex> lock(reaper_mu_);
+    reaper_stop_ = true;
+  }
+  reaper_cv_.notify_all();
+  if (reaper_.joinable()) reaper_.join();
+  // Every pooled handle is released (writable ones fsync'd first), outside pool_mu_.
   std::unordered_map<vfs::InodeId, std::pair<FileRef, std::list<vfs::InodeId>::iterator>> pool;
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -258,6 +321,24 @@ std::vector<char> Nfs3Service::fileHandle(uint64_t id) const {
 void Nfs3Service::remember(const std::string& path, vfs::InodeId ino) {
   std::lock_guard<std::mutex> lock(ino_mu_);
   inos_[path] = ino;
+}
+
+void Nfs3Service::forgetPaths(const std::string& path) {
+  const std::string prefix = path + "/";
+  std::lock_guard<std::mutex> lock(ino_mu_);
+  for (auto it = inos_.begin(); it != inos_.end();) {
+    if (it->first == path || it->first.compare(0, prefix.size(), prefix) == 0)
+      it = inos_.erase(it);
+    else
+      ++it;
+  }
+  exclusive_.erase(path);
+}
+
+Result<vfs::Attr> Nfs3Service::peek(vfs::InodeId dir, const std::string& name) {
+  auto attr = vfs_.lookup(dir, name);
+  if (attr.ok()) vfs_.forget(attr->ino, 1);
+  return attr;
 }
 
 Result<vfs::Attr> Nfs3Service::attrForPath(const std::string& path, bool is_dir, bool revalidate) {
@@ -335,10 +416,7 @@ Result<Nfs3Service::FileRef> Nfs3Service::acquireFile(vfs::InodeId ino) {
     }
   }
   HFM_ASSIGN_OR_RETURN(vfs::OpenResult opened, vfs_.open(ino, O_RDONLY));
-  auto ref = std::make_shared<PooledFile>();
-  ref->vfs = &vfs_;
-  ref->ino = ino;
-  ref->fh = opened.fh;
+  FileRef ref = makeRef(ino, opened.fh, false);
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
     auto it = pool_.find(ino);
@@ -357,7 +435,77 @@ Nfs3Service::FileRef Nfs3Service::pooledWritable(vfs::InodeId ino) {
   auto it = pool_.find(ino);
   if (it == pool_.end() || !it->second.first->writable) return nullptr;
   pool_lru_.splice(pool_lru_.begin(), pool_lru_, it->second.second);
+  it->second.first->touch();
   return it->second.first;
+}
+
+Result<Nfs3Service::FileRef> Nfs3Service::writableFile(vfs::InodeId ino) {
+  if (FileRef ref = pooledWritable(ino)) return ref;
+  // O_RDWR without O_TRUNC: the Vfs's advanced mode stages the current content and takes
+  // writes at any offset; the same handle serves reads of the staged bytes.
+  HFM_ASSIGN_OR_RETURN(vfs::OpenResult opened, vfs_.open(ino, O_RDWR));
+  FileRef ref = makeRef(ino, opened.fh, true);
+  // Another worker may have pooled one meanwhile: use theirs (ours is released on return).
+  if (FileRef pooled = pooledWritable(ino)) return pooled;
+  return ref;
+}
+
+Nfs3Service::FileRef Nfs3Service::makeRef(vfs::InodeId ino, uint64_t fh, bool writable) {
+  auto ref = std::make_shared<PooledFile>();
+  ref->vfs = &vfs_;
+  ref->verifier = &write_verifier_;
+  ref->ino = ino;
+  ref->fh = fh;
+  ref->writable = writable;
+  ref->touch();
+  return ref;
+}
+
+Status Nfs3Service::syncFile(PooledFile& file) {
+  const uint64_t covered = file.completed_writes.load();
+  HFM_TRY(vfs_.fsync(file.fh));
+  uint64_t seen = file.synced_writes.load();
+  while (seen < covered && !file.synced_writes.compare_exchange_weak(seen, covered)) {
+  }
+  return okStatus();
+}
+
+void Nfs3Service::reaperLoop() {
+  const auto tick =
+      std::clamp(write_idle_ / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+  std::unique_lock<std::mutex> lock(reaper_mu_);
+  while (!reaper_stop_) {
+    reaper_cv_.wait_for(lock, tick, [this] { return reaper_stop_; });
+    if (reaper_stop_) break;
+    lock.unlock();
+    releaseIdle();
+    lock.lock();
+  }
+}
+
+void Nfs3Service::releaseIdle() {
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  const int64_t idle_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(write_idle_).count();
+  std::vector<FileRef> closing;  // released after pool_mu_ is dropped
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    for (auto it = pool_.begin(); it != pool_.end();) {
+      const FileRef& ref = it->second.first;
+      // Only writable handles: their release is what commits. In use (pinned) ones stay.
+      if (ref->writable && ref.use_count() == 1 && now - ref->last_use_ns.load() >= idle_ns) {
+        closing.push_back(std::move(it->second.first));
+        pool_lru_.erase(it->second.second);
+        it = pool_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (!closing.empty()) {
+    spdlog::debug("nfs: releasing {} idle writable handle(s)", closing.size());
+  }
 }
 
 void Nfs3Service::putFile(vfs::InodeId ino, FileRef ref) {
@@ -396,9 +544,28 @@ void Nfs3Service::dropFile(vfs::InodeId ino) {
   // `closing` is released after the lock (declared before the guard).
 }
 
+void Nfs3Service::dropReadOnly(vfs::InodeId ino) {
+  FileRef closing;
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  auto it = pool_.find(ino);
+  if (it == pool_.end() || it->second.first->writable) return;
+  closing = std::move(it->second.first);
+  pool_lru_.erase(it->second.second);
+  pool_.erase(it);
+}
+
 size_t Nfs3Service::pooledFileCount() const {
   std::lock_guard<std::mutex> lock(pool_mu_);
   return pool_.size();
+}
+
+size_t Nfs3Service::pooledWritableCount() const {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  size_t n = 0;
+  for (const auto& [ino, entry] : pool_) {
+    if (entry.first->writable) ++n;
+  }
+  return n;
 }
 
 void Nfs3Service::invalidateInode(vfs::InodeId ino, bool) { dropFile(ino); }
@@ -446,6 +613,66 @@ Result<std::shared_ptr<Nfs3Service::DirSnapshot>> Nfs3Service::snapshot(const Re
   dirs_.push_front(snap);
   if (dirs_.size() > kMaxDirSnapshots) dirs_.pop_back();
   return snap;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CREATE
+
+int Nfs3Service::createFile(const Resolved& dir, const std::string& name, const createhow3& how) {
+  const std::string path = joinPath(dir.path, name);
+  uint64_t verf = 0;
+  vfs::SetAttrRequest req;
+  if (how.mode == EXCLUSIVE) {
+    verf = getU64(how.createhow3_u.verf);
+  } else {
+    req = toRequest(how.createhow3_u.obj_attributes);
+  }
+  // Read-only sources answer EACCES/EROFS from the Vfs before anything is looked up.
+  if (!vfs_.readOnly()) {
+    auto existing = peek(dir.attr.ino, name);
+    if (existing.ok()) {
+      if (existing->is_dir || how.mode == GUARDED) return EEXIST;
+      if (how.mode == EXCLUSIVE) {
+        // A retransmission of the create that made this file succeeds again (RFC 1813).
+        std::lock_guard<std::mutex> lock(ino_mu_);
+        auto it = exclusive_.find(path);
+        return it != exclusive_.end() && it->second == verf ? 0 : EEXIST;
+      }
+      // UNCHECKED on an existing file: keep its content unless a size was asked for.
+      if (!anySet(req)) return 0;
+      auto set = vfs_.setattr(existing->ino, req);
+      if (set.ok() && req.size) dropReadOnly(existing->ino);
+      return set.ok() ? 0 : set.error().code();
+    }
+    if (existing.error().code() != ENOENT) return existing.error().code();
+  }
+  const int flags = O_RDWR | O_CREAT | (how.mode == UNCHECKED ? 0 : O_EXCL);
+  auto created = vfs_.create(dir.attr.ino, name, flags);
+  if (!created.ok()) {
+    const int err = created.error().code();
+    if (err != EROFS && err != EACCES && err != EEXIST) {
+      spdlog::info("nfs: CREATE '{}' failed: {}", path, created.error().message());
+    }
+    return err;
+  }
+  const vfs::InodeId ino = created->attr.ino;
+  vfs_.forget(ino, 1);  // the service holds no lookup references
+  remember(path, ino);
+  if (how.mode == EXCLUSIVE) {
+    std::lock_guard<std::mutex> lock(ino_mu_);
+    if (exclusive_.size() >= 4096) exclusive_.clear();  // bounded; only retransmits need it
+    exclusive_[path] = verf;
+  }
+  // Keep the handle the file was created with: its idle release commits the (maybe empty)
+  // file, and the WRITEs that usually follow use it.
+  putFile(ino, makeRef(ino, created->open.fh, true));
+  if (anySet(req)) {
+    if (auto set = vfs_.setattr(ino, req); !set.ok()) {
+      spdlog::info("nfs: CREATE '{}': applying its attributes failed: {}", path,
+                   set.error().message());
+    }
+  }
+  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,9 +783,20 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
                                    a.guard.sattrguard3_u.obj_ctime.nseconds != ctime.nseconds)) {
           err = kErrNotSync;
         } else {
-          auto st = vfs_.setattr(r->attr.ino);
-          if (!st.ok()) err = st.error().code();
-          if (st.ok()) dropFile(r->attr.ino);  // a size change makes pooled readers stale
+          const vfs::SetAttrRequest req = toRequest(a.new_attributes);
+          if (req.size && r->attr.is_dir) {
+            err = EINVAL;  // RFC 1813: a size only applies to regular files
+          } else {
+            auto st = vfs_.setattr(r->attr.ino, req);
+            if (!st.ok()) {
+              err = st.error().code();
+              spdlog::info("nfs: SETATTR '{}': {}", r->path, st.error().message());
+            } else if (req.size) {
+              // A read-only handle may still serve the old length; a writable one reads the
+              // staged copy the truncation changed.
+              dropReadOnly(r->attr.ino);
+            }
+          }
         }
       }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
@@ -693,31 +931,49 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       int err = r.ok() ? (r->attr.is_dir ? EISDIR : 0) : r.error().code();
       std::optional<vfs::Attr> before;
       if (r.ok()) before = r->attr;
-      if (err == 0 && a.data.data_len > kMaxTransfer) err = EFBIG;
+      // `count` is the length the client means; the opaque must carry at least that much.
+      if (err == 0 && a.count > a.data.data_len) err = EINVAL;
+      if (err == 0 && a.count > kMaxTransfer) err = EFBIG;
+      if (err == 0 && a.offset > static_cast<uint64_t>(INT64_MAX) - a.count) err = EFBIG;
+      stable_how committed = a.stable == UNSTABLE ? UNSTABLE : FILE_SYNC;
       if (err == 0) {
+        const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(a.data.data_val),
+                                             a.count);
         // Reuse a pooled handle only if it is writable. Never write through a read-only one
         // (#178): open a writable handle and pool it only once the write went through (#185),
-        // where it replaces the read-only one (reads then see the written bytes).
-        FileRef ref = pooledWritable(r->attr.ino);
-        const bool fresh = ref == nullptr;
-        if (fresh) {
-          auto opened = vfs_.open(r->attr.ino, O_RDWR);
-          if (!opened.ok()) {
-            err = opened.error().code();
-          } else {
-            ref = std::make_shared<PooledFile>();
-            ref->vfs = &vfs_;
-            ref->ino = r->attr.ino;
-            ref->fh = opened->fh;
-            ref->writable = true;
+        // where it replaces the read-only one (reads then see the staged bytes).
+        for (int attempt = 0; attempt < 2; ++attempt) {
+          auto file = writableFile(r->attr.ino);
+          if (!file.ok()) {
+            err = file.error().code();
+            break;
           }
-        }
-        if (err == 0) {
-          auto st = vfs_.write(ref->fh);
-          if (!st.ok())
+          FileRef ref = *file;
+          auto n = vfs_.write(ref->fh, a.offset, bytes);
+          if (!n.ok()) {
+            err = n.error().code();
+            // The Vfs handle vanished under the pool (invalidated): open a fresh one once.
+            if (err == EBADF && attempt == 0) {
+              dropFile(r->attr.ino);
+              continue;
+            }
+            break;
+          }
+          err = 0;
+          ref->touch();
+          if (a.stable == UNSTABLE) {
+            ref->completed_writes++;
+          } else if (auto st = syncFile(*ref); !st.ok()) {
             err = st.error().code();
-          else if (fresh)
-            putFile(r->attr.ino, ref);
+            spdlog::error("nfs: WRITE {} bytes at {} to '{}': making them durable failed: {}",
+                          a.count, a.offset, r->path, st.error().message());
+          }
+          if (pooledWritable(r->attr.ino) != ref) putFile(r->attr.ino, ref);
+          break;
+        }
+        if (err != 0 && err != EROFS && err != EACCES) {
+          spdlog::info("nfs: WRITE {} bytes at {} to '{}' failed: {}", a.count, a.offset, r->path,
+                       std::strerror(err > 0 ? err : EIO));
         }
       }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
@@ -726,9 +982,9 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (err == 0) {
         res.WRITE3res_u.resok.file_wcc.before = preOp(before);
         res.WRITE3res_u.resok.file_wcc.after = postOp(fsid_, after, id);
-        res.WRITE3res_u.resok.count = a.data.data_len;
-        res.WRITE3res_u.resok.committed = UNSTABLE;
-        putU64(res.WRITE3res_u.resok.verf, write_verifier_);
+        res.WRITE3res_u.resok.count = a.count;
+        res.WRITE3res_u.resok.committed = committed;
+        putU64(res.WRITE3res_u.resok.verf, write_verifier_.load());
       } else {
         res.WRITE3res_u.resfail.file_wcc.before = preOp(before);
         res.WRITE3res_u.resfail.file_wcc.after = postOp(fsid_, after, id);
@@ -763,9 +1019,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       }
       std::optional<vfs::Attr> before;
       if (dir.ok()) before = dir->attr;
-      if (err == 0) {
-        Status st = proc == NFS3_CREATE    ? vfs_.create(dir->attr.ino, name)
-                    : proc == NFS3_MKDIR   ? vfs_.mkdir(dir->attr.ino, name)
+      if (err == 0 && proc == NFS3_CREATE) {
+        err = createFile(*dir, name, ca.how);
+      } else if (err == 0) {
+        Status st = proc == NFS3_MKDIR     ? vfs_.mkdir(dir->attr.ino, name)
                     : proc == NFS3_SYMLINK ? vfs_.symlink(dir->attr.ino, name)
                                            : vfs_.mknod(dir->attr.ino, name);
         if (!st.ok()) err = st.error().code();
@@ -778,6 +1035,13 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         if (child.ok()) {
           made = *child;
           fh = fileHandle(child->id);
+          if (proc == NFS3_MKDIR) {
+            // The Vfs makes directories with default attributes; apply what mkdir asked.
+            const vfs::SetAttrRequest req = toRequest(ma.attributes);
+            if (anySet(req) && !req.size) {
+              if (auto set = vfs_.setattr(child->attr.ino, req); set.ok()) made->attr = *set;
+            }
+          }
         }
       }
       CREATE3res res{};
@@ -815,12 +1079,29 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       std::optional<vfs::Attr> before;
       if (dir.ok()) before = dir->attr;
       if (err == 0) {
+        const std::string path = joinPath(dir->path, name);
+        // The victim's inode, to drop the handles this service keeps on it.
+        auto victim = peek(dir->attr.ino, name);
         auto st = proc == NFS3_REMOVE ? vfs_.unlink(dir->attr.ino, name)
                                       : vfs_.rmdir(dir->attr.ino, name);
-        if (!st.ok())
+        if (!st.ok() && proc == NFS3_REMOVE && victim.ok() && pooledWritable(victim->ino)) {
+          // The Vfs may refuse to delete a file a handle is writing: let go of ours, retry.
+          dropFile(victim->ino);
+          st = vfs_.unlink(dir->attr.ino, name);
+        }
+        if (!st.ok()) {
           err = st.error().code();
-        else
+          if (err != ENOENT && err != ENOTEMPTY && err != EROFS && err != EACCES) {
+            spdlog::info("nfs: {} '{}' failed: {}", proc == NFS3_REMOVE ? "REMOVE" : "RMDIR", path,
+                         st.error().message());
+          }
+        } else {
+          if (victim.ok()) dropFile(victim->ino);
+          // Deleted: its handles turn stale, even if the name is created again.
+          handles_.forget(path, proc == NFS3_RMDIR);
+          forgetPaths(path);
           invalidateEntry(dir->attr.ino, name);
+        }
       }
       REMOVE3res res{};
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
@@ -849,12 +1130,41 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (from.ok()) from_before = from->attr;
       if (to.ok()) to_before = to->attr;
       if (err == 0) {
-        auto st = vfs_.rename(from->attr.ino, from_name, to->attr.ino, to_name);
+        const std::string from_path = joinPath(from->path, from_name);
+        const std::string to_path = joinPath(to->path, to_name);
+        auto moving = peek(from->attr.ino, from_name);
+        auto replaced = peek(to->attr.ino, to_name);
+        Status st = moving.ok() ? vfs_.rename(from->attr.ino, from_name, to->attr.ino, to_name)
+                                : Status(moving.error());
+        if (!st.ok() && st.error().code() == EBUSY && moving.ok() && !moving->is_dir &&
+            pooledWritable(moving->ino)) {
+          // The Vfs may refuse to move a file a handle is writing: let go of ours, retry.
+          dropFile(moving->ino);
+          st = vfs_.rename(from->attr.ino, from_name, to->attr.ino, to_name);
+        }
         if (!st.ok()) {
           err = st.error().code();
+          if (err != ENOENT && err != EROFS && err != EACCES) {
+            spdlog::info("nfs: RENAME '{}' → '{}' failed: {}", from_path, to_path,
+                         st.error().message());
+          }
         } else {
+          if (replaced.ok() && replaced->ino != moving->ino) dropFile(replaced->ino);
+          // Handles follow the object; what was at the target is gone.
+          handles_.rename(from_path, to_path, moving->is_dir);
+          forgetPaths(from_path);
+          forgetPaths(to_path);
+          remember(to_path, moving->ino);
           invalidateEntry(from->attr.ino, from_name);
           invalidateEntry(to->attr.ino, to_name);
+          if (moving->is_dir) {
+            // Snapshots of directories below hold their old paths.
+            std::lock_guard<std::mutex> lock(dir_mu_);
+            const std::string prefix = from_path + "/";
+            dirs_.remove_if([&](const auto& snap) {
+              return snap->path == from_path || snap->path.compare(0, prefix.size(), prefix) == 0;
+            });
+          }
         }
       }
       RENAME3res res{};
@@ -1094,16 +1404,25 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       COMMIT3res res{};
       auto r = resolve(a.file.data.data_val, a.file.data.data_len, false);
       int err = r.ok() ? (r->attr.is_dir ? EISDIR : 0) : r.error().code();
-      // Nothing is ever left uncommitted: WRITE succeeds only once the Vfs accepted the
-      // bytes (today every write is refused with EROFS).
+      // Only a pooled writable handle can hold UNSTABLE bytes: a released one was fsync'd on
+      // release (or the verifier changed), so without one there is nothing left to do.
+      if (err == 0) {
+        if (FileRef ref = pooledWritable(r->attr.ino)) {
+          if (auto st = syncFile(*ref); !st.ok()) {
+            err = st.error().code();
+            spdlog::error("nfs: COMMIT of '{}' failed: {}", r->path, st.error().message());
+          }
+        }
+      }
       res.status = static_cast<nfsstat3>(nfsStatFor(err));
-      const std::optional<vfs::Attr> attr =
+      const std::optional<vfs::Attr> before =
           r.ok() ? std::optional<vfs::Attr>(r->attr) : std::nullopt;
+      const std::optional<vfs::Attr> after = r.ok() ? attrOf(r->attr.ino) : std::nullopt;
       wcc_data& wcc =
           err == 0 ? res.COMMIT3res_u.resok.file_wcc : res.COMMIT3res_u.resfail.file_wcc;
-      wcc.before = preOp(attr);
-      wcc.after = postOp(fsid_, attr, r.ok() ? r->id : 0);
-      if (err == 0) putU64(res.COMMIT3res_u.resok.verf, write_verifier_);
+      wcc.before = preOp(before);
+      wcc.after = postOp(fsid_, after, r.ok() ? r->id : 0);
+      if (err == 0) putU64(res.COMMIT3res_u.resok.verf, write_verifier_.load());
       return encode(zdr_COMMIT3res, &res, 256);
     }
 

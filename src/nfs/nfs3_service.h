@@ -15,18 +15,35 @@
 // Open files: NFS has no open/close, so READ and WRITE share a small LRU of Vfs file handles
 // per inode (config.open_file_cache; entries in use are pinned and the pool grows past its
 // size rather than closing them). WRITE never reuses a read-only handle: it opens a writable
-// one and puts it in the pool only after the write succeeded (reference bugs #178/#185). A
-// handle whose version was replaced remotely (Vfs::read → ESTALE), or that the poller
-// invalidated (InvalidationSink), is dropped and the read reopens the new version (#161).
+// one (O_RDWR, the Vfs's advanced staging mode: any offset, reads see the staged bytes) and
+// puts it in the pool only after the write succeeded, where it replaces the read-only one and
+// serves the READs that follow (reference bugs #178/#185). CREATE keeps the handle the Vfs
+// created the file with, so even an empty new file is committed. A writable handle is
+// released once it has been idle for `write_idle` (a reaper thread), or when evicted: that
+// release is what schedules the Vfs commit, since no close ever comes. A handle whose version
+// was replaced remotely (Vfs::read → ESTALE), or that the poller invalidated
+// (InvalidationSink), is dropped and the read reopens the new version (#161).
+//
+// Stability: WRITE with DATA_SYNC/FILE_SYNC and COMMIT call Vfs::fsync (staged bytes durable
+// on local disk; the commit to the Hub follows asynchronously and survives a restart) and
+// answer FILE_SYNC. UNSTABLE writes are fsync'd before their handle is released; if that
+// fsync fails, the write verifier changes, so clients resend what they have not seen
+// committed. The verifier is random per process, so a restart makes clients resend as well.
+//
+// Names: RENAME and REMOVE/RMDIR update the HandleTable (ids follow renamed objects, deleted
+// ones turn stale) and this class's path → inode cache.
 //
 // Errors: every errno goes through one table (nfsStatFor) to an nfsstat3.
 //
-// Thread-safety: call() runs concurrently on any number of workers. Locks (never nested, and
-// never held across a Vfs call): ino_mu_ (path → inode cache), pool_mu_ (open files),
-// dir_mu_ (directory snapshots).
+// Thread-safety: call() runs concurrently on any number of workers; one reaper thread
+// releases idle writable handles. Locks (never nested, and never held across a Vfs call):
+// ino_mu_ (path → inode cache, exclusive-create verifiers), pool_mu_ (open files), dir_mu_
+// (directory snapshots), reaper_mu_ (the reaper's sleep).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -34,12 +51,15 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "hfm/nfs/handle_table.h"
 #include "hfm/util/result.h"
 #include "hfm/vfs/vfs.h"
+
+struct createhow3;  // libnfs (libnfs-raw-nfs.h)
 
 namespace hfm::nfs {
 
@@ -63,7 +83,7 @@ inline constexpr uint32_t kMaxTransfer = 1u << 20;  // rtmax / wtmax
 class Nfs3Service final : public vfs::InvalidationSink {
  public:
   Nfs3Service(vfs::Vfs& vfs, HandleTable& handles, size_t open_file_cache,
-              std::function<void()> on_unmount);
+              std::chrono::milliseconds write_idle, std::function<void()> on_unmount);
   ~Nfs3Service() override;
   Nfs3Service(const Nfs3Service&) = delete;
   Nfs3Service& operator=(const Nfs3Service&) = delete;
@@ -79,6 +99,9 @@ class Nfs3Service final : public vfs::InvalidationSink {
   void invalidateEntry(vfs::InodeId parent, const std::string& name) override;
 
   size_t pooledFileCount() const;
+  size_t pooledWritableCount() const;
+  // The verifier WRITE and COMMIT currently answer (exposed for tests).
+  uint64_t writeVerifier() const { return write_verifier_.load(); }
 
   struct Resolved {
     uint64_t id = 0;
@@ -104,8 +127,24 @@ class Nfs3Service final : public vfs::InvalidationSink {
 
   Result<FileRef> acquireFile(vfs::InodeId ino);  // any pooled handle, else a read-only one
   FileRef pooledWritable(vfs::InodeId ino);       // the pooled handle if writable, else null
+  // The pooled writable handle, else a new one (not pooled yet: see WRITE).
+  Result<FileRef> writableFile(vfs::InodeId ino);
+  FileRef makeRef(vfs::InodeId ino, uint64_t fh, bool writable);
   void putFile(vfs::InodeId ino, FileRef ref);
   void dropFile(vfs::InodeId ino);
+  void dropReadOnly(vfs::InodeId ino);  // keeps a writable handle (it serves staged bytes)
+  // fsync of a writable handle covering every write completed so far.
+  Status syncFile(PooledFile& file);
+  void reaperLoop();
+  void releaseIdle();
+  // Forgets cached inodes of `path` and everything below it (after RENAME / REMOVE / RMDIR).
+  void forgetPaths(const std::string& path);
+  // Looks `name` up in `dir` without keeping a Vfs lookup reference.
+  Result<vfs::Attr> peek(vfs::InodeId dir, const std::string& name);
+
+  // CREATE of `name` in `dir` (UNCHECKED / GUARDED / EXCLUSIVE); returns an errno (0 = made
+  // or, for UNCHECKED and a retransmitted EXCLUSIVE, already there).
+  int createFile(const Resolved& dir, const std::string& name, const ::createhow3& how);
 
   Result<std::shared_ptr<DirSnapshot>> snapshot(const Resolved& dir, uint64_t cookie,
                                                 const char* verifier);
@@ -117,14 +156,18 @@ class Nfs3Service final : public vfs::InvalidationSink {
   vfs::Vfs& vfs_;
   HandleTable& handles_;
   const size_t open_file_cache_;
+  const std::chrono::milliseconds write_idle_;
   const std::function<void()> on_unmount_;
-  const uint64_t write_verifier_;
+  std::atomic<uint64_t> write_verifier_;
   // The fsid in every fattr3: the handle table's epoch, so two mounts on one machine never
   // look like the same filesystem to the kernel client.
   const uint64_t fsid_;
 
   mutable std::mutex ino_mu_;
   std::unordered_map<std::string, vfs::InodeId> inos_;  // path → inode. Guarded by ino_mu_.
+  // CREATE EXCLUSIVE: path → the client's verifier, so a retransmitted create succeeds
+  // (bounded; in memory: after a restart a retransmission answers NFS3ERR_EXIST).
+  std::unordered_map<std::string, uint64_t> exclusive_;  // Guarded by ino_mu_.
 
   mutable std::mutex pool_mu_;
   std::list<vfs::InodeId> pool_lru_;  // most recent first. Guarded by pool_mu_.
@@ -133,6 +176,11 @@ class Nfs3Service final : public vfs::InvalidationSink {
 
   mutable std::mutex dir_mu_;
   std::list<std::shared_ptr<DirSnapshot>> dirs_;  // most recent first. Guarded by dir_mu_.
+
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  bool reaper_stop_ = false;  // Guarded by reaper_mu_.
+  std::thread reaper_;        // started last in the constructor
 };
 
 }  // namespace hfm::nfs

@@ -253,8 +253,8 @@ int onCall(struct rpc_context* rpc, struct rpc_msg* call) {
 
 Result<uint16_t> NfsServer::Impl::start() {
   handles_ = HandleTable::open(config_.handle_dir, config_.handle_key);
-  service_ =
-      std::make_unique<Nfs3Service>(vfs_, *handles_, config_.open_file_cache, config_.on_unmount);
+  service_ = std::make_unique<Nfs3Service>(vfs_, *handles_, config_.open_file_cache,
+                                           config_.write_idle_release, config_.on_unmount);
 
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return Error(errno, std::string("socket: ") + std::strerror(errno));

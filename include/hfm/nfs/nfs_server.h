@@ -28,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -49,6 +50,9 @@ struct NfsServerConfig {
   std::filesystem::path handle_dir;  // where the HandleTable lives; empty = in memory only
   std::string handle_key;            // the mount source ("bucket ns/name", "repo ns/name@rev")
   size_t open_file_cache = 64;       // Vfs file handles kept open across READ/WRITE calls
+  // A Vfs handle opened for writing is released (which schedules its commit to the Hub) once
+  // no WRITE/READ/COMMIT used it for this long: NFSv3 has no close.
+  std::chrono::milliseconds write_idle_release{3000};
   size_t max_requests_per_connection = 64;
   // Called once per MOUNT UMNT (on a worker thread); the binary exits on it like the reference.
   std::function<void()> on_unmount;

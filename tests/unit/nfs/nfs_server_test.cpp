@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -38,10 +39,7 @@ class NfsServerTest : public ::testing::Test {
                                                      "-" + std::to_string(std::random_device()()));
     std::filesystem::create_directories(dir_);
     remote_ = std::make_shared<FakeRemote>();
-    remote_->putFile("README.md", "hello nfs\n");
-    remote_->putFile("data/big.bin", patternBytes(kBigSize, 7));
-    remote_->putFile("data/nested/deep/leaf.txt", "leaf\n");
-    remote_->putFile("empty.txt", std::string_view());
+    putTree();
   }
 
   void TearDown() override {
@@ -50,11 +48,55 @@ class NfsServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
+  // The same tree on a writable remote (a bucket).
+  void makeWritable() {
+    remote_ = std::make_shared<FakeRemote>(false);
+    putTree();
+  }
+  void putTree() {
+    remote_->putFile("README.md", "hello nfs\n");
+    remote_->putFile("data/big.bin", patternBytes(kBigSize, 7));
+    remote_->putFile("data/nested/deep/leaf.txt", "leaf\n");
+    remote_->putFile("empty.txt", std::string_view());
+  }
+
+  // What the NFS backend runs: advanced writes, short debounce so commits land quickly.
+  static vfs::VfsConfig advanced() {
+    vfs::VfsConfig vc;
+    vc.writes.advanced = true;
+    vc.writes.flush_debounce = std::chrono::milliseconds(20);
+    vc.writes.flush_max_batch_window = std::chrono::milliseconds(500);
+    return vc;
+  }
+
+  // Stops the server (releasing its handles schedules their commits) and commits everything.
+  void stopAndFlush() {
+    if (server_) server_->stop();
+    server_.reset();
+    if (vfs_) {
+      auto st = vfs_->flushAll(std::chrono::seconds(20));
+      EXPECT_TRUE(st.ok()) << st.error().message();
+    }
+    vfs_.reset();
+  }
+
+  // Polls until `pred` holds (at most `timeout`).
+  static bool eventually(const std::function<bool()>& pred,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pred();
+  }
+
   void startServer(vfs::VfsConfig vc = {}, std::string key = "bucket test/one",
                    bool persistent = true) {
     vfs_ = std::make_unique<vfs::Vfs>(remote_, vc);
     NfsServerConfig c;
     c.worker_threads = 8;
+    c.write_idle_release = write_idle_;
     c.handle_dir = persistent ? dir_ / "handles" : std::filesystem::path();
     c.handle_key = std::move(key);
     c.on_unmount = [this] { unmounts_++; };
@@ -80,6 +122,7 @@ class NfsServerTest : public ::testing::Test {
   std::unique_ptr<vfs::Vfs> vfs_;
   std::unique_ptr<NfsServer> server_;
   std::atomic<int> unmounts_{0};
+  std::chrono::milliseconds write_idle_{60000};  // tests that want idle release lower it
 };
 
 // A raw TCP connection for the malformed-RPC tests.
@@ -825,6 +868,283 @@ TEST_F(NfsServerTest, ClientVanishingWithRepliesInFlightIsHarmless) {
   Fh root = mountRoot(after);
   EXPECT_EQ(after.getattr(root), static_cast<uint32_t>(NFS3_OK));
   EXPECT_GT(server_->stats().closed_with_unsent_replies, 0u);
+}
+
+std::string str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+std::vector<uint8_t> bytesOf(std::string_view s) { return {s.begin(), s.end()}; }
+constexpr auto kOk = static_cast<uint32_t>(NFS3_OK);
+
+TEST_F(NfsServerTest, RandomOffsetWritesMatchALocalModelAndReachTheRemote) {
+  makeWritable();
+  startServer(advanced());
+  std::vector<uint8_t> model;
+  uint64_t verf = 0;
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    Fh f;
+    ASSERT_EQ(client.create(root, "w.bin", UNCHECKED, &f), kOk);
+    ASSERT_FALSE(f.empty());
+    std::mt19937_64 rng(1234);
+    for (int i = 0; i < 150; ++i) {
+      const uint64_t off = rng() % 400000;
+      std::vector<uint8_t> chunk(1 + rng() % 30000);
+      for (auto& b : chunk) b = static_cast<uint8_t>(rng());
+      const auto w = client.write(f, off, chunk, i % 50 == 49 ? FILE_SYNC : UNSTABLE);
+      ASSERT_EQ(w.status, kOk) << "write " << i;
+      ASSERT_EQ(w.count, chunk.size());
+      EXPECT_EQ(w.committed, i % 50 == 49 ? FILE_SYNC : UNSTABLE);
+      if (verf == 0) verf = w.verf;
+      EXPECT_EQ(w.verf, verf);
+      if (model.size() < off + chunk.size()) model.resize(off + chunk.size(), 0);
+      std::copy(chunk.begin(), chunk.end(), model.begin() + static_cast<std::ptrdiff_t>(off));
+      ASSERT_TRUE(w.after.has_value());
+      EXPECT_EQ(w.after->size, model.size());
+      if (i % 30 == 0) {
+        // READ goes through the handle opened for writing and sees the staged bytes.
+        std::vector<uint8_t> back;
+        ASSERT_EQ(client.readAll(f, &back, 65536), kOk);
+        ASSERT_TRUE(back == model) << "after write " << i;
+      }
+    }
+    uint64_t commit_verf = 0;
+    ASSERT_EQ(client.commit(f, &commit_verf), kOk);
+    EXPECT_EQ(commit_verf, verf);
+    fattr3 a{};
+    ASSERT_EQ(client.getattr(f, &a), kOk);
+    EXPECT_EQ(a.size, model.size());
+  }
+  stopAndFlush();
+  EXPECT_TRUE(remote_->contents("w.bin") == model);
+  // A fresh server (new Vfs, empty caches) reads the committed bytes back.
+  startServer(advanced());
+  RpcTestClient client(server_->port());
+  Fh root = mountRoot(client);
+  Fh f;
+  ASSERT_EQ(client.lookup(root, "w.bin", &f), kOk);
+  std::vector<uint8_t> back;
+  ASSERT_EQ(client.readAll(f, &back), kOk);
+  EXPECT_TRUE(back == model);
+}
+
+TEST_F(NfsServerTest, AppendTruncateExtendAndGuardedSetattr) {
+  makeWritable();
+  startServer(advanced());
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    Fh f;
+    ASSERT_EQ(client.lookup(root, "README.md", &f), kOk);
+    ASSERT_EQ(client.write(f, 10, bytesOf("more\n")).status, kOk);  // append
+    std::vector<uint8_t> back;
+    ASSERT_EQ(client.readAll(f, &back), kOk);
+    EXPECT_EQ(str(back), "hello nfs\nmore\n");
+
+    fattr3 a{};
+    ASSERT_EQ(client.getattr(f, &a), kOk);
+    EXPECT_EQ(a.size, 15u);
+    sattr3 shrink{};
+    shrink.size.set_it = 1;
+    shrink.size.set_size3_u.size = 5;
+    nfstime3 wrong = a.ctime;
+    wrong.seconds += 1;
+    EXPECT_EQ(client.setattr(f, shrink, wrong), static_cast<uint32_t>(NFS3ERR_NOT_SYNC));
+    fattr3 after{};
+    ASSERT_EQ(client.setattr(f, shrink, a.ctime, &after), kOk);
+    EXPECT_EQ(after.size, 5u);
+    ASSERT_EQ(client.readAll(f, &back), kOk);
+    EXPECT_EQ(str(back), "hello");
+
+    sattr3 extend{};
+    extend.size.set_it = 1;
+    extend.size.set_size3_u.size = 8;
+    extend.mode.set_it = 1;
+    extend.mode.set_mode3_u.mode = 0600;
+    ASSERT_EQ(client.setattr(f, extend), kOk);
+    ASSERT_EQ(client.readAll(f, &back), kOk);
+    EXPECT_EQ(back, (std::vector<uint8_t>{'h', 'e', 'l', 'l', 'o', 0, 0, 0}));
+    ASSERT_EQ(client.getattr(f, &a), kOk);
+    EXPECT_EQ(a.mode & 07777, 0600u);
+    EXPECT_EQ(a.size, 8u);
+    ASSERT_EQ(client.commit(f), kOk);
+    // A size on a directory is refused.
+    EXPECT_EQ(client.setattr(root, shrink), static_cast<uint32_t>(NFS3ERR_INVAL));
+  }
+  stopAndFlush();
+  EXPECT_EQ(remote_->contents("README.md"),
+            (std::vector<uint8_t>{'h', 'e', 'l', 'l', 'o', 0, 0, 0}));
+}
+
+TEST_F(NfsServerTest, WriteAfterReadOrTruncateUsesAWritableHandle) {
+  makeWritable();
+  startServer(advanced());
+  const auto expected_big = patternBytes(kBigSize, 7);
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    Fh big;
+    ASSERT_EQ(client.lookupPath(root, "data/big.bin", &big), kOk);
+    std::vector<uint8_t> bytes;
+    ASSERT_EQ(client.read(big, 0, 4096, &bytes), kOk);  // pools a read-only handle
+    // #178: the WRITE must not go through that read-only handle.
+    ASSERT_EQ(client.write(big, 100, bytesOf("XYZ"), FILE_SYNC).status, kOk);
+    ASSERT_EQ(client.read(big, 98, 7, &bytes), kOk);
+    EXPECT_EQ(bytes, (std::vector<uint8_t>{expected_big[98], expected_big[99], 'X', 'Y', 'Z',
+                                           expected_big[103], expected_big[104]}));
+    // #185 (VS Code saving): SETATTR size=0, then WRITE with no pooled handle.
+    Fh readme;
+    ASSERT_EQ(client.lookup(root, "README.md", &readme), kOk);
+    sattr3 zero{};
+    zero.size.set_it = 1;
+    ASSERT_EQ(client.setattr(readme, zero), kOk);
+    ASSERT_EQ(client.write(readme, 0, bytesOf("saved\n")).status, kOk);
+    ASSERT_EQ(client.readAll(readme, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "saved\n");
+  }
+  stopAndFlush();
+  EXPECT_EQ(str(remote_->contents("README.md")), "saved\n");
+  auto big = remote_->contents("data/big.bin");
+  ASSERT_EQ(big.size(), expected_big.size());
+  EXPECT_EQ(std::string(big.begin() + 100, big.begin() + 103), "XYZ");
+  EXPECT_EQ(0, std::memcmp(big.data() + 103, expected_big.data() + 103, kBigSize - 103));
+}
+
+TEST_F(NfsServerTest, CreateModesAndEmptyFilesCommit) {
+  makeWritable();
+  startServer(advanced());
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    const auto kExist = static_cast<uint32_t>(NFS3ERR_EXIST);
+    EXPECT_EQ(client.create(root, "README.md", GUARDED, nullptr), kExist);
+    EXPECT_EQ(client.create(root, "data", UNCHECKED, nullptr), kExist);
+    Fh readme;
+    ASSERT_EQ(client.create(root, "README.md", UNCHECKED, &readme), kOk);  // no truncation
+    std::vector<uint8_t> bytes;
+    ASSERT_EQ(client.readAll(readme, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "hello nfs\n");
+
+    Fh g, x1, x2;
+    sattr3 mode{};
+    mode.mode.set_it = 1;
+    mode.mode.set_mode3_u.mode = 0640;
+    ASSERT_EQ(client.create(root, "guarded.txt", GUARDED, &g, mode), kOk);
+    fattr3 a{};
+    ASSERT_EQ(client.getattr(g, &a), kOk);
+    EXPECT_EQ(a.size, 0u);
+    EXPECT_EQ(a.mode & 07777, 0640u);
+    EXPECT_EQ(client.create(root, "guarded.txt", GUARDED, nullptr), kExist);
+    ASSERT_EQ(client.create(root, "excl.txt", EXCLUSIVE, &x1, {}, 0x1122334455667788ULL), kOk);
+    // A retransmission (same verifier) succeeds with the same handle; another one is EEXIST.
+    ASSERT_EQ(client.create(root, "excl.txt", EXCLUSIVE, &x2, {}, 0x1122334455667788ULL), kOk);
+    EXPECT_EQ(x1, x2);
+    EXPECT_EQ(client.create(root, "excl.txt", EXCLUSIVE, nullptr, {}, 0x99), kExist);
+    Fh sub;
+    ASSERT_EQ(client.mkdir(root, "newdir", &sub), kOk);
+    Fh inner;
+    ASSERT_EQ(client.create(sub, "inner.txt", UNCHECKED, &inner), kOk);
+    ASSERT_EQ(client.write(inner, 0, bytesOf("in\n")).status, kOk);
+  }
+  stopAndFlush();
+  // Created and never written: committed empty all the same.
+  ASSERT_TRUE(remote_->stat("guarded.txt").ok());
+  EXPECT_TRUE(remote_->contents("guarded.txt").empty());
+  ASSERT_TRUE(remote_->stat("excl.txt").ok());
+  EXPECT_EQ(str(remote_->contents("newdir/inner.txt")), "in\n");
+  EXPECT_EQ(str(remote_->contents("README.md")), "hello nfs\n");
+}
+
+TEST_F(NfsServerTest, IdleWritableHandlesAreReleasedSoWritesCommitWithoutAClose) {
+  makeWritable();
+  write_idle_ = std::chrono::milliseconds(100);
+  startServer(advanced());
+  RpcTestClient client(server_->port());
+  Fh root = mountRoot(client);
+  Fh f;
+  ASSERT_EQ(client.create(root, "idle.txt", UNCHECKED, &f), kOk);
+  const auto w = client.write(f, 0, bytesOf("committed by idleness\n"));
+  ASSERT_EQ(w.status, kOk);
+  EXPECT_TRUE(eventually([&] {
+    return str(remote_->contents("idle.txt")) == "committed by idleness\n";
+  })) << "the write was not committed while the server kept running";
+  // The handle was released: COMMIT has nothing left and answers the same verifier.
+  uint64_t verf = 0;
+  ASSERT_EQ(client.commit(f, &verf), kOk);
+  EXPECT_EQ(verf, w.verf);
+  // Writing again opens a new handle on the committed file.
+  ASSERT_EQ(client.write(f, 22, bytesOf("again\n"), FILE_SYNC).status, kOk);
+  EXPECT_TRUE(eventually(
+      [&] { return str(remote_->contents("idle.txt")) == "committed by idleness\nagain\n"; }));
+}
+
+TEST_F(NfsServerTest, RenamedFilesAndDirectoriesKeepTheirHandlesAcrossARestart) {
+  makeWritable();
+  remote_->putFile("data/nested/keep.txt", "keeps the directory\n");
+  remote_->putFile("target.txt", "old target\n");
+  vfs::VfsConfig vc = advanced();
+  vc.negative_ttl = std::chrono::milliseconds(0);
+  vc.metadata_ttl = std::chrono::milliseconds(0);  // a lookup miss lists again (re-creation)
+  startServer(vc);
+  Fh root, readme, leaf, nested, target;
+  {
+    RpcTestClient client(server_->port());
+    root = mountRoot(client);
+    ASSERT_EQ(client.lookup(root, "README.md", &readme), kOk);
+    ASSERT_EQ(client.lookupPath(root, "data/nested/deep/leaf.txt", &leaf), kOk);
+    ASSERT_EQ(client.lookupPath(root, "data/nested", &nested), kOk);
+    Fh data;
+    ASSERT_EQ(client.lookup(root, "data", &data), kOk);
+
+    ASSERT_EQ(client.rename(root, "README.md", root, "moved.md"), kOk);
+    std::vector<uint8_t> bytes;
+    ASSERT_EQ(client.readAll(readme, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "hello nfs\n");
+    EXPECT_EQ(client.lookup(root, "README.md", nullptr), static_cast<uint32_t>(NFS3ERR_NOENT));
+
+    ASSERT_EQ(client.rename(data, "nested", root, "n2"), kOk);
+    ASSERT_EQ(client.readAll(leaf, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "leaf\n");
+    EXPECT_EQ(client.lookup(data, "nested", nullptr), static_cast<uint32_t>(NFS3ERR_NOENT));
+    Fh via_new;
+    ASSERT_EQ(client.lookupPath(root, "n2/deep/leaf.txt", &via_new), kOk);
+    EXPECT_EQ(via_new, leaf);  // one object, one handle
+    Fh deep;
+    ASSERT_EQ(client.lookup(nested, "deep", &deep), kOk);  // the moved directory's handle
+
+    // Renaming over a file: the replaced file's handle turns stale.
+    ASSERT_EQ(client.lookup(root, "target.txt", &target), kOk);
+    ASSERT_EQ(client.rename(deep, "leaf.txt", root, "target.txt"), kOk);
+    EXPECT_EQ(client.getattr(target), static_cast<uint32_t>(NFS3ERR_STALE));
+    ASSERT_EQ(client.readAll(leaf, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "leaf\n");
+  }
+  stopAndFlush();
+  EXPECT_EQ(str(remote_->contents("moved.md")), "hello nfs\n");
+  EXPECT_EQ(str(remote_->contents("target.txt")), "leaf\n");
+  startServer(vc);
+  {
+    RpcTestClient client(server_->port());
+    std::vector<uint8_t> bytes;
+    ASSERT_EQ(client.readAll(readme, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "hello nfs\n");
+    ASSERT_EQ(client.readAll(leaf, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "leaf\n");
+    EXPECT_EQ(client.getattr(nested), kOk);
+    EXPECT_EQ(client.getattr(target), static_cast<uint32_t>(NFS3ERR_STALE));
+
+    // Removed: stale, even when the name comes back.
+    ASSERT_EQ(client.remove(root, "moved.md"), kOk);
+    EXPECT_EQ(client.getattr(readme), static_cast<uint32_t>(NFS3ERR_STALE));
+    EXPECT_EQ(client.read(readme, 0, 10, &bytes), static_cast<uint32_t>(NFS3ERR_STALE));
+    Fh fresh;
+    ASSERT_EQ(client.create(root, "moved.md", GUARDED, &fresh), kOk);
+    EXPECT_NE(fresh, readme);
+    EXPECT_EQ(client.getattr(readme), static_cast<uint32_t>(NFS3ERR_STALE));
+    ASSERT_EQ(client.mkdir(root, "emptydir"), kOk);
+    ASSERT_EQ(client.remove(root, "emptydir", true), kOk);
+    EXPECT_EQ(client.lookup(root, "emptydir", nullptr), static_cast<uint32_t>(NFS3ERR_NOENT));
+    EXPECT_EQ(client.remove(root, "nothing-here"), static_cast<uint32_t>(NFS3ERR_NOENT));
+  }
 }
 
 }  // namespace

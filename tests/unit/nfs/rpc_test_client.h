@@ -235,6 +235,182 @@ class RpcTestClient {
     return page;
   }
 
+  struct WriteOut {
+    uint32_t status = kNoReply;
+    uint32_t count = 0;
+    int committed = -1;
+    uint64_t verf = 0;
+    std::optional<fattr3> after;
+  };
+
+  WriteOut write(const Fh& fh, uint64_t offset, const std::vector<uint8_t>& bytes,
+                 stable_how stable = UNSTABLE) {
+    Fh copy = fh;
+    std::vector<uint8_t> data = bytes;
+    WRITE3args args{};
+    setFh(args.file, copy);
+    args.offset = offset;
+    args.count = static_cast<count3>(data.size());
+    args.stable = stable;
+    args.data.data_len = static_cast<u_int>(data.size());
+    args.data.data_val = reinterpret_cast<char*>(data.data());
+    WriteOut out;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_write_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<WRITE3res*>(d);
+          out.status = res->status;
+          if (out.status != NFS3_OK) return;
+          out.count = res->WRITE3res_u.resok.count;
+          out.committed = res->WRITE3res_u.resok.committed;
+          out.verf = verfOf(res->WRITE3res_u.resok.verf);
+          if (res->WRITE3res_u.resok.file_wcc.after.attributes_follow) {
+            out.after = res->WRITE3res_u.resok.file_wcc.after.post_op_attr_u.attributes;
+          }
+        });
+    return out;
+  }
+
+  // COMMIT; `verf` receives the write verifier.
+  uint32_t commit(const Fh& fh, uint64_t* verf = nullptr) {
+    Fh copy = fh;
+    COMMIT3args args{};
+    setFh(args.file, copy);
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_commit_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<COMMIT3res*>(d);
+          st = res->status;
+          if (st == NFS3_OK && verf != nullptr) *verf = verfOf(res->COMMIT3res_u.resok.verf);
+        });
+    return st;
+  }
+
+  // CREATE with `how` (UNCHECKED/GUARDED take `attrs`, EXCLUSIVE takes `verf`).
+  uint32_t create(const Fh& dir, const std::string& name, createmode3 how, Fh* out,
+                  const sattr3& attrs = {}, uint64_t verf = 0) {
+    Fh copy = dir;
+    std::string n = name;
+    CREATE3args args{};
+    setFh(args.where.dir, copy);
+    args.where.name = n.data();
+    args.how.mode = how;
+    if (how == EXCLUSIVE) {
+      for (int i = 0; i < 8; ++i) {
+        args.how.createhow3_u.verf[i] = static_cast<char>((verf >> (56 - 8 * i)) & 0xff);
+      }
+    } else {
+      args.how.createhow3_u.obj_attributes = attrs;
+    }
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_create_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<CREATE3res*>(d);
+          st = res->status;
+          if (st != NFS3_OK || out == nullptr) return;
+          if (res->CREATE3res_u.resok.obj.handle_follows) {
+            const auto& h = res->CREATE3res_u.resok.obj.post_op_fh3_u.handle.data;
+            out->assign(h.data_val, h.data_val + h.data_len);
+          }
+        });
+    return st;
+  }
+
+  // SETATTR; `guard_ctime` set means "only if the ctime is this".
+  uint32_t setattr(const Fh& fh, const sattr3& attrs,
+                   std::optional<nfstime3> guard_ctime = std::nullopt, fattr3* after = nullptr) {
+    Fh copy = fh;
+    SETATTR3args args{};
+    setFh(args.object, copy);
+    args.new_attributes = attrs;
+    if (guard_ctime) {
+      args.guard.check = 1;
+      args.guard.sattrguard3_u.obj_ctime = *guard_ctime;
+    }
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_setattr_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<SETATTR3res*>(d);
+          st = res->status;
+          if (st == NFS3_OK && after != nullptr &&
+              res->SETATTR3res_u.resok.obj_wcc.after.attributes_follow) {
+            *after = res->SETATTR3res_u.resok.obj_wcc.after.post_op_attr_u.attributes;
+          }
+        });
+    return st;
+  }
+
+  uint32_t rename(const Fh& from_dir, const std::string& from, const Fh& to_dir,
+                  const std::string& to) {
+    Fh a = from_dir;
+    Fh b = to_dir;
+    std::string f = from;
+    std::string t = to;
+    RENAME3args args{};
+    setFh(args.from.dir, a);
+    args.from.name = f.data();
+    setFh(args.to.dir, b);
+    args.to.name = t.data();
+    return status(
+        [&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_rename_async(rpc, cb, &args, p); });
+  }
+
+  uint32_t remove(const Fh& dir, const std::string& name, bool is_dir = false) {
+    Fh copy = dir;
+    std::string n = name;
+    if (is_dir) {
+      RMDIR3args args{};
+      setFh(args.object.dir, copy);
+      args.object.name = n.data();
+      return status(
+          [&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_rmdir_async(rpc, cb, &args, p); });
+    }
+    REMOVE3args args{};
+    setFh(args.object.dir, copy);
+    args.object.name = n.data();
+    return status(
+        [&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_remove_async(rpc, cb, &args, p); });
+  }
+
+  uint32_t mkdir(const Fh& dir, const std::string& name, Fh* out = nullptr) {
+    Fh copy = dir;
+    std::string n = name;
+    MKDIR3args args{};
+    setFh(args.where.dir, copy);
+    args.where.name = n.data();
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_mkdir_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<MKDIR3res*>(d);
+          st = res->status;
+          if (st == NFS3_OK && out != nullptr && res->MKDIR3res_u.resok.obj.handle_follows) {
+            const auto& h = res->MKDIR3res_u.resok.obj.post_op_fh3_u.handle.data;
+            out->assign(h.data_val, h.data_val + h.data_len);
+          }
+        });
+    return st;
+  }
+
+  // Reads the whole file in `chunk`-sized READs (bounded by `limit` bytes).
+  uint32_t readAll(const Fh& fh, std::vector<uint8_t>* out, uint32_t chunk = 1u << 20,
+                   uint64_t limit = 1ull << 32) {
+    out->clear();
+    while (out->size() < limit) {
+      std::vector<uint8_t> part;
+      bool eof = false;
+      const uint32_t st = read(fh, out->size(), chunk, &part, &eof);
+      if (st != NFS3_OK) return st;
+      out->insert(out->end(), part.begin(), part.end());
+      if (eof || part.empty()) return NFS3_OK;
+    }
+    return NFS3_OK;
+  }
+
+  static uint64_t verfOf(const char* v) {
+    uint64_t x = 0;
+    for (int i = 0; i < 8; ++i) x = (x << 8) | static_cast<uint8_t>(v[i]);
+    return x;
+  }
+
   static void setFh(nfs_fh3& out, Fh& fh) {
     out.data.data_len = static_cast<u_int>(fh.size());
     out.data.data_val = fh.data();
