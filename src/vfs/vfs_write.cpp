@@ -320,6 +320,15 @@ Status Vfs::persist(const std::shared_ptr<Staged>& s) {
 // ---------------------------------------------------------------------------------------------
 // Opening and writing
 
+std::unique_ptr<RemoteUpload> Vfs::startLiveUpload() {
+  auto upload = remote_->beginUpload();
+  if (upload.ok()) return std::move(*upload);
+  // Not fatal: the bytes are staged on local disk and the commit uploads them from there.
+  spdlog::warn("cannot start an upload now ({}); the file is staged locally and uploaded at close",
+               upload.error().message());
+  return nullptr;
+}
+
 Result<OpenResult> Vfs::openWrite(InodeId ino, int flags, bool created) {
   if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
   const bool truncate = created || (flags & O_TRUNC) != 0;
@@ -339,13 +348,8 @@ Result<OpenResult> Vfs::openWrite(InodeId ino, int flags, bool created) {
       if (node == nullptr || node->detached) return Error(ENOENT, "unknown inode");
       if (node->is_dir) return Error(EISDIR, node->path + " is a directory");
     }
-    auto upload = remote_->beginUpload();
-    if (!upload.ok()) {
-      spdlog::error("cannot start an upload: {}", upload.error().message());
-      return upload.error();
-    }
     HFM_ASSIGN_OR_RETURN(auto s, newStaged(ino, true));
-    s->upload = std::move(*upload);
+    s->upload = startLiveUpload();
     std::string path;
     bool superseded = false;
     {
@@ -431,12 +435,7 @@ Result<CreateResult> Vfs::create(InodeId parent, std::string_view name_view, int
   // The staged copy exists before the name does, so no listing can drop the new file.
   std::unique_ptr<RemoteUpload> upload;
   if (!config_.writes.advanced) {
-    auto began = remote_->beginUpload();
-    if (!began.ok()) {
-      spdlog::error("cannot start an upload: {}", began.error().message());
-      return began.error();
-    }
-    upload = std::move(*began);
+    upload = startLiveUpload();
   }
   HFM_ASSIGN_OR_RETURN(auto s, newStaged(0, !config_.writes.advanced));
   s->upload = std::move(upload);

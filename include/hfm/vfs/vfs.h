@@ -378,6 +378,8 @@ class Vfs {
   struct Staged;
   Result<std::shared_ptr<FileHandle>> handleOf(uint64_t fh) const;
   Result<OpenResult> openWrite(InodeId ino, int flags, bool created);
+  // Streaming mode: an upload fed while the file is written (nullptr if it cannot start now).
+  std::unique_ptr<RemoteUpload> startLiveUpload();
   // A fresh, empty staging file (not yet attached to an inode).
   Result<std::shared_ptr<Staged>> newStaged(InodeId ino, bool streaming);
   // Advanced mode: the inode's staged copy, made (downloaded unless `truncate`) if there is

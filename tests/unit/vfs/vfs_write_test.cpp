@@ -255,6 +255,16 @@ TEST_F(VfsWriteTest, FailedCommitStaysPendingAndIsRetried) {
   EXPECT_EQ(remote_->contents("old.txt"), std::vector<uint8_t>{9});
 }
 
+TEST_F(VfsWriteTest, HubUnreachableAtCreateStillKeepsTheFile) {
+  remote_->failAlways(FakeRemote::kUpload | FakeRemote::kCommit, ECONNREFUSED);
+  auto ino = writeFile(kRootInode, "offline.txt", {'o', 'k'});  // create, write, close: all 0
+  ASSERT_TRUE(ino.ok()) << ino.error().message();
+  EXPECT_EQ(readAll(*ino), (std::vector<uint8_t>{'o', 'k'}));
+  remote_->clearFaults();
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("offline.txt").ok(); }));
+  EXPECT_EQ(remote_->contents("offline.txt"), (std::vector<uint8_t>{'o', 'k'}));
+}
+
 TEST_F(VfsWriteTest, PendingFileRenamedBeforeItsCommitLandsAtTheNewName) {
   remote_->failAlways(FakeRemote::kCommit, EIO);
   auto ino = writeFile(kRootInode, "draft.tmp", {'d', 'o', 'c'});
