@@ -483,7 +483,7 @@ void Nfs3Service::reaperLoop() {
   }
 }
 
-void Nfs3Service::releaseIdle() {
+void Nfs3Service::releaseIdle(bool all) {
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
@@ -494,7 +494,8 @@ void Nfs3Service::releaseIdle() {
     for (auto it = pool_.begin(); it != pool_.end();) {
       const FileRef& ref = it->second.first;
       // Only writable handles: their release is what commits. In use (pinned) ones stay.
-      if (ref->writable && ref.use_count() == 1 && now - ref->last_use_ns.load() >= idle_ns) {
+      if (ref->writable && ref.use_count() == 1 &&
+          (all || now - ref->last_use_ns.load() >= idle_ns)) {
         closing.push_back(std::move(it->second.first));
         pool_lru_.erase(it->second.second);
         it = pool_.erase(it);
@@ -1144,6 +1145,12 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         }
         if (!st.ok()) {
           err = st.error().code();
+          if (err == EBUSY) {
+            // A directory with uncommitted files below cannot move yet. The client retries
+            // after NFS3ERR_JUKEBOX; releasing the idle writable handles now starts those
+            // commits instead of waiting for write_idle_release.
+            releaseIdle(true);
+          }
           if (err != ENOENT && err != EROFS && err != EACCES) {
             spdlog::info("nfs: RENAME '{}' → '{}' failed: {}", from_path, to_path,
                          st.error().message());

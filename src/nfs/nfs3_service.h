@@ -136,7 +136,8 @@ class Nfs3Service final : public vfs::InvalidationSink {
   // fsync of a writable handle covering every write completed so far.
   Status syncFile(PooledFile& file);
   void reaperLoop();
-  void releaseIdle();
+  // Releases pooled writable handles nobody is using: those idle for write_idle, or all.
+  void releaseIdle(bool all = false);
   // Forgets cached inodes of `path` and everything below it (after RENAME / REMOVE / RMDIR).
   void forgetPaths(const std::string& path);
   // Looks `name` up in `dir` without keeping a Vfs lookup reference.

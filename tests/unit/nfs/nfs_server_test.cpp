@@ -1147,5 +1147,26 @@ TEST_F(NfsServerTest, RenamedFilesAndDirectoriesKeepTheirHandlesAcrossARestart) 
   }
 }
 
+TEST_F(NfsServerTest, MovingADirectoryWithUncommittedFilesAsksTheClientToRetry) {
+  makeWritable();
+  startServer(advanced());  // write_idle_release stays long: only the refused RENAME releases
+  RpcTestClient client(server_->port());
+  Fh root = mountRoot(client);
+  Fh dir, f;
+  ASSERT_EQ(client.mkdir(root, "src", &dir), kOk);
+  ASSERT_EQ(client.create(dir, "a.txt", UNCHECKED, &f), kOk);
+  ASSERT_EQ(client.write(f, 0, bytesOf("pending\n")).status, kOk);
+  EXPECT_EQ(client.rename(root, "src", root, "dst"), static_cast<uint32_t>(NFS3ERR_JUKEBOX));
+  // As a client does after JUKEBOX: retry later. The handles were released, so the commit
+  // runs and the move then goes through.
+  EXPECT_TRUE(eventually([&] { return client.rename(root, "src", root, "dst") == kOk; }));
+  std::vector<uint8_t> bytes;
+  ASSERT_EQ(client.readAll(f, &bytes), kOk);  // the handle followed the directory
+  EXPECT_EQ(str(bytes), "pending\n");
+  stopAndFlush();
+  EXPECT_EQ(str(remote_->contents("dst/a.txt")), "pending\n");
+  EXPECT_FALSE(remote_->stat("src/a.txt").ok());
+}
+
 }  // namespace
 }  // namespace hfm::nfs
