@@ -493,6 +493,21 @@ TEST_F(VfsWriteTest, AdvancedRenameOfAClosedLockFile) {
   EXPECT_EQ(remote_->contents("index"), (std::vector<uint8_t>{'n', 'e', 'w'}));
 }
 
+TEST_F(VfsWriteTest, AdvancedDirectoryWithUncommittedFilesMovesOnceCommitted) {
+  rebuild(advanced());
+  ASSERT_TRUE(vfs_->mkdir(kRootInode, "src").ok());
+  const InodeId src = vfs_->lookup(kRootInode, "src")->ino;
+  auto made = vfs_->create(src, "a.txt", O_RDWR | O_CREAT);
+  ASSERT_TRUE(made.ok());
+  const uint8_t b[3] = {'a', 'b', 'c'};
+  ASSERT_TRUE(vfs_->write(made->open.fh, 0, b).ok());
+  EXPECT_EQ(vfs_->rename(kRootInode, "src", kRootInode, "dst").error().code(), EBUSY);
+  vfs_->release(made->open.fh);  // the commit is queued; the move goes through after it
+  ASSERT_TRUE(waitFor([&] { return vfs_->rename(kRootInode, "src", kRootInode, "dst").ok(); }));
+  EXPECT_EQ(remote_->contents("dst/a.txt"), (std::vector<uint8_t>{'a', 'b', 'c'}));
+  EXPECT_FALSE(remote_->stat("src/a.txt").ok());
+}
+
 TEST_F(VfsWriteTest, FlushAllCommitsEverythingOrNamesWhatRemains) {
   rebuild(advanced(/*debounce_ms=*/60'000, /*window_ms=*/60'000));
   ASSERT_TRUE(writeFile(kRootInode, "a", {'a'}).ok());
