@@ -31,7 +31,9 @@
 // committed. The verifier is random per process, so a restart makes clients resend as well.
 //
 // Names: RENAME and REMOVE/RMDIR update the HandleTable (ids follow renamed objects, deleted
-// ones turn stale) and this class's path → inode cache.
+// ones turn stale) and this class's path → inode cache. The Vfs refuses to move a directory
+// with uncommitted files below (EBUSY → NFS3ERR_JUKEBOX, so the client retries); RENAME then
+// releases the idle writable handles so those commits start without waiting for write_idle.
 //
 // Errors: every errno goes through one table (nfsStatFor) to an nfsstat3.
 //
