@@ -1068,6 +1068,7 @@ std::optional<PrefetchStats> Vfs::prefetchStats(uint64_t fh) const {
     if (it == files_.end()) return std::nullopt;
     handle = it->second;
   }
+  if (handle->prefetcher == nullptr) return std::nullopt;  // a staged (local) handle
   return handle->prefetcher->stats();
 }
 
