@@ -829,6 +829,16 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
     if (!add_paths.contains(d)) delete_set.insert(d);
   }
   const std::vector<std::string> all_deletes(delete_set.begin(), delete_set.end());
+  if (!add_paths.empty() && std::this_thread::get_id() != committer_.get_id()) {
+    // A close committing a path whose delete the committer is sending right now waits for that
+    // batch: the add must land after the delete, or the new file would be deleted.
+    std::unique_lock<std::mutex> lock(commit_mu_);
+    done_cv_.wait(lock, [&] {
+      return stop_ || std::none_of(add_paths.begin(), add_paths.end(), [&](const auto& path) {
+               return inflight_deletes_.contains(path);
+             });
+    });
+  }
   if (!adds.empty() || !all_deletes.empty()) {
     Status st = remote_->commitFiles(adds, all_deletes);
     if (!st.ok()) {
