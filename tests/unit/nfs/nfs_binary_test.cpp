@@ -401,6 +401,29 @@ TEST(NfsBinaryTest, BucketWritesThroughNfsReachTheHubAndHandlesSurviveARestart) 
   EXPECT_TRUE(cat_out == expected);
 }
 
+TEST(NfsBinaryTest, UnstableWritesWithoutCommitAreCommittedByAStop) {
+  HubFixture hub;
+  ASSERT_NE(hub.port, 0);
+  ASSERT_EQ(httpPost(hub.port, "/api/buckets/user/st", "{}"), 200);
+  uint16_t port = 0;
+  auto backend = hub.backend("bucket", "user/st", "cache", &port);
+  OptGuard backend_guard{&backend};
+  ASSERT_TRUE(backend.has_value());
+  std::vector<uint8_t> bytes(1u << 20);
+  std::mt19937_64 rng(7);
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  {
+    RpcTestClient client(port);
+    Fh root, f;
+    ASSERT_EQ(client.mount("/", &root), static_cast<uint32_t>(MNT3_OK));
+    ASSERT_EQ(client.create(root, "late.bin", UNCHECKED, &f), kOk);
+    // UNSTABLE, no COMMIT, and the handle is still pooled (not idle yet) when SIGTERM comes.
+    ASSERT_EQ(client.write(f, 0, bytes).status, kOk);
+  }
+  EXPECT_EQ(backend->stop(std::chrono::seconds(60)), 0);
+  EXPECT_EQ(hub.resolve("user/st", "late.bin"), std::string(bytes.begin(), bytes.end()));
+}
+
 TEST(NfsBinaryTest, TenThousandEntriesPageAndMalformedRpcOnlyClosesItsConnection) {
   HubFixture hub;
   ASSERT_NE(hub.port, 0);
