@@ -238,7 +238,7 @@ void ControlServer::answer(int fd) {
   if (request.is_object() && request.value("op", "") == "status") {
     reply = encodeReport(report_());
   } else {
-    reply = Json{{"error", "unknown request; expected {\"op\":\"status\"}"}}.dump();
+    reply = Json{{"error", R"(unknown request; expected {"op":"status"})"}}.dump();
   }
   reply += '\n';
   (void)sendAll(fd, reply, deadline);
@@ -290,7 +290,7 @@ bool isStaleSocket(const fs::path& socket_path) {
 std::string formatBytes(uint64_t bytes) {
   static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) return std::to_string(bytes) + " B";
-  double value = static_cast<double>(bytes);
+  auto value = static_cast<double>(bytes);
   size_t unit = 0;
   while (value >= 1024 && unit + 1 < std::size(kUnits)) {
     value /= 1024;

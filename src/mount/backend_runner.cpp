@@ -6,11 +6,11 @@
 #include <CLI/CLI.hpp>
 #pragma GCC diagnostic pop
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
