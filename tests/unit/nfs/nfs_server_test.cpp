@@ -1000,9 +1000,23 @@ TEST_F(NfsServerTest, WriteAfterReadOrTruncateUsesAWritableHandle) {
     ASSERT_EQ(client.write(readme, 0, bytesOf("saved\n")).status, kOk);
     ASSERT_EQ(client.readAll(readme, &bytes), kOk);
     EXPECT_EQ(str(bytes), "saved\n");
+    // A size change with only a read-only handle around: the next READ sees the new length
+    // (the old handle would stop at the old end of file).
+    Fh leaf;
+    ASSERT_EQ(client.lookupPath(root, "data/nested/deep/leaf.txt", &leaf), kOk);
+    ASSERT_EQ(client.readAll(leaf, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "leaf\n");
+    sattr3 longer{};
+    longer.size.set_it = 1;
+    longer.size.set_size3_u.size = 8;
+    ASSERT_EQ(client.setattr(leaf, longer), kOk);
+    ASSERT_EQ(client.readAll(leaf, &bytes), kOk);
+    EXPECT_EQ(bytes, (std::vector<uint8_t>{'l', 'e', 'a', 'f', '\n', 0, 0, 0}));
   }
   stopAndFlush();
   EXPECT_EQ(str(remote_->contents("README.md")), "saved\n");
+  EXPECT_EQ(remote_->contents("data/nested/deep/leaf.txt"),
+            (std::vector<uint8_t>{'l', 'e', 'a', 'f', '\n', 0, 0, 0}));
   auto big = remote_->contents("data/big.bin");
   ASSERT_EQ(big.size(), expected_big.size());
   EXPECT_EQ(std::string(big.begin() + 100, big.begin() + 103), "XYZ");
