@@ -644,8 +644,16 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
     if (it == files_.end()) return Error(EBADF, "unknown file handle");
     handle = it->second;
   }
-  if (handle->staged != nullptr) {
-    Staged& st = *handle->staged;
+  std::shared_ptr<Staged> staged = handle->staged;
+  if (staged == nullptr && handle->prefetcher != nullptr) {
+    // A handle opened on the remote version reads the local bytes once the file has local
+    // changes (written, truncated, pending through another handle or a handle-less setattr).
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(handle->ino);
+    if (node != nullptr && stagedServesLocked(*node)) staged = node->staged;
+  }
+  if (staged != nullptr) {
+    Staged& st = *staged;
     std::lock_guard<std::mutex> slock(st.mu);
     const uint64_t size = st.size.load();
     if (offset >= size) return size_t{0};
