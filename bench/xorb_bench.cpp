@@ -5,7 +5,9 @@
 // weights (lane-structured, BG4 territory), text/JSON (LZ4 territory) and already-compressed
 // bytes (stored raw). Throughput is reported over uncompressed bytes.
 #include <benchmark/benchmark.h>
+#include <lz4.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -105,6 +107,52 @@ BENCHMARK(BM_DecodeLz4Tensor)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeBg4Tensor)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeAutoMixed)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeNoneRandom)->Unit(benchmark::kMillisecond);
+
+// The floor under BM_DecodeLz4Text: liblz4's block decoder alone (LZ4_decompress_safe) on the
+// very blocks of that stream, without frame parsing, chunk headers or output-vector handling.
+void BM_Lz4BlocksOnlyText(benchmark::State& state) {
+  const auto data = makeData(Kind::kText, kTotal);
+  const auto stream = serializeAll(data, CompressionScheme::kLz4);
+  struct Block {
+    size_t src;
+    int len;
+    int out;
+  };
+  std::vector<Block> blocks;
+  for (size_t pos = 0; pos < stream.size();) {
+    auto h = parseChunkHeader(std::span(stream).subspan(pos));
+    if (!h) return state.SkipWithError(h.error().message().c_str());
+    const size_t payload = pos + kChunkHeaderSize;
+    if (h->scheme == CompressionScheme::kLz4) {
+      // Our frames: 7-byte header, then (u32 length, bytes)... up to a zero end mark.
+      size_t in = payload + 7;
+      size_t left = h->uncompressed_size;
+      while (left > 0) {
+        uint32_t word = 0;
+        std::memcpy(&word, stream.data() + in, 4);
+        const int out = static_cast<int>(std::min<size_t>(left, 65536));
+        if ((word & 0x80000000u) == 0) blocks.push_back({in + 4, static_cast<int>(word), out});
+        in += 4 + (word & 0x7FFFFFFFu);
+        left -= static_cast<size_t>(out);
+      }
+    }
+    pos = payload + h->compressed_size;
+  }
+  std::vector<char> out(kTotal);
+  size_t decoded = 0;
+  for (auto _ : state) {
+    decoded = 0;
+    for (const auto& b : blocks) {
+      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(stream.data() + b.src),
+                                        out.data() + decoded, b.len, b.out);
+      if (n != b.out) return state.SkipWithError("LZ4_decompress_safe failed");
+      decoded += static_cast<size_t>(n);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(decoded));
+}
+BENCHMARK(BM_Lz4BlocksOnlyText)->Unit(benchmark::kMillisecond);
 
 void BM_Bg4Regroup(benchmark::State& state) {
   const auto src = makeData(Kind::kTensor, 131072 + 3);
