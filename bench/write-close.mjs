@@ -3,7 +3,11 @@
 // bytes, then times close() alone and counts the requests hf-local-hub logged meanwhile (its
 // HF_MOUNT_LOG=debug request lines "http: METHOD PATH -> STATUS"); the hub logs a request
 // before answering it, so every request of this close is in the log when close returns.
-// Prints one JSON line per sample: {ms, closeRequests, fileRequests, requests:[...]}.
+// With staged writes close() may return before the commit, so it then also waits (up to 60 s)
+// for the bucket batch that commits the file and reports the time from close() to that batch
+// and the requests in between.
+// Prints one JSON line per sample: {ms, closeRequests, fileRequests, commitMs, commitRequests,
+// requests:[...]} (requests: those of close() and, if later, up to the commit).
 // Usage: node write-close.mjs MOUNTPOINT HUB_LOG SAMPLES
 import { randomBytes } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
@@ -31,12 +35,26 @@ for (let i = 0; i < samples; i++) {
 	await fh.close();
 	const ms = Number(process.hrtime.bigint() - t0) / 1e6;
 	const lines = await requestLines();
+	const isBatch = (l) => /^POST \/api\/buckets\/\S+\/batch -> 2/.test(l);
+	let after = lines;
+	let commitMs = null;
+	for (const deadline = Date.now() + 60000; Date.now() < deadline; ) {
+		after = await requestLines();
+		if (after.slice(beforeClose).some(isBatch)) {
+			commitMs = Number(process.hrtime.bigint() - t0) / 1e6;
+			break;
+		}
+		await new Promise((r) => setTimeout(r, 5));
+	}
+	const upToCommit = after.slice(beforeClose, beforeClose + after.slice(beforeClose).findIndex(isBatch) + 1);
 	console.log(
 		JSON.stringify({
 			ms,
 			closeRequests: lines.length - beforeClose,
 			fileRequests: lines.length - start,
-			requests: lines.slice(beforeClose),
+			commitMs,
+			commitRequests: commitMs === null ? null : upToCommit.length,
+			requests: commitMs === null ? lines.slice(beforeClose) : upToCommit,
 		}),
 	);
 }
