@@ -9,17 +9,13 @@
 #        BENCH_TIMEOUT (default 900)        seconds allowed for any single step
 #        BENCH_DATA (default random)        random: incompressible bytes; mixed: random with a
 #                                           96-byte zero run ending every 4 KiB (~2 % LZ4-
-#                                           compressible). Until incompressible xorbs filled to
-#                                           64 MiB stop being rejected (HTTP 413, see the bug
-#                                           note in tests/conformance/mount_write.test.mjs),
-#                                           a 2 GiB random dd almost always fails; mixed data
-#                                           keeps every serialized xorb under 64 MiB. But
-#                                           hf-local-hub rejects xorbs of more than 64 MiB
-#                                           *uncompressed* (HTTP 400), which the JS client
-#                                           makes from compressible data (it caps the
-#                                           serialized size), so with mixed data the two
-#                                           references upload random bytes of the same size
-#                                           instead; the table says so.
+#                                           compressible, so the mount compresses). hf-local-hub
+#                                           rejects xorbs of more than 64 MiB *uncompressed*
+#                                           (HTTP 400), which the JS client makes from
+#                                           compressible data (it caps the serialized size),
+#                                           so with mixed data the two references upload
+#                                           random bytes of the same size instead; the table
+#                                           says so.
 #
 # Rows:
 #   dd       : `dd bs=1M` of the file into the mount, timed until dd exits (close(2) returned)
