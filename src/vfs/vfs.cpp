@@ -821,6 +821,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
   RemoteEntry entry;
   bool is_dir = false;
   bool staged_source = false;
+  std::vector<std::shared_ptr<Staged>> dirty;  // directories: uncommitted files below
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     Inode* dir = findLocked(parent);
@@ -847,12 +848,12 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
       if (target != nullptr && (!target->children.empty() || !target->local_dir)) {
         return Error(ENOTEMPTY, new_path + " is not empty");
       }
-      // Nothing below may be being written (its commit would land at the old path).
+      // Files below with uncommitted writes move locally (committed at their new paths).
       std::vector<const Inode*> stack{node};
       while (!stack.empty()) {
         const Inode* n = stack.back();
         stack.pop_back();
-        if (n->dirty()) return Error(EBUSY, n->path + " has uncommitted writes");
+        if (n->dirty()) dirty.push_back(n->staged);
         for (const auto& [child_name, child_id] : n->children) {
           if (const Inode* c = findLocked(child_id)) stack.push_back(c);
         }
@@ -868,49 +869,13 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
     }
   }
   if (staged_source) return renameStaged(parent, name, new_parent, new_name);
-  if (is_dir) {
-    // Every file stored below the directory, one listing per directory level.
-    std::vector<RemoteAdd> adds;
-    std::vector<std::string> deletes;
-    std::vector<std::string> dirs{old_path};
-    while (!dirs.empty()) {
-      const std::string d = dirs.back();
-      dirs.pop_back();
-      auto listing = remote_->listDirectory(d);
-      if (!listing.ok()) {
-        if (listing.error().code() == ENOENT) continue;  // local-only (mkdir'd) directory
-        return Error(EIO, "rename " + old_path + ": " + listing.error().message());
-      }
-      for (const auto& e : *listing) {
-        if (e.path.size() <= d.size() + 1 || e.path.compare(0, d.size() + 1, d + "/") != 0) {
-          continue;  // raw-prefix matches (#207)
-        }
-        if (e.is_dir || e.path.find('/', d.size() + 1) != std::string::npos) {
-          const auto slash = e.path.find('/', d.size() + 1);
-          dirs.push_back(slash == std::string::npos ? e.path : e.path.substr(0, slash));
-          continue;
-        }
-        if (e.xet_hash.empty()) return Error(ENOTSUP, e.path + " has no xet hash to copy");
-        adds.push_back(
-            {new_path + e.path.substr(old_path.size()), e.xet_hash, e.mtime_ns / 1'000'000});
-        deletes.push_back(e.path);
-      }
-    }
-    if (!adds.empty()) {
-      Status st = remote_->commitFiles(adds, deletes);
-      if (!st.ok()) {
-        spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
-        return Error(EIO, st.error().message());
-      }
-    }
-  } else {
-    RemoteAdd add{new_path, entry.xet_hash, entry.mtime_ns / 1'000'000};
-    const std::string deletes[] = {old_path};
-    Status st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), deletes);
-    if (!st.ok()) {
-      spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
-      return Error(EIO, st.error().message());
-    }
+  if (is_dir) return renameDirectory(parent, name, new_parent, new_name, std::move(dirty));
+  RemoteAdd add{new_path, entry.xet_hash, entry.mtime_ns / 1'000'000};
+  const std::string deletes[] = {old_path};
+  Status st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), deletes);
+  if (!st.ok()) {
+    spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
+    return Error(EIO, st.error().message());
   }
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
@@ -925,6 +890,164 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
   {
     std::lock_guard<std::mutex> lock(neg_mu_);
     negative_.erase(new_path);
+  }
+  return okStatus();
+}
+
+Status Vfs::renameDirectory(InodeId parent, const std::string& name, InodeId new_parent,
+                            const std::string& new_name,
+                            std::vector<std::shared_ptr<Staged>> dirty) {
+  // The commit locks of the uncommitted files below are held until they have moved (in memory
+  // and in their manifests): none of them can commit at its old path meanwhile. Taken without
+  // ever blocking while holding another (the committer holds several at once).
+  std::vector<std::unique_lock<std::mutex>> commit_locks(dirty.size());
+  for (size_t first = 0; !dirty.empty();) {
+    commit_locks[first] = std::unique_lock<std::mutex>(dirty[first]->commit_mu);
+    size_t failed = dirty.size();
+    for (size_t i = 0; i < dirty.size(); ++i) {
+      if (i == first) continue;
+      commit_locks[i] = std::unique_lock<std::mutex>(dirty[i]->commit_mu, std::try_to_lock);
+      if (!commit_locks[i].owns_lock()) {
+        failed = i;
+        break;
+      }
+    }
+    if (failed == dirty.size()) break;
+    for (auto& l : commit_locks) {
+      if (l.owns_lock()) l.unlock();
+    }
+    first = failed;  // wait for the busy one first
+  }
+  std::string old_path;
+  std::string new_path;
+  std::map<std::string, std::shared_ptr<Staged>> moving;  // old path → uncommitted file
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    Inode* new_dir = findLocked(new_parent);
+    if (dir == nullptr || dir->detached || new_dir == nullptr || new_dir->detached) {
+      return Error(ENOENT, "directory was removed");
+    }
+    auto it = dir->children.find(name);
+    Inode* node = it == dir->children.end() ? nullptr : findLocked(it->second);
+    if (node == nullptr || !node->is_dir) return Error(ENOENT, name + " was removed");
+    old_path = node->path;
+    new_path = childPath(*new_dir, new_name);
+    for (const auto& s : dirty) {
+      // Committed (or unlinked) before its lock was ours: a clean file, re-added by hash.
+      Inode* n = findLocked(s->ino);
+      if (n == nullptr || n->detached || n->staged != s || s->discarded || !s->dirty()) continue;
+      if (!n->path.starts_with(old_path + "/")) continue;  // moved out meanwhile
+      moving[n->path] = s;
+    }
+  }
+  // Every file stored below the directory, one listing per directory level.
+  std::vector<RemoteAdd> adds;
+  std::vector<std::string> deletes;
+  std::set<std::string> stored_moving;  // uncommitted files with a remote version
+  std::vector<std::string> dirs{old_path};
+  while (!dirs.empty()) {
+    const std::string d = dirs.back();
+    dirs.pop_back();
+    auto listing = remote_->listDirectory(d);
+    if (!listing.ok()) {
+      if (listing.error().code() == ENOENT) continue;  // local-only (mkdir'd) directory
+      return Error(EIO, "rename " + old_path + ": " + listing.error().message());
+    }
+    for (const auto& e : *listing) {
+      if (e.path.size() <= d.size() + 1 || e.path.compare(0, d.size() + 1, d + "/") != 0) {
+        continue;  // raw-prefix matches (#207)
+      }
+      if (e.is_dir || e.path.find('/', d.size() + 1) != std::string::npos) {
+        const auto slash = e.path.find('/', d.size() + 1);
+        dirs.push_back(slash == std::string::npos ? e.path : e.path.substr(0, slash));
+        continue;
+      }
+      if (moving.contains(e.path)) {
+        // Its local version replaces this one at the new path; the old path is deleted with
+        // that commit.
+        stored_moving.insert(e.path);
+        continue;
+      }
+      if (e.xet_hash.empty()) return Error(ENOTSUP, e.path + " has no xet hash to copy");
+      adds.push_back(
+          {new_path + e.path.substr(old_path.size()), e.xet_hash, e.mtime_ns / 1'000'000});
+      deletes.push_back(e.path);
+    }
+  }
+  if (!adds.empty()) {
+    Status st = remote_->commitFiles(adds, deletes);
+    if (!st.ok()) {
+      spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
+      return Error(EIO, st.error().message());
+    }
+  }
+  std::vector<std::pair<std::shared_ptr<Staged>, std::string>> moved;  // file, new path
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* dir = findLocked(parent);
+    Inode* new_dir = findLocked(new_parent);
+    if (dir == nullptr || new_dir == nullptr || !dir->children.contains(name)) {
+      // Removed while the batch was sent: the uncommitted files stay where they are.
+      spdlog::warn("rename {} → {}: the directory went away meanwhile", old_path, new_path);
+      return okStatus();
+    }
+    for (auto& [path, s] : moving) {
+      std::lock_guard<std::mutex> slock(s->mu);
+      if (s->remote_exists || stored_moving.contains(path)) s->deletes.push_back(path);
+      s->remote_exists = false;
+      s->committed = kNeverCommitted;  // the Hub has nothing at the new path yet
+    }
+    moveNodeLocked(*dir, name, *new_dir, new_name);
+    for (auto& [path, s] : moving) {
+      Inode* n = findLocked(s->ino);
+      if (n == nullptr || n->staged != s) continue;
+      {
+        std::lock_guard<std::mutex> slock(s->mu);
+        std::erase(s->deletes, n->path);  // the add at the new path replaces it
+      }
+      moved.emplace_back(s, n->path);
+    }
+  }
+  addNegative(old_path);
+  {
+    std::lock_guard<std::mutex> lock(neg_mu_);
+    negative_.erase(new_path);
+  }
+  for (const auto& [s, path] : moved) {
+    if (cancelQueuedDelete(path)) {
+      std::lock_guard<std::mutex> slock(s->mu);
+      s->remote_exists = true;
+    }
+    bool had_manifest = false;
+    {
+      std::lock_guard<std::mutex> slock(s->mu);
+      had_manifest = s->has_manifest;
+    }
+    if (had_manifest) {
+      // A restart must commit it under the new path and delete the old one.
+      Status st = persist(s);
+      if (!st.ok()) {
+        spdlog::error("rename {} → {}: the manifest of {} still names its old path: {}", old_path,
+                      new_path, path, st.error().message());
+      }
+    }
+    bool open_writer = false;
+    {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      open_writer = s->writers > 0;
+    }
+    if (config_.writes.advanced) {
+      signalFlush(s);
+    } else if (!open_writer) {
+      std::lock_guard<std::mutex> lock(commit_mu_);  // a pending file: commit it at its new name
+      retries_[s.get()] = {s, Clock::now()};
+      commit_cv_.notify_all();
+    }
+  }
+  if (!moved.empty()) {
+    spdlog::info("rename {} → {}: {} uncommitted file(s) moved, committed at their new paths",
+                 old_path, new_path, moved.size());
   }
   return okStatus();
 }

@@ -44,13 +44,6 @@ const mp = (p) => path.join(m.mountpoint, p);
 const DEDUP_BUG =
 	"bug: no mount-wide known-chunk index; a 1 %-edited 200 MB checkpoint re-stores ~42 % (limit 5 %)";
 
-// close() returns once the bytes are staged, before the commit; renaming a directory with a
-// file below still waiting for its commit is EBUSY (docs/semantics.md) where the reference
-// moves it and deletes the old paths with the pending commit (§4.3): `write out/*; mv out final`
-// fails for as long as the commits take.
-const DIR_RENAME_BUG =
-	"bug: renaming a directory whose files were just closed (commits pending) is EBUSY; the reference moves it (pending deletes)";
-
 async function expectErrno(promise, code, what) {
 	await assert.rejects(promise, (e) => {
 		assert.equal(e.code, code, `${what}: expected ${code}, got ${e.code} (${e.message})`);
@@ -319,7 +312,7 @@ describe("namespace operations", { skip }, () => {
 		await renameDirAndCheck("rdir", "rdir-renamed", files, 5000);
 	});
 
-	it("renames a directory right after files inside it were closed", { skip: DIR_RENAME_BUG }, async () => {
+	it("renames a directory right after files inside it were closed", async () => {
 		const files = dirFiles("fresh", 325);
 		await mkdir(mp("fresh/x/y/z"), { recursive: true });
 		for (const [rel, data] of Object.entries(files)) {

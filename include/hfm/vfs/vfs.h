@@ -305,7 +305,9 @@ class Vfs {
   // Files: one remote batch (add new with the same hash, delete old; a replaced target is
   // overwritten); an uncommitted file moves locally and is committed at the new path. Directories:
   // every file below (listed level by level) is re-added under the new path and deleted under the
-  // old one in one batch, then the subtree moves in memory; EBUSY if anything below is dirty.
+  // old one in one batch, then the subtree moves in memory; files below with uncommitted writes
+  // move locally (manifests rewritten) and are committed at their new paths, their old remote
+  // paths deleted in that commit.
   // EISDIR/ENOTDIR/ENOTEMPTY on kind conflicts, EINVAL for a move into itself.
   Status rename(InodeId parent, std::string_view name, InodeId new_parent,
                 std::string_view new_name);
@@ -411,6 +413,9 @@ class Vfs {
   bool stagedServesLocked(const Inode& node) const;
   void initWritePath();      // constructor: staging directory, committer thread
   void shutdownWritePath();  // destructor: stops the committer; pending files stay on disk
+  // rename of a directory; `dirty`: the staged copies with uncommitted writes below it.
+  Status renameDirectory(InodeId parent, const std::string& name, InodeId new_parent,
+                         const std::string& new_name, std::vector<std::shared_ptr<Staged>> dirty);
   Status renameStaged(InodeId parent, const std::string& name, InodeId new_parent,
                       const std::string& new_name);
   Status recoverOne(const std::string& manifest_file);

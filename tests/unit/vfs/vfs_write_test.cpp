@@ -502,19 +502,26 @@ TEST_F(VfsWriteTest, AdvancedRenameOfAClosedLockFile) {
   EXPECT_EQ(remote_->contents("index"), (std::vector<uint8_t>{'n', 'e', 'w'}));
 }
 
-TEST_F(VfsWriteTest, AdvancedDirectoryWithUncommittedFilesMovesOnceCommitted) {
+TEST_F(VfsWriteTest, AdvancedDirectoryWithUncommittedFilesMoves) {
   rebuild(advanced());
-  ASSERT_TRUE(vfs_->mkdir(kRootInode, "src").ok());
-  const InodeId src = vfs_->lookup(kRootInode, "src")->ino;
-  auto made = vfs_->create(src, "a.txt", O_RDWR | O_CREAT);
+  const InodeId dir = vfs_->lookup(kRootInode, "dir")->ino;
+  auto made = vfs_->create(dir, "a.txt", O_RDWR | O_CREAT);
   ASSERT_TRUE(made.ok());
   const uint8_t b[3] = {'a', 'b', 'c'};
   ASSERT_TRUE(vfs_->write(made->open.fh, 0, b).ok());
-  EXPECT_EQ(vfs_->rename(kRootInode, "src", kRootInode, "dst").error().code(), EBUSY);
-  vfs_->release(made->open.fh);  // the commit is queued; the move goes through after it
-  ASSERT_TRUE(waitFor([&] { return vfs_->rename(kRootInode, "src", kRootInode, "dst").ok(); }));
-  EXPECT_EQ(remote_->contents("dst/a.txt"), (std::vector<uint8_t>{'a', 'b', 'c'}));
-  EXPECT_FALSE(remote_->stat("src/a.txt").ok());
+  // Still open for writing: the directory moves anyway, the file with it.
+  ASSERT_TRUE(vfs_->rename(kRootInode, "dir", kRootInode, "dst").ok());
+  EXPECT_EQ(remote_->contents("dst/inner.txt"), (std::vector<uint8_t>{'i', 'n', 'n', 'e', 'r'}));
+  EXPECT_FALSE(remote_->stat("dir/inner.txt").ok());
+  EXPECT_EQ(vfs_->inodeForPath("dst/a.txt"), std::optional<InodeId>(made->attr.ino));
+  const uint8_t d[1] = {'d'};
+  ASSERT_TRUE(vfs_->write(made->open.fh, 3, d).ok());
+  ASSERT_TRUE(vfs_->flush(made->open.fh).ok());
+  vfs_->release(made->open.fh);
+  ASSERT_TRUE(waitFor([&] { return remote_->stat("dst/a.txt").ok(); }));
+  EXPECT_EQ(remote_->contents("dst/a.txt"), (std::vector<uint8_t>{'a', 'b', 'c', 'd'}));
+  EXPECT_FALSE(remote_->stat("dir/a.txt").ok());
+  EXPECT_EQ(readAll(made->attr.ino), (std::vector<uint8_t>{'a', 'b', 'c', 'd'}));
 }
 
 TEST_F(VfsWriteTest, FlushAllCommitsEverythingOrNamesWhatRemains) {
@@ -612,6 +619,51 @@ TEST_F(VfsWriteTest, KilledVfsLeavesManifestsThatTheNextStartCommits) {
   EXPECT_FALSE(remote_->stat("open.bin").ok());
   EXPECT_FALSE(vfs_->inodeForPath("open.bin").has_value());
   EXPECT_TRUE(waitFor([&] { return dir.count(".manifest") == 0 && dir.count(".data") == 0; }));
+  vfs_.reset();
+}
+
+TEST_F(VfsWriteTest, DirectoryRenameOfPendingFilesSurvivesAKill) {
+  StagingDir staging;
+  ASSERT_FALSE(staging.path().empty());
+  remote_->putFile("dir/clean.txt", "clean");
+  WriteConfig w;
+  w.staging_dir = staging.path();
+  w.retry_initial = std::chrono::milliseconds(60'000);  // no retry before the "kill"
+  w.retry_max = std::chrono::milliseconds(60'000);
+  const std::vector<uint8_t> rewritten = {'n', 'e', 'w', ' ', 'i', 'n', 'n', 'e', 'r'};
+  const std::vector<uint8_t> fresh = {'f', 'r', 'e', 's', 'h'};
+  {
+    rebuild(w);
+    remote_->failAlways(FakeRemote::kUpload, EIO);  // closed files stay pending
+    const InodeId dir = vfs_->lookup(kRootInode, "dir")->ino;
+    ASSERT_TRUE(writeFile(dir, "inner.txt", rewritten).ok());  // has an older remote version
+    ASSERT_TRUE(writeFile(dir, "fresh.txt", fresh).ok());      // never committed
+    EXPECT_EQ(vfs_->writeStats().pending_commits, 2u);
+    ASSERT_TRUE(vfs_->rename(kRootInode, "dir", kRootInode, "moved").ok());
+    // The clean file moved by hash; the pending ones moved locally, their bytes with them.
+    EXPECT_EQ(remote_->contents("moved/clean.txt"),
+              (std::vector<uint8_t>{'c', 'l', 'e', 'a', 'n'}));
+    EXPECT_FALSE(remote_->stat("dir/clean.txt").ok());
+    const auto inner = vfs_->inodeForPath("moved/inner.txt");
+    ASSERT_TRUE(inner.has_value());
+    EXPECT_EQ(readAll(*inner), rewritten);
+    EXPECT_FALSE(vfs_->inodeForPath("dir/inner.txt").has_value());
+    EXPECT_EQ(vfs_->writeStats().pending_commits, 2u);
+    vfs_.reset();  // "kill -9"
+  }
+  EXPECT_EQ(staging.count(".manifest"), 2u);
+  remote_->clearFaults();
+  rebuild(w);
+  ASSERT_TRUE(vfs_->recoverPending().ok());
+  ASSERT_TRUE(waitFor([&] {
+    return remote_->stat("moved/inner.txt").ok() && remote_->stat("moved/fresh.txt").ok() &&
+           !remote_->stat("dir/inner.txt").ok();
+  }));
+  EXPECT_EQ(remote_->contents("moved/inner.txt"), rewritten);
+  EXPECT_EQ(remote_->contents("moved/fresh.txt"), fresh);
+  EXPECT_FALSE(remote_->stat("dir/fresh.txt").ok());
+  EXPECT_FALSE(remote_->stat("dir/clean.txt").ok());
+  EXPECT_TRUE(waitFor([&] { return staging.count(".manifest") == 0; }));
   vfs_.reset();
 }
 
