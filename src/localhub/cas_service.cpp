@@ -28,8 +28,8 @@ using nlohmann::json;
 using xet::MerkleHash;
 
 // 64 MiB of chunk data plus one 8-byte header per chunk: the most a client following
-// xet-core's rule (64 MiB uncompressed, 8192 chunks) can send; the parser then checks the
-// uncompressed total itself.
+// xet-core's rule (64 MiB uncompressed, 8192 chunks) can send. huggingface.js caps the
+// serialized size at 64 MiB instead, which this also admits; the parser bounds the chunks.
 constexpr uint64_t kMaxXorbUploadBytes =
     xet::kMaxXorbBytes + uint64_t{xet::kMaxXorbChunks} * xet::kXorbChunkHeaderBytes;
 constexpr uint64_t kMaxShardBytes = 64ull * 1024 * 1024;

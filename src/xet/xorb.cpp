@@ -252,9 +252,11 @@ Result<ParsedXorb> parseXorb(std::span<const uint8_t> object) {
       return Error::invalid("xorb chunk " + std::to_string(x.chunks.size()) + " at offset " +
                             std::to_string(pos) + " truncated");
     }
-    if (x.chunks.size() + 1 > kMaxXorbChunks ||
-        x.data.size() + header->uncompressed_size > kMaxXorbBytes) {
-      return Error::invalid("xorb exceeds 8192 chunks or 64 MiB uncompressed");
+    // Only the chunk count is bounded here, not the uncompressed total: huggingface.js caps the
+    // serialized size at 64 MiB, so a xorb of compressible data it uploads (and the Hub serves)
+    // can hold up to 8192 chunks of 128 KiB. Each chunk header was checked against that size.
+    if (x.chunks.size() + 1 > kMaxXorbChunks) {
+      return Error::invalid("xorb exceeds 8192 chunks");
     }
     const size_t data_start = x.data.size();
     if (auto st = decodeChunkPayload(
@@ -268,7 +270,7 @@ Result<ParsedXorb> parseXorb(std::span<const uint8_t> object) {
         header->uncompressed_size});
     x.schemes.push_back(header->scheme);
     pos += kChunkHeaderSize + header->compressed_size;
-    // pos ≤ 64 MiB + 8192 * 8-byte headers + 8192 * 128 KiB payload slack < 4 GiB.
+    // pos ≤ 8192 * (8-byte header + 128 KiB payload + slack) < 4 GiB, and so is data.size().
     x.chunk_boundary_offsets.push_back(static_cast<uint32_t>(pos));
     x.unpacked_chunk_offsets.push_back(static_cast<uint32_t>(x.data.size()));
   }

@@ -350,6 +350,31 @@ TEST(XorbBuilderTest, ByteLimitIsSixtyFourMiBUncompressed) {
   EXPECT_EQ(p->data.size(), kMaxXorbBytes);
 }
 
+TEST(XorbParseTest, AcceptsMoreThanSixtyFourMiBOfCompressibleData) {
+  // huggingface.js limits a xorb's serialized size, not its content: 600 zero chunks of 128 KiB
+  // (75 MiB of data, a few hundred KiB serialized) is a xorb the Hub accepts and serves.
+  std::vector<uint8_t> body;
+  const std::vector<uint8_t> zeros(kMaxUncompressedChunkSize, 0);
+  for (int i = 0; i < 600; ++i) appendSerializedChunk(zeros, CompressionScheme::kLz4, body);
+  EXPECT_LT(body.size(), kMaxSerializedXorbBytes);
+  auto p = parseXorb(body);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(p->chunks.size(), 600u);
+  EXPECT_EQ(p->data.size(), 600 * kMaxUncompressedChunkSize);
+  EXPECT_GT(p->data.size(), kMaxXorbBytes);
+}
+
+TEST(XorbParseTest, RejectsMoreThan8192Chunks) {
+  std::vector<uint8_t> body;
+  const uint8_t byte = 1;
+  for (uint32_t i = 0; i <= kMaxXorbChunks; ++i) {
+    appendSerializedChunk(std::span(&byte, 1), CompressionScheme::kNone, body);
+  }
+  auto p = parseXorb(body);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message().find("8192 chunks"), std::string::npos) << p.error().message();
+}
+
 TEST(XorbBuilderTest, RejectsOversizedChunk) {
   XorbBuilder b;
   const std::vector<uint8_t> big(kMaxUncompressedChunkSize + 1, 1);
