@@ -89,8 +89,12 @@ Result<UploadedFile> UploadSession::FileWriter::finish() {
   return out;
 }
 
-UploadSession::UploadSession(CasWriter& cas, UploadOptions options)
-    : cas_(cas), options_(options), open_xorb_(options.compression) {
+UploadSession::UploadSession(CasWriter& cas, UploadOptions options,
+                             std::shared_ptr<DedupIndex> shared_index)
+    : cas_(cas),
+      options_(options),
+      shared_(std::move(shared_index)),
+      open_xorb_(options.compression) {
   uploader_ = std::thread([this] { uploaderLoop(); });
 }
 
@@ -121,6 +125,16 @@ std::optional<UploadSession::Location> UploadSession::findKnownLocked(
     }
   }
   return std::nullopt;
+}
+
+std::optional<UploadSession::Location> UploadSession::findLocked(const MerkleHash& hash) {
+  if (auto at = findKnownLocked(hash)) return at;
+  if (!shared_) return std::nullopt;
+  const auto ref = shared_->find(hash);
+  if (!ref) return std::nullopt;
+  auto& slot = shared_slots_[ref->xorb];
+  if (!slot) slot = std::make_shared<XorbSlot>(XorbSlot{ref->xorb, true});
+  return Location{slot, ref->index};
 }
 
 void UploadSession::learnDedupShard(const Shard& shard) {
@@ -156,7 +170,7 @@ Result<UploadSession::Location> UploadSession::place(std::span<const uint8_t> ch
                                                      bool query_dedup) {
   std::unique_lock lock(mu_);
   HFM_TRY(stickyErrorLocked());
-  if (auto at = findKnownLocked(hash)) {
+  if (auto at = findLocked(hash)) {
     ++stats_.dedup_chunks;
     stats_.dedup_bytes += chunk.size();
     return *at;
@@ -174,7 +188,7 @@ Result<UploadSession::Location> UploadSession::place(std::span<const uint8_t> ch
     lock.lock();
     if (answer && answer->has_value()) ++stats_.dedup_query_hits;
     HFM_TRY(stickyErrorLocked());
-    if (auto at = findKnownLocked(hash)) {
+    if (auto at = findLocked(hash)) {
       ++stats_.dedup_chunks;
       stats_.dedup_bytes += chunk.size();
       return *at;
@@ -329,6 +343,9 @@ Status UploadSession::commit() {
     }
     ++sent;
   }
+  // The first shard lists every new xorb: once it is accepted they are stored and registered,
+  // so other sessions may reference them.
+  if (sent > 0 && shared_) shared_->addShardXorbs(xorbs);
   std::lock_guard lock(mu_);
   stats_.shards_uploaded += sent;
   if (!result) {

@@ -1,8 +1,10 @@
 // UploadSession: bytes in, Xet files out (spec §9). Files are streamed through FileWriter:
 // bytes are chunked (gear CDC) and hashed as they arrive; each new chunk is deduplicated
 // against chunks this session already placed and, for eligible chunks (§3.8), against the CAS
-// global-dedup answer; chunks still unknown are packed into xorbs (64 MiB / 8192 chunks) that
-// are uploaded by a background thread while writing continues. commit() uploads what is left
+// global-dedup answer; a session given a shared DedupIndex also references, without asking
+// the CAS, the chunks of xorbs other sessions' commits registered (and feeds it its own).
+// Chunks still unknown are packed into xorbs (64 MiB / 8192 chunks) that are uploaded by a
+// background thread while writing continues. commit() uploads what is left
 // and then one shard describing every file finished since the previous commit; after it
 // returns OK, those file hashes are readable from the CAS (and can be named in a bucket batch
 // or an LFS commit).
@@ -32,6 +34,7 @@
 #include "hfm/util/result.h"
 #include "hfm/xet/cas_writer.h"
 #include "hfm/xet/chunker.h"
+#include "hfm/xet/dedup_index.h"
 #include "hfm/xet/merkle_hash.h"
 #include "hfm/xet/shard.h"
 #include "hfm/xet/xorb.h"
@@ -71,7 +74,10 @@ class UploadSession {
   struct XorbSlot;
 
  public:
-  UploadSession(CasWriter& cas, UploadOptions options = {});
+  // `shared_index` (optional) is consulted before the CAS and fed with every xorb this
+  // session's commits register.
+  UploadSession(CasWriter& cas, UploadOptions options = {},
+                std::shared_ptr<DedupIndex> shared_index = nullptr);
   ~UploadSession();  // stops the uploader; unuploaded xorbs are dropped (nothing committed)
   UploadSession(const UploadSession&) = delete;
   UploadSession& operator=(const UploadSession&) = delete;
@@ -143,6 +149,8 @@ class UploadSession {
   Result<Location> place(std::span<const uint8_t> chunk, const MerkleHash& hash, bool file_start,
                          bool query_dedup);
   std::optional<Location> findKnownLocked(const MerkleHash& hash) const;
+  // findKnownLocked, then the shared index.
+  std::optional<Location> findLocked(const MerkleHash& hash);
   void learnDedupShard(const Shard& shard);
   Status sealOpenXorbLocked(std::unique_lock<std::mutex>& lock);
   void uploaderLoop();
@@ -150,23 +158,27 @@ class UploadSession {
 
   CasWriter& cas_;
   const UploadOptions options_;
+  const std::shared_ptr<DedupIndex> shared_;  // may be null
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<MerkleHash, Location> known_;  // Guarded by mu_.
   std::vector<KeyedIndex> keyed_;                   // Guarded by mu_.
   std::unordered_map<MerkleHash, bool> queried_;    // chunk hashes asked already. mu_.
-  std::shared_ptr<XorbSlot> open_slot_;             // Guarded by mu_.
-  XorbBuilder open_xorb_;                           // Guarded by mu_.
-  std::vector<uint32_t> open_flags_;                // Guarded by mu_.
-  std::deque<SealedXorb> queue_;                    // waiting for upload. Guarded by mu_.
-  size_t uploading_ = 0;                            // xorbs being sent now. Guarded by mu_.
-  std::vector<ShardXorb> uploaded_xorbs_;           // uploaded, not yet in a shard. Guarded by mu_.
-  std::vector<FinishedFile> finished_;              // finished, not yet committed. Guarded by mu_.
-  std::optional<Error> failure_;                    // sticky uploader error. Guarded by mu_.
-  UploadStats stats_;                               // Guarded by mu_.
-  bool stopping_ = false;                           // Guarded by mu_.
-  std::mutex commit_mu_;                            // one commit at a time
+  // Slots of stored xorbs referenced through the shared index, one per xorb so runs of its
+  // chunks form one term. Guarded by mu_.
+  std::unordered_map<MerkleHash, std::shared_ptr<XorbSlot>> shared_slots_;
+  std::shared_ptr<XorbSlot> open_slot_;    // Guarded by mu_.
+  XorbBuilder open_xorb_;                  // Guarded by mu_.
+  std::vector<uint32_t> open_flags_;       // Guarded by mu_.
+  std::deque<SealedXorb> queue_;           // waiting for upload. Guarded by mu_.
+  size_t uploading_ = 0;                   // xorbs being sent now. Guarded by mu_.
+  std::vector<ShardXorb> uploaded_xorbs_;  // uploaded, not yet in a shard. Guarded by mu_.
+  std::vector<FinishedFile> finished_;     // finished, not yet committed. Guarded by mu_.
+  std::optional<Error> failure_;           // sticky uploader error. Guarded by mu_.
+  UploadStats stats_;                      // Guarded by mu_.
+  bool stopping_ = false;                  // Guarded by mu_.
+  std::mutex commit_mu_;                   // one commit at a time
   std::thread uploader_;
 };
 

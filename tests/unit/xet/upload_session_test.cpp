@@ -205,6 +205,67 @@ TEST(UploadSessionTest, GlobalDedupAcrossSessions) {
   EXPECT_EQ(cas.file(file->file_hash), a);
 }
 
+TEST(UploadSessionTest, SharedIndexDedupsLaterSessionsWithoutQueries) {
+  FakeCas cas;
+  auto index = std::make_shared<DedupIndex>();
+  auto a = randomBytes(12u << 20, 23);
+  MerkleHash first_hash;
+  {
+    UploadSession first(cas, fastOptions(), index);
+    auto file = writeFile(first, a);
+    ASSERT_TRUE(file.ok());
+    first_hash = file->file_hash;
+    ASSERT_TRUE(first.commit().ok());
+    EXPECT_GE(first.stats().xorbs_uploaded, 1U);
+  }
+  EXPECT_GE(index->size(), a.size() / (128u << 10));  // every chunk of the committed xorb
+  const uint64_t before = cas.uploadedBytes();
+  const int queries_before = cas.queries_;
+
+  // The unchanged rewrite: all chunks from the index, no query, no xorb.
+  {
+    UploadSession again(cas, fastOptions(), index);
+    auto file = writeFile(again, a, 65'537);
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE(again.commit().ok());
+    EXPECT_EQ(file->file_hash, first_hash);
+    EXPECT_EQ(again.stats().new_chunks, 0U);
+    EXPECT_EQ(again.stats().dedup_queries, 0U);
+    EXPECT_EQ(again.stats().xorbs_uploaded, 0U);
+    EXPECT_EQ(cas.uploadedBytes(), before);
+    EXPECT_EQ(cas.queries_, queries_before);
+    EXPECT_EQ(cas.file(file->file_hash), a);
+  }
+
+  // 1 % changed in scattered places: only the edited chunks are new.
+  auto b = a;
+  for (size_t e = 0; e < 3; ++e) {
+    for (size_t i = 0; i < 40'000; ++i) b[1'000'000 + e * 4'000'000 + i] ^= 0xa5;
+  }
+  cas.answer_dedup_ = false;  // the index alone must do it
+  UploadSession third(cas, fastOptions(), index);
+  auto fb = writeFile(third, b);
+  ASSERT_TRUE(fb.ok());
+  ASSERT_TRUE(third.commit().ok());
+  const uint64_t growth = cas.uploadedBytes() - before;
+  EXPECT_LT(growth, b.size() / 20) << "the 1 % edit uploaded " << growth << " bytes";
+  EXPECT_GE(growth, 3u * 40'000u);
+  EXPECT_EQ(cas.file(fb->file_hash), b);
+}
+
+TEST(UploadSessionTest, SharedIndexLearnsOnlyCommittedXorbs) {
+  FakeCas cas;
+  auto index = std::make_shared<DedupIndex>();
+  auto a = randomBytes(3u << 20, 24);
+  cas.fail_shards_ = true;
+  {
+    UploadSession session(cas, fastOptions(), index);
+    ASSERT_TRUE(writeFile(session, a).ok());
+    EXPECT_FALSE(session.commit().ok());
+  }
+  EXPECT_EQ(index->size(), 0U);  // xorbs stored but never registered: not referenced
+}
+
 TEST(UploadSessionTest, ConcurrentWritersAllLand) {
   FakeCas cas;
   UploadSession session(cas, fastOptions());
