@@ -137,6 +137,47 @@ Result<Manifest> parseManifest(const std::string& text) {
   return m;
 }
 
+std::string serializeDelete(const DeleteRecord& d) {
+  return "hfm-delete 1\npath " + encode(d.path) + "\ntime_ns " + std::to_string(d.time_ns) +
+         "\nend\n";
+}
+
+Result<DeleteRecord> parseDelete(const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  if (!std::getline(in, line) || line != "hfm-delete 1") {
+    return Error(EINVAL, "not a queued-delete record (bad header)");
+  }
+  DeleteRecord d;
+  bool have_path = false, have_time = false, ended = false;
+  while (std::getline(in, line)) {
+    if (line == "end") {
+      ended = true;
+      break;
+    }
+    const auto space = line.find(' ');
+    if (space == std::string::npos) return Error(EINVAL, "malformed line '" + line + "'");
+    const std::string key = line.substr(0, space);
+    const std::string value = line.substr(space + 1);
+    if (key == "path") {
+      if (!decode(value, d.path) || d.path.empty() || d.path.front() == '/') {
+        return Error(EINVAL, "bad path '" + value + "'");
+      }
+      have_path = true;
+    } else if (key == "time_ns") {
+      uint64_t v = 0;
+      if (!parseU64(value, v)) return Error(EINVAL, "bad time '" + value + "'");
+      d.time_ns = static_cast<int64_t>(v);
+      have_time = true;
+    } else {
+      return Error(EINVAL, "unknown field '" + key + "'");
+    }
+  }
+  if (!ended) return Error(EINVAL, "truncated record (no end line)");
+  if (!have_path || !have_time) return Error(EINVAL, "missing field");
+  return d;
+}
+
 Status writeFileAtomic(const std::string& dir, const std::string& name, const std::string& text) {
   const std::string tmp = dir + "/" + name + ".tmp";
   const std::string final_path = dir + "/" + name;

@@ -28,6 +28,19 @@ Error osError(const std::string& what) {
   return Error(err == ENOSPC || err == EDQUOT ? ENOSPC : EIO, what + ": " + std::strerror(err));
 }
 
+// A path relative to the mount root whose every component is a plain name (no "..", no empty
+// parts, none longer than 255 bytes).
+bool validRelativePath(const std::string& path) {
+  for (size_t at = 0;;) {
+    const size_t slash = path.find('/', at);
+    const std::string part =
+        path.substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+    if (part.empty() || part == "." || part == ".." || part.size() > 255) return false;
+    if (slash == std::string::npos) return true;
+    at = slash + 1;
+  }
+}
+
 std::chrono::milliseconds backoff(const WriteConfig& c, int attempt) {
   const auto initial = std::max<int64_t>(c.retry_initial.count(), 1);
   const auto cap = std::max<int64_t>(c.retry_max.count(), initial);
@@ -970,17 +983,46 @@ void Vfs::scheduleRetry(const std::shared_ptr<Staged>& s, const Error& error) {
 }
 
 bool Vfs::cancelQueuedDelete(const std::string& path) {
-  std::lock_guard<std::mutex> lock(commit_mu_);
-  if (inflight_deletes_.contains(path)) {
-    cancelled_deletes_.insert(path);  // not re-queued if the batch fails
-    return true;
+  std::string record;
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    if (inflight_deletes_.contains(path)) {
+      cancelled_deletes_.insert(path);  // not re-queued if the batch fails; record dropped then
+      return true;
+    }
+    if (queued_deletes_.erase(path) == 0) return false;
+    if (auto rec = delete_files_.find(path); rec != delete_files_.end()) {
+      record = std::move(rec->second);
+      delete_files_.erase(rec);
+    }
   }
-  return queued_deletes_.erase(path) > 0;
+  if (!record.empty()) ::unlink(record.c_str());
+  return true;
+}
+
+std::string Vfs::persistDelete(const std::string& path) {
+  if (staging_error_) return {};
+  const std::string name = staging::uniqueName() + ".delete";
+  Status st = staging::writeFileAtomic(
+      staging_dir_, name, staging::serializeDelete(staging::DeleteRecord{path, wallNowNs()}));
+  if (!st.ok()) {
+    // Still queued in memory; only a kill before the batch would forget it.
+    spdlog::error("recording the queued delete of {}: {}; a restart before it is sent forgets it",
+                  path, st.error().message());
+    return {};
+  }
+  return staging_dir_ + "/" + name;
 }
 
 void Vfs::queueDelete(const std::string& path) {
+  // On disk first: a kill before the batch is sent must not bring the file back.
+  const std::string record = persistDelete(path);
   std::lock_guard<std::mutex> lock(commit_mu_);
-  if (stop_) return;
+  if (stop_) return;  // the record stays for the next start
+  if (!record.empty()) {
+    auto [it, inserted] = delete_files_.emplace(path, record);
+    if (!inserted) ::unlink(record.c_str());  // an earlier record of this path still stands
+  }
   queued_deletes_.insert(path);
   const auto t = Clock::now();
   if (!first_signal_) first_signal_ = t;
@@ -1072,6 +1114,14 @@ void Vfs::committerLoop() {
         const auto later = Clock::now() + config_.writes.retry_initial;
         first_signal_ = later;  // not before retry_initial
         last_signal_ = later;
+      }
+    }
+    // Sent (or cancelled): their records go, unless the path was queued again meanwhile.
+    for (const auto& d : inflight_deletes_) {
+      if (queued_deletes_.contains(d)) continue;
+      if (auto rec = delete_files_.find(d); rec != delete_files_.end()) {
+        ::unlink(rec->second.c_str());
+        delete_files_.erase(rec);
       }
     }
     cancelled_deletes_.clear();
@@ -1205,7 +1255,8 @@ Status Vfs::renameStaged(InodeId parent, const std::string& name, InodeId new_pa
 // ---------------------------------------------------------------------------------------------
 // Durability: recovery, flushAll, stats
 
-Status Vfs::recoverOne(const std::string& manifest_file) {
+Status Vfs::recoverOne(const std::string& manifest_file,
+                       std::map<std::string, int64_t>& deleted_at) {
   auto markBad = [&](const std::string& why) {
     spdlog::error("pending file manifest {}: {}; NOT committed (kept as {}.bad for inspection)",
                   manifest_file, why, manifest_file);
@@ -1239,6 +1290,30 @@ Status Vfs::recoverOne(const std::string& manifest_file) {
   if (actual < m->size) {
     return markBad("data file has " + std::to_string(actual) + " bytes, the manifest says " +
                    std::to_string(m->size) + " (truncated)");
+  }
+  if (auto del = deleted_at.find(m->path); del != deleted_at.end()) {
+    struct stat mst {};
+    const int64_t written_ns =
+        ::stat(manifest_file.c_str(), &mst) == 0
+            ? static_cast<int64_t>(mst.st_mtim.tv_sec) * 1'000'000'000 + mst.st_mtim.tv_nsec
+            : 0;
+    if (del->second > written_ns) {
+      // Unlinked after its last close (killed before the unlink removed these files): the
+      // delete wins, and the old names of a renamed file go with it.
+      spdlog::info("pending {}: deleted after it was written; dropping {} (the delete is sent)",
+                   m->path, manifest_file);
+      for (const auto& d : m->deletes) queueDelete(d);
+      ::unlink(manifest_file.c_str());
+      ::unlink(data_path.c_str());
+      return Error(ECANCELED, m->path + " was deleted");
+    }
+    // Written again after the delete was queued: the delete is cancelled (as it would have
+    // been in the earlier run), before the commit below can race with it.
+    spdlog::info(
+        "queued delete of {} from an earlier run: the file was written again after it; "
+        "cancelled",
+        m->path);
+    deleted_at.erase(del);
   }
   if (actual > m->size) {
     // Writes that returned after the last sync (the process was killed, the kernel kept them).
@@ -1324,10 +1399,13 @@ Status Vfs::recoverPending() {
   std::error_code ec;
   std::vector<std::string> manifests;
   std::vector<std::string> datas;
+  std::vector<std::string> delete_records;
   for (const auto& entry : std::filesystem::directory_iterator(staging_dir_, ec)) {
     const std::string file = entry.path().filename().string();
-    if (file.ends_with(".manifest.tmp")) {
-      ::unlink(entry.path().c_str());  // a manifest write interrupted by the kill
+    if (file.ends_with(".manifest.tmp") || file.ends_with(".delete.tmp")) {
+      ::unlink(entry.path().c_str());  // a write interrupted by the kill
+    } else if (file.ends_with(".delete")) {
+      delete_records.push_back(entry.path().string());
     } else if (file.ends_with(".manifest")) {
       manifests.push_back(entry.path().string());
     } else if (file.ends_with(".data")) {
@@ -1336,9 +1414,67 @@ Status Vfs::recoverPending() {
   }
   if (ec) return Error(EIO, "scanning " + staging_dir_ + ": " + ec.message());
   std::sort(manifests.begin(), manifests.end());
+  std::sort(delete_records.begin(), delete_records.end());
+  // Queued deletes the earlier run had not sent: path → (latest queue time, record files).
+  std::map<std::string, std::pair<int64_t, std::vector<std::string>>> deletes;
+  for (const auto& file : delete_records) {
+    auto text = staging::readSmallFile(file, kMaxManifestBytes);
+    auto d = text.ok() ? staging::parseDelete(*text) : Result<staging::DeleteRecord>(text.error());
+    if (d.ok() && !validRelativePath(d->path)) d = Error(EINVAL, "invalid path '" + d->path + "'");
+    if (!d.ok()) {
+      spdlog::error("queued delete record {}: {}; NOT sent (kept as {}.bad for inspection)", file,
+                    d.error().message(), file);
+      ::rename(file.c_str(), (file + ".bad").c_str());
+      continue;
+    }
+    auto& slot = deletes[d->path];
+    slot.first = std::max(slot.first, d->time_ns);
+    slot.second.push_back(file);
+  }
+  std::map<std::string, int64_t> deleted_at;
+  for (const auto& [path, info] : deletes) deleted_at[path] = info.first;
   size_t recovered = 0;
   for (const auto& m : manifests) {
-    if (recoverOne(m).ok()) recovered++;
+    if (recoverOne(m, deleted_at).ok()) recovered++;
+  }
+  size_t requeued = 0;
+  for (const auto& [path, info] : deletes) {
+    if (!deleted_at.contains(path)) {  // cancelled by a newer pending file at that path
+      for (const auto& f : info.second) ::unlink(f.c_str());
+      continue;
+    }
+    std::vector<std::function<void(InvalidationSink&)>> notes;
+    {
+      std::unique_lock<std::shared_mutex> lock(mu_);
+      auto it = path_ino_.find(path);
+      Inode* node = it == path_ino_.end() ? nullptr : findLocked(it->second);
+      if (node != nullptr && !node->detached && !node->is_dir && !node->dirty()) {
+        // Listed before the recovery: gone again, as it was when the earlier run stopped.
+        if (Inode* dir = findLocked(node->parent)) {
+          if (node->staged != nullptr) discardLocked(*node);  // a clean cache of it
+          ChangeSet changes;
+          detachLocked(*dir, node->name, changes, notes);
+        }
+      }
+    }
+    dispatch(notes);
+    {
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      auto [rec, inserted] = delete_files_.emplace(path, info.second.front());
+      for (size_t i = inserted ? 1 : 0; i < info.second.size(); ++i) {
+        ::unlink(info.second[i].c_str());  // one record per path is enough
+      }
+      queued_deletes_.insert(path);
+      const auto t = Clock::now();
+      if (!first_signal_) first_signal_ = t;
+      last_signal_ = t;
+      commit_cv_.notify_all();
+    }
+    addNegative(path);
+    requeued++;
+  }
+  if (requeued > 0) {
+    spdlog::info("{} delete(s) queued by an earlier run re-queued for the next batch", requeued);
   }
   std::set<std::string> live;  // copies of this Vfs (recovered ones included)
   {

@@ -14,6 +14,13 @@
 //   delete <percent-encoded path>     (0..n: old paths of a renamed file, deleted in the batch)
 //   end
 // A manifest without the final "end" line, or with an unknown or malformed line, is corrupt.
+//
+// A delete queued for the next batch (advanced-mode unlink) is kept as <staging_dir>/<name>.delete,
+// written the same way and removed once a batch carrying it succeeded:
+//   hfm-delete 1
+//   path <percent-encoded path>
+//   time_ns <ns since the epoch when it was queued>
+//   end
 #pragma once
 
 #include <cstdint>
@@ -36,6 +43,15 @@ struct Manifest {
 std::string serializeManifest(const Manifest& m);
 // Parses a manifest; EINVAL with what is wrong for a corrupt one.
 Result<Manifest> parseManifest(const std::string& text);
+
+struct DeleteRecord {
+  std::string path;
+  int64_t time_ns = 0;
+};
+
+std::string serializeDelete(const DeleteRecord& d);
+// Parses a delete record; EINVAL with what is wrong for a corrupt one.
+Result<DeleteRecord> parseDelete(const std::string& text);
 
 // Writes `text` to `dir`/`name` atomically and durably (temp file + fsync + rename + dir fsync).
 Status writeFileAtomic(const std::string& dir, const std::string& name, const std::string& text);

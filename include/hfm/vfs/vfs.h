@@ -406,7 +406,10 @@ class Vfs {
   void gcLocked();                       // requires mu_ exclusively
   // Returns true if a queued delete of `path` was cancelled (the path is written again).
   bool cancelQueuedDelete(const std::string& path);
+  // Queues a delete for the next batch, recorded on disk first (recoverPending re-queues it).
   void queueDelete(const std::string& path);
+  // Writes the durable record of a queued delete; its full path, or empty (logged) on failure.
+  std::string persistDelete(const std::string& path);
   void committerLoop();
   // True when reads of the inode must come from its staged copy (dirty, being written, or a
   // clean copy of the current remote version). Requires mu_.
@@ -418,7 +421,9 @@ class Vfs {
                          const std::string& new_name, std::vector<std::shared_ptr<Staged>> dirty);
   Status renameStaged(InodeId parent, const std::string& name, InodeId new_parent,
                       const std::string& new_name);
-  Status recoverOne(const std::string& manifest_file);
+  // `deleted_at`: paths with a queued-delete record from the earlier run → when it was queued.
+  // A delete newer than the manifest drops the file; an older one is erased (cancelled).
+  Status recoverOne(const std::string& manifest_file, std::map<std::string, int64_t>& deleted_at);
   // Moves dir/name to new_dir/new_name in memory (a replaced target is detached and its
   // staged copy discarded); the subtree follows. Requires mu_ exclusively.
   void moveNodeLocked(Inode& dir, const std::string& name, Inode& new_dir,
@@ -474,7 +479,10 @@ class Vfs {
   std::set<std::string> queued_deletes_;     // advanced-mode unlinks, sent with the next batch
   std::set<std::string> inflight_deletes_;   // deletes of the batch being committed
   std::set<std::string> cancelled_deletes_;  // in-flight deletes of paths written again
-  bool flush_now_ = false;                   // flushAll: the next batch goes without debounce
+  // Queued or in-flight delete → its record file (<staging>/<name>.delete), removed once a
+  // batch carrying it succeeded or it was cancelled.
+  std::map<std::string, std::string> delete_files_;
+  bool flush_now_ = false;  // flushAll: the next batch goes without debounce
   bool committer_busy_ = false;
   uint64_t committer_rounds_ = 0;
   bool stop_ = false;

@@ -667,6 +667,93 @@ TEST_F(VfsWriteTest, DirectoryRenameOfPendingFilesSurvivesAKill) {
   vfs_.reset();
 }
 
+TEST_F(VfsWriteTest, AdvancedQueuedDeleteSurvivesAKill) {
+  StagingDir staging;
+  ASSERT_FALSE(staging.path().empty());
+  WriteConfig slow = advanced(/*debounce_ms=*/60'000, /*window_ms=*/60'000);
+  slow.staging_dir = staging.path();
+  rebuild(slow);
+  ASSERT_TRUE(vfs_->lookup(kRootInode, "old.txt").ok());
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "old.txt").ok());
+  EXPECT_TRUE(remote_->stat("old.txt").ok());  // queued, not sent
+  EXPECT_EQ(staging.count(".delete"), 1u);
+  vfs_.reset();  // "kill -9" before the batch
+  ASSERT_TRUE(remote_->stat("old.txt").ok());
+  WriteConfig w = advanced();
+  w.staging_dir = staging.path();
+  rebuild(w);
+  ASSERT_TRUE(vfs_->recoverPending().ok());
+  EXPECT_EQ(vfs_->lookup(kRootInode, "old.txt").error().code(), ENOENT);  // still hidden
+  ASSERT_TRUE(waitFor([&] { return !remote_->stat("old.txt").ok(); }));
+  EXPECT_TRUE(remote_->stat("dir/inner.txt").ok());
+  EXPECT_TRUE(waitFor([&] { return staging.count(".delete") == 0; }));
+  vfs_.reset();
+}
+
+TEST_F(VfsWriteTest, AdvancedDeleteRecordsAreDroppedWhenSentOrCancelled) {
+  StagingDir staging;
+  ASSERT_FALSE(staging.path().empty());
+  WriteConfig w = advanced(/*debounce_ms=*/150, /*window_ms=*/5000);
+  w.staging_dir = staging.path();
+  rebuild(w);
+  ASSERT_TRUE(vfs_->lookup(kRootInode, "old.txt").ok());
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "old.txt").ok());
+  EXPECT_EQ(staging.count(".delete"), 1u);
+  // Written again before the batch: the delete is cancelled, its record goes with it.
+  ASSERT_TRUE(writeFile(kRootInode, "old.txt", {'n'}).ok());
+  EXPECT_EQ(staging.count(".delete"), 0u);
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("old.txt") == std::vector<uint8_t>{'n'}; }));
+  // A failed batch keeps the record (and retries); the successful one removes it.
+  remote_->failAlways(FakeRemote::kCommit, EIO);
+  const InodeId dir = vfs_->lookup(kRootInode, "dir")->ino;
+  ASSERT_TRUE(vfs_->lookup(dir, "inner.txt").ok());
+  ASSERT_TRUE(vfs_->unlink(dir, "inner.txt").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(staging.count(".delete"), 1u);
+  remote_->clearFaults();
+  ASSERT_TRUE(waitFor([&] { return !remote_->stat("dir/inner.txt").ok(); }));
+  EXPECT_TRUE(waitFor([&] { return staging.count(".delete") == 0; }));
+  EXPECT_EQ(remote_->contents("old.txt"), std::vector<uint8_t>{'n'});
+  vfs_.reset();
+}
+
+TEST_F(VfsWriteTest, RecoveredDeletesAndPendingAddsOfOnePathKeepTheirOrder) {
+  StagingDir staging;
+  ASSERT_FALSE(staging.path().empty());
+  auto put = [&](const std::string& name, const std::string& text) {
+    std::ofstream(staging.path() + "/" + name, std::ios::binary) << text;
+  };
+  const std::string a = "00000000000000aa-00000001";
+  const std::string b = "00000000000000bb-00000002";
+  // old.txt: deleted (long ago), then written again: the pending add wins.
+  put("00000000000000dd-00000001.delete", "hfm-delete 1\npath old.txt\ntime_ns 1\nend\n");
+  put(a + ".data", "again");
+  put(a + ".manifest",
+      "hfm-pending 1\npath old.txt\nsize 5\nmtime_ns 1\ndata " + a + ".data\nend\n");
+  // dir/inner.txt: written, then deleted (far in the future): the delete wins.
+  put("00000000000000dd-00000002.delete",
+      "hfm-delete 1\npath dir/inner.txt\ntime_ns 9000000000000000000\nend\n");
+  put(b + ".data", "lost");
+  put(b + ".manifest",
+      "hfm-pending 1\npath dir/inner.txt\nsize 4\nmtime_ns 1\ndata " + b + ".data\nend\n");
+  // A corrupt record is kept aside and not sent.
+  put("00000000000000dd-00000003.delete", "hfm-delete 1\npath ../x\ntime_ns 1\nend\n");
+  WriteConfig w = advanced();
+  w.staging_dir = staging.path();
+  rebuild(w);
+  ASSERT_TRUE(vfs_->recoverPending().ok());
+  ASSERT_TRUE(waitFor([&] {
+    return remote_->contents("old.txt") == std::vector<uint8_t>{'a', 'g', 'a', 'i', 'n'} &&
+           !remote_->stat("dir/inner.txt").ok();
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(remote_->stat("old.txt").ok());
+  EXPECT_TRUE(waitFor([&] { return staging.count(".delete") == 0; }));
+  EXPECT_EQ(staging.count(".delete.bad"), 1u);
+  EXPECT_EQ(staging.count(".manifest"), 0u);
+  vfs_.reset();
+}
+
 TEST_F(VfsWriteTest, CorruptOrTruncatedManifestsAreSkipped) {
   StagingDir dir;
   ASSERT_FALSE(dir.path().empty());
