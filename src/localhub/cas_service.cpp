@@ -35,6 +35,9 @@ constexpr uint64_t kMaxXorbUploadBytes =
 constexpr uint64_t kMaxShardBytes = 64ull * 1024 * 1024;
 // Ranges per signed V2 URL, so a URL stays under ~8 KiB like the Hub's.
 constexpr size_t kMaxRangesPerUrl = 400;
+// Bounds of one global-dedup answer (xorbs, chunk entries): at most a few MiB of shard.
+constexpr size_t kMaxDedupAnswerXorbs = 64;
+constexpr size_t kMaxDedupAnswerChunks = 65536;
 
 int64_t nowSecs() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -526,22 +529,29 @@ HttpResponse CasServiceImpl::getFetch(const HttpRequest& request, const std::str
 }
 
 HttpResponse CasServiceImpl::getDedupShard(const MerkleHash& chunk_hash) {
-  auto xorb_hash = store_->xorbForChunk(chunk_hash);
-  if (!xorb_hash) return jsonError(500, xorb_hash.error().message());
-  if (!*xorb_hash) return jsonError(404, "chunk not found");
-  auto xorb = store_->getXorb(**xorb_hash);
-  if (!xorb || !*xorb) return jsonError(500, "dedup index names a missing xorb");
-  const CasXorb& x = **xorb;
+  // Like the CAS: the shard that registered the chunk, so one hit covers every xorb of that
+  // upload. Bounded: the chunk's own xorb always, the others while the answer stays small.
+  auto xorb_hashes = store_->dedupXorbsForChunk(chunk_hash, kMaxDedupAnswerXorbs);
+  if (!xorb_hashes) return jsonError(500, xorb_hashes.error().message());
+  if (xorb_hashes->empty()) return jsonError(404, "chunk not found");
   xet::Shard shard;
-  xet::ShardXorb sx;
-  sx.hash = x.hash;
-  for (size_t k = 0; k < x.numChunks(); ++k) {
-    sx.chunks.push_back({x.chunk_hashes[k], static_cast<uint32_t>(x.chunkUnpackedStart(k)),
-                         static_cast<uint32_t>(x.unpackedBytes(k, k + 1)), 0});
+  size_t num_chunks = 0;
+  for (const auto& xorb_hash : *xorb_hashes) {
+    auto xorb = store_->getXorb(xorb_hash);
+    if (!xorb || !*xorb) return jsonError(500, "dedup index names a missing xorb");
+    const CasXorb& x = **xorb;
+    if (!shard.xorbs.empty() && num_chunks + x.numChunks() > kMaxDedupAnswerChunks) break;
+    num_chunks += x.numChunks();
+    xet::ShardXorb sx;
+    sx.hash = x.hash;
+    for (size_t k = 0; k < x.numChunks(); ++k) {
+      sx.chunks.push_back({x.chunk_hashes[k], static_cast<uint32_t>(x.chunkUnpackedStart(k)),
+                           static_cast<uint32_t>(x.unpackedBytes(k, k + 1)), 0});
+    }
+    sx.num_bytes_in_xorb = static_cast<uint32_t>(x.unpackedSize());
+    sx.num_bytes_on_disk = static_cast<uint32_t>(x.serializedSize());
+    shard.xorbs.push_back(std::move(sx));
   }
-  sx.num_bytes_in_xorb = static_cast<uint32_t>(x.unpackedSize());
-  sx.num_bytes_on_disk = static_cast<uint32_t>(x.serializedSize());
-  shard.xorbs.push_back(std::move(sx));
   xet::StoredShardOptions opts;
   opts.hmac_key = dedup_key_;
   const int64_t now = nowSecs();

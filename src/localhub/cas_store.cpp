@@ -164,6 +164,9 @@ CREATE TABLE IF NOT EXISTS shards (
   created_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
   hash BLOB PRIMARY KEY, xorb BLOB NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup_xorbs (
+  xorb BLOB PRIMARY KEY, shard BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_xorbs_by_shard ON dedup_xorbs(shard);
 )sql";
 
 constexpr size_t kXorbCacheEntries = 4096;
@@ -371,6 +374,11 @@ Result<bool> CasStore::commitShard(const CasShardCommit& commit) {
       xq.bindHash(1, xorb_hash);
       if (xq.step() != SQLITE_ROW) continue;
       std::string hashes(xq.colBlob(0));
+      Stmt reg(db_, "INSERT OR IGNORE INTO dedup_xorbs (xorb, shard) VALUES (?,?)");
+      if (!reg.ok()) return reg.error("prepare");
+      reg.bindHash(1, xorb_hash);
+      reg.bindHash(2, commit.shard_id);
+      if (reg.step() != SQLITE_DONE) return reg.error("insert dedup xorb");
       Stmt ins(db_, "INSERT OR IGNORE INTO chunks (hash, xorb, idx) VALUES (?,?,?)");
       if (!ins.ok()) return ins.error("prepare");
       for (size_t i = 0; i * 32 < hashes.size(); ++i) {
@@ -423,6 +431,32 @@ Result<std::optional<MerkleHash>> CasStore::xorbForChunk(const MerkleHash& chunk
   q.bindHash(1, chunk_hash);
   if (q.step() != SQLITE_ROW) return std::optional<MerkleHash>();
   return std::optional<MerkleHash>(hashAt(q.colBlob(0), 0));
+}
+
+Result<std::vector<MerkleHash>> CasStore::dedupXorbsForChunk(const MerkleHash& chunk_hash,
+                                                             size_t max_xorbs) {
+  std::vector<MerkleHash> out;
+  if (max_xorbs == 0) return out;
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "SELECT xorb FROM chunks WHERE hash = ?");
+  if (!q.ok()) return q.error("prepare");
+  q.bindHash(1, chunk_hash);
+  if (q.step() != SQLITE_ROW) return out;
+  const MerkleHash first = hashAt(q.colBlob(0), 0);
+  out.push_back(first);
+  // The other xorbs the same shard registered, in a stable order. Xorbs registered before this
+  // table existed have no row: the answer is then their own xorb only.
+  Stmt others(db_,
+              "SELECT xorb FROM dedup_xorbs WHERE shard = "
+              "(SELECT shard FROM dedup_xorbs WHERE xorb = ?) ORDER BY xorb LIMIT ?");
+  if (!others.ok()) return others.error("prepare");
+  others.bindHash(1, first);
+  others.bindInt(2, static_cast<int64_t>(max_xorbs));
+  for (int rc = others.step(); rc == SQLITE_ROW && out.size() < max_xorbs; rc = others.step()) {
+    const MerkleHash x = hashAt(others.colBlob(0), 0);
+    if (x != first) out.push_back(x);
+  }
+  return out;
 }
 
 Result<std::string> CasStore::secret(const std::string& name) {

@@ -4,7 +4,8 @@
 // Layout: `cas/index.sqlite` (WAL, synchronous=FULL) holds one row per xorb (sizes, and packed
 // per-chunk serialized end offsets, uncompressed end offsets and chunk hashes — everything a
 // byte range or a dedup answer needs without opening the blob), one row per file (ordered terms
-// packed in a blob, size, optional SHA-256), one row per shard and the chunk → xorb index.
+// packed in a blob, size, optional SHA-256), one row per shard, the chunk → xorb index and the
+// xorb → registering shard index (a dedup answer covers every xorb of that shard).
 // Blobs: `cas/xorbs/<2 hex>/<hash>.xorb` in the stored form (the uploaded chunks unchanged,
 // then a rebuilt V1 "XETBLOB" footer), so chunk byte offsets in the DB are offsets in the file
 // and fetches are served straight from it; `cas/shards/<id>.shard` keeps each accepted shard.
@@ -103,6 +104,10 @@ class CasStore {
   Result<std::optional<xet::MerkleHash>> fileForSha256(const std::string& sha256_hex);
   // Xorb holding a chunk with this (raw) hash, if indexed for global dedup.
   Result<std::optional<xet::MerkleHash>> xorbForChunk(const xet::MerkleHash& chunk_hash);
+  // The global-dedup answer's xorbs for a chunk: the xorb holding it first, then the other
+  // xorbs registered by the same shard (at most `max_xorbs` in all). Empty if not indexed.
+  Result<std::vector<xet::MerkleHash>> dedupXorbsForChunk(const xet::MerkleHash& chunk_hash,
+                                                          size_t max_xorbs);
 
   // A 32-byte secret kept in the DB under `name`, created at random on first use.
   Result<std::string> secret(const std::string& name);

@@ -10,13 +10,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "hfm/xet/compression.h"
+#include "hfm/xet/dedup_index.h"
 #include "hfm/xet/hashing.h"
 #include "hfm/xet/shard.h"
+#include "hfm/xet/upload_session.h"
 #include "hfm/xet/xorb.h"
 
 namespace hfm::localhub {
@@ -678,6 +681,139 @@ TEST_F(CasServiceTest, GlobalDedupAnswersWithAKeyedShard) {
   }
   EXPECT_EQ(call("GET", "/v1/chunks/default/" + MerkleHash().hex(), read_token_).status, 404);
   EXPECT_EQ(call("GET", "/v1/chunks/other/" + x.chunks[0].hash.hex(), read_token_).status, 404);
+}
+
+TEST_F(CasServiceTest, GlobalDedupAnswersWithEveryXorbOfTheRegisteringShard) {
+  auto a = buildXorb(randomBytes(60000, 31), 20000);
+  auto b = buildXorb(randomBytes(50000, 32), 25000);
+  auto other = buildXorb(randomBytes(40000, 33), 20000);
+  ASSERT_EQ(postXorb(a).status, 200);
+  ASSERT_EQ(postXorb(b).status, 200);
+  ASSERT_EQ(postXorb(other).status, 200);
+  // One upload (shard) registers a and b for one file; another shard registers `other`.
+  auto file = shardFile({{&a, 0, 3}, {&b, 0, 2}}, false);
+  ASSERT_EQ(call("POST", "/v1/shards", write_token_,
+                 uploadShardBody({file}, {shardXorb(a), shardXorb(b)}))
+                .status,
+            200);
+  auto other_file = shardFile({{&other, 0, 2}}, false);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({other_file}, {shardXorb(other)}))
+          .status,
+      200);
+
+  auto r = call("GET", "/v1/chunks/default/" + b.chunks[1].hash.hex(), write_token_);
+  ASSERT_EQ(r.status, 200) << bodyBytes(r);
+  std::string body = bodyBytes(r);
+  auto shard = xet::parseShard(bytes(body));
+  ASSERT_TRUE(shard.ok()) << shard.error().message();
+  EXPECT_TRUE(shard->files.empty());
+  ASSERT_EQ(shard->xorbs.size(), 2u);
+  EXPECT_EQ(shard->xorbs[0].hash, b.hash);  // the queried chunk's xorb first
+  EXPECT_EQ(shard->xorbs[1].hash, a.hash);
+  xet::ShardChunkIndex index(*shard);
+  for (size_t k = 0; k < a.chunks.size(); ++k) {
+    auto loc = index.find(a.chunks[k].hash);
+    ASSERT_TRUE(loc.has_value()) << k;
+    EXPECT_EQ(loc->chunk, k);
+    EXPECT_EQ(shard->xorbs[loc->xorb].hash, a.hash);
+  }
+  EXPECT_FALSE(index.find(other.chunks[0].hash).has_value());
+
+  // A chunk of the other shard answers with that shard's xorb only.
+  r = call("GET", "/v1/chunks/default/" + other.chunks[0].hash.hex(), write_token_);
+  ASSERT_EQ(r.status, 200);
+  body = bodyBytes(r);
+  shard = xet::parseShard(bytes(body));
+  ASSERT_TRUE(shard.ok());
+  ASSERT_EQ(shard->xorbs.size(), 1u);
+  EXPECT_EQ(shard->xorbs[0].hash, other.hash);
+}
+
+// An UploadSession's CAS: this service's own routes, called as CasWriteClient would.
+class ServiceCasWriter final : public xet::CasWriter {
+ public:
+  using Call = std::function<HttpResponse(const std::string&, const std::string&, std::string)>;
+  explicit ServiceCasWriter(Call call) : call_(std::move(call)) {}
+  Result<bool> uploadXorb(const MerkleHash& hash, std::span<const uint8_t> body) override {
+    auto r =
+        call_("POST", "/v1/xorbs/default/" + hash.hex(), std::string(body.begin(), body.end()));
+    if (r.status != 200) return Error::io("xorb upload: " + bodyBytes(r));
+    return json::parse(bodyBytes(r))["was_inserted"].get<bool>();
+  }
+  Status uploadShard(std::span<const uint8_t> shard) override {
+    auto r = call_("POST", "/v1/shards", std::string(shard.begin(), shard.end()));
+    if (r.status != 200) return Error::io("shard upload: " + bodyBytes(r));
+    return okStatus();
+  }
+  Result<std::optional<xet::Shard>> queryDedup(const MerkleHash& chunk_hash) override {
+    auto r = call_("GET", "/v1/chunks/default/" + chunk_hash.hex(), {});
+    if (r.status == 404) return std::optional<xet::Shard>();
+    if (r.status != 200) return Error::io("dedup query: " + bodyBytes(r));
+    const std::string body = bodyBytes(r);
+    HFM_ASSIGN_OR_RETURN(auto shard, xet::parseShard(bytes(body)));
+    return std::optional<xet::Shard>(std::move(shard));
+  }
+
+ private:
+  Call call_;
+};
+
+Result<xet::UploadedFile> uploadOne(xet::UploadSession& session, const std::vector<uint8_t>& data) {
+  auto writer = session.beginFile();
+  for (size_t at = 0; at < data.size(); at += 1u << 20) {
+    HFM_TRY(
+        writer->write(std::span(data).subspan(at, std::min<size_t>(1u << 20, data.size() - at))));
+  }
+  HFM_ASSIGN_OR_RETURN(auto file, writer->finish());
+  HFM_TRY(session.commit());
+  return file;
+}
+
+TEST_F(CasServiceTest, SessionsSharingADedupIndexReuploadNothingAndReadBackIdentical) {
+  ServiceCasWriter cas(
+      [this](const std::string& method, const std::string& path, std::string body) {
+        return call(method, path, write_token_, std::move(body));
+      });
+  auto index = std::make_shared<xet::DedupIndex>();
+  xet::UploadOptions options;
+  options.compression = xet::CompressionScheme::kNone;
+  std::mt19937_64 rng(51);
+  std::vector<uint8_t> a(10u << 20);
+  for (auto& byte : a) byte = static_cast<uint8_t>(rng());
+
+  xet::UploadSession first(cas, options, index);
+  auto fa = uploadOne(first, a);
+  ASSERT_TRUE(fa.ok()) << fa.error().message();
+  const uint64_t stored = first.stats().xorb_bytes_uploaded;
+  EXPECT_GE(stored, a.size());
+
+  xet::UploadSession again(cas, options, index);
+  auto fa2 = uploadOne(again, a);
+  ASSERT_TRUE(fa2.ok()) << fa2.error().message();
+  EXPECT_EQ(fa2->file_hash, fa->file_hash);
+  EXPECT_EQ(again.stats().xorbs_uploaded, 0u);
+  EXPECT_EQ(again.stats().dedup_queries, 0u);
+
+  auto b = a;
+  for (size_t e = 0; e < 2; ++e) {
+    for (size_t i = 0; i < 50'000; ++i) b[2'000'000 + e * 5'000'000 + i] ^= 0x3c;
+  }
+  xet::UploadSession edited(cas, options, index);
+  auto fb = uploadOne(edited, b);
+  ASSERT_TRUE(fb.ok()) << fb.error().message();
+  EXPECT_LT(edited.stats().xorb_bytes_uploaded, b.size() / 20);
+  EXPECT_GE(edited.stats().xorb_bytes_uploaded, 100'000u);
+
+  // Another mount (no shared index) finds the first upload through the CAS's dedup answer.
+  xet::UploadSession other_mount(cas, options);
+  auto fa3 = uploadOne(other_mount, a);
+  ASSERT_TRUE(fa3.ok()) << fa3.error().message();
+  EXPECT_EQ(other_mount.stats().xorbs_uploaded, 0u);
+  EXPECT_GE(other_mount.stats().dedup_query_hits, 1u);
+
+  EXPECT_EQ(downloadV2(fa->file_hash), str(a));
+  EXPECT_EQ(downloadV2(fb->file_hash), str(b));
 }
 
 TEST_F(CasServiceTest, TokensAreChecked) {
