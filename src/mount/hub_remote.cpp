@@ -18,6 +18,7 @@ HubRemote::HubRemote(std::shared_ptr<const hub::HubClient> hub,
     : hub_(std::move(hub)),
       fetcher_(std::move(fetcher)),
       cas_writer_(std::move(cas_writer)),
+      dedup_index_(std::make_shared<xet::DedupIndex>()),
       read_only_(read_only || cas_writer_ == nullptr) {}
 
 namespace {
@@ -41,12 +42,13 @@ class OwningCasWriter final : public xet::CasWriter {
   xet::CasWriteClient client_;
 };
 
-// One file, one session: a failure stays with its file.
+// One file, one session: a failure stays with its file. Chunks are shared through the index.
 class HubUpload final : public vfs::RemoteUpload {
  public:
-  explicit HubUpload(std::shared_ptr<xet::CasWriter> cas)
+  HubUpload(std::shared_ptr<xet::CasWriter> cas, std::shared_ptr<xet::DedupIndex> index)
       : cas_(std::move(cas)),
-        session_(std::make_unique<xet::UploadSession>(*cas_)),
+        session_(
+            std::make_unique<xet::UploadSession>(*cas_, xet::UploadOptions{}, std::move(index))),
         writer_(session_->beginFile()) {}
   ~HubUpload() override {
     writer_.reset();  // before the session it belongs to
@@ -67,8 +69,10 @@ class HubUpload final : public vfs::RemoteUpload {
     if (!file) return file.error().withContext("finishing the upload");
     HFM_TRY(session_->commit());
     const auto stats = session_->stats();
-    spdlog::debug("upload: {} bytes, {} new chunks, {} dedup chunks, {} xorbs", stats.bytes_in,
-                  stats.new_chunks, stats.dedup_chunks, stats.xorbs_uploaded);
+    spdlog::debug(
+        "upload: {} bytes, {} new chunks, {} dedup chunks ({} queries, {} hits), {} xorbs",
+        stats.bytes_in, stats.new_chunks, stats.dedup_chunks, stats.dedup_queries,
+        stats.dedup_query_hits, stats.xorbs_uploaded);
     return vfs::UploadedContent{file->file_hash.hex(), file->size};
   }
 
@@ -87,7 +91,7 @@ std::shared_ptr<xet::CasWriter> HubRemote::makeCasWriter(
 
 Result<std::unique_ptr<vfs::RemoteUpload>> HubRemote::beginUpload() {
   if (read_only_) return Error(EROFS, "read-only mount");
-  return std::unique_ptr<vfs::RemoteUpload>(std::make_unique<HubUpload>(cas_writer_));
+  return std::unique_ptr<vfs::RemoteUpload>(std::make_unique<HubUpload>(cas_writer_, dedup_index_));
 }
 
 Status HubRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,

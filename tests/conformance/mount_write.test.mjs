@@ -37,13 +37,6 @@ const gone = new Set();
 
 const mp = (p) => path.join(m.mountpoint, p);
 
-// Product bugs the skipped cases below wait on (details and reproduction in the cases).
-// Each streaming file gets its own xet UploadSession, so chunks the mount uploaded before are
-// not known to the next file; only the CAS global-dedup answer (one xorb per sampled chunk on
-// hf-local-hub) is used: a checkpoint with 1 % changed bytes stores ~42 % of its size again.
-const DEDUP_BUG =
-	"bug: no mount-wide known-chunk index; a 1 %-edited 200 MB checkpoint re-stores ~42 % (limit 5 %)";
-
 async function expectErrno(promise, code, what) {
 	await assert.rejects(promise, (e) => {
 		assert.equal(e.code, code, `${what}: expected ${code}, got ${e.code} (${e.message})`);
@@ -452,7 +445,7 @@ describe("dedup of a rewritten checkpoint", { skip }, () => {
 	const EDITS = 20;
 	const EDIT_LEN = 100_000;
 
-	it("the second checkpoint grows the hub's stored bytes by < 5 % of its size", { skip: DEDUP_BUG }, async () => {
+	it("the second checkpoint grows the hub's stored bytes by < 5 % of its size", async () => {
 		const a = path.join(srcDir, "ckpt-a.bin");
 		const b = path.join(srcDir, "ckpt-b.bin");
 		const sumA = await writeSeededFile(a, SIZE, 400);

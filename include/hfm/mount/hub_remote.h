@@ -8,7 +8,9 @@
 // ESTALE (never mixing versions) when the file changed underneath.
 //
 // Writes (buckets, when built with a CasWriter): beginUpload() gives each file its own
-// xet::UploadSession (so one file's upload failure never poisons another's); finish() ends the
+// xet::UploadSession (so one file's upload failure never poisons another's), all sharing one
+// mount-wide xet::DedupIndex of the xorbs this mount's commits registered, so rewriting a file
+// the mount wrote references the stored chunks without a dedup query; finish() ends the
 // file and commits the session (xorbs, then the shard), after which the content is readable by
 // its xet hash. commitFiles() is one HubClient::batch (adds before deletes). Without a writer
 // (repos, --read-only) the writes answer EROFS.
@@ -23,6 +25,7 @@
 #include "hfm/hub/hub_client.h"
 #include "hfm/vfs/remote.h"
 #include "hfm/xet/cas_writer.h"
+#include "hfm/xet/dedup_index.h"
 
 namespace hfm::mount {
 
@@ -59,7 +62,8 @@ class HubRemote final : public vfs::Remote {
 
   std::shared_ptr<const hub::HubClient> hub_;
   std::shared_ptr<cache::ChunkFetcher> fetcher_;
-  std::shared_ptr<xet::CasWriter> cas_writer_;  // nullptr: read-only
+  std::shared_ptr<xet::CasWriter> cas_writer_;    // nullptr: read-only
+  std::shared_ptr<xet::DedupIndex> dedup_index_;  // shared by every upload of this remote
   bool read_only_;
 };
 
