@@ -507,19 +507,6 @@ Result<CreateResult> Vfs::create(InodeId parent, std::string_view name_view, int
   return CreateResult{*attr, opened};
 }
 
-Status Vfs::create(InodeId parent, std::string_view name) {
-  HFM_ASSIGN_OR_RETURN(auto made, create(parent, name, O_WRONLY | O_CREAT | O_TRUNC));
-  // release() commits (streaming) or persists and queues (advanced) the empty file.
-  release(made.open.fh);
-  forget(made.attr.ino, 1);
-  return okStatus();
-}
-
-Status Vfs::write(uint64_t) {
-  if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
-  return Error(ENOTSUP, "handle-less writes: open the file and write through the handle");
-}
-
 Result<size_t> Vfs::write(uint64_t fh, uint64_t offset, std::span<const uint8_t> data) {
   if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
   HFM_ASSIGN_OR_RETURN(auto handle, handleOf(fh));

@@ -290,11 +290,6 @@ class Vfs {
   // New empty file with a write handle (see the streaming rules above); flags as open().
   // An existing name is truncated (EEXIST with O_EXCL). +1 lookup reference.
   Result<CreateResult> create(InodeId parent, std::string_view name, int flags);
-  // Handle-less create (NFS CREATE): commits an empty file at once.
-  Status create(InodeId parent, std::string_view name);
-  // Handle-less write (NFS WRITE before the advanced write mode exists): EROFS on read-only
-  // remotes, ENOTSUP otherwise.
-  Status write(uint64_t fh);
   Status symlink(InodeId parent, std::string_view name);  // EPERM on writable remotes
   Status link(InodeId ino, InodeId new_parent, std::string_view new_name);  // ENOTSUP
   // Deletes the file: a synchronous remote delete (streaming) or one queued into the next

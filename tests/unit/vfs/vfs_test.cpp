@@ -333,9 +333,10 @@ TEST_F(VfsTest, OsJunkNames) {
   EXPECT_EQ(v->lookup(kRootInode, "._README.md").error().code(), ENOENT);
   EXPECT_EQ(v->lookup(kRootInode, ".DS_Store").error().code(), ENOENT);
   EXPECT_EQ(remote_->counts().list + remote_->counts().stat, 0u);
-  EXPECT_EQ(v->create(kRootInode, ".DS_Store").error().code(), EACCES);
+  EXPECT_EQ(v->create(kRootInode, ".DS_Store", O_WRONLY | O_CREAT | O_TRUNC).error().code(),
+            EACCES);
   EXPECT_EQ(v->mkdir(kRootInode, "__MACOSX").error().code(), EACCES);
-  EXPECT_EQ(v->create(kRootInode, "ok.txt").error().code(), EROFS);
+  EXPECT_EQ(v->create(kRootInode, "ok.txt", O_WRONLY | O_CREAT | O_TRUNC).error().code(), EROFS);
 
   // A real remote file with such a name is still served, and the filter can be turned off.
   remote_->putFile(".DS_Store", "finder");
@@ -343,7 +344,9 @@ TEST_F(VfsTest, OsJunkNames) {
   c.filter_os_files = false;
   auto unfiltered = makeVfs(c);
   EXPECT_TRUE(unfiltered->lookup(kRootInode, ".DS_Store").ok());
-  EXPECT_EQ(unfiltered->create(kRootInode, "Thumbs.db").error().code(), EROFS);
+  EXPECT_EQ(
+      unfiltered->create(kRootInode, "Thumbs.db", O_WRONLY | O_CREAT | O_TRUNC).error().code(),
+      EROFS);
 }
 
 TEST_F(VfsTest, EveryMutationIsReadOnly) {
@@ -360,7 +363,8 @@ TEST_F(VfsTest, EveryMutationIsReadOnly) {
   EXPECT_EQ(v->symlink(kRootInode, "s").error().code(), EROFS);
   EXPECT_EQ(v->link(f, kRootInode, "l").error().code(), EROFS);
   EXPECT_EQ(v->setattr(f).error().code(), EROFS);
-  EXPECT_EQ(v->write(1).error().code(), EROFS);
+  const uint8_t byte[1] = {'x'};
+  EXPECT_EQ(v->write(1, 0, byte).error().code(), EROFS);
   EXPECT_EQ(v->open(kRootInode, O_RDONLY).error().code(), EISDIR);
   const InodeId readme = f;
   EXPECT_EQ(v->opendir(readme).error().code(), ENOTDIR);
