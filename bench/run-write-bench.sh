@@ -165,6 +165,9 @@ xorb_bytes() { # stored xorb + shard bytes under the current hub's data dir
     awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 request_count() { grep -cE 'http: [A-Z]+ \S+ -> [0-9]+' "$HUB_LOG" || true; }
+# The hub log's current line count: where a window of requests starts (the log has other
+# lines too, so a request count is not a line number).
+log_mark() { wc -l < "$HUB_LOG"; }
 # Sum of the stored sizes of the xorbs POSTed in hub log lines after line $1.
 posted_xorb_bytes() {
   local total=0 h f
@@ -283,7 +286,7 @@ cat "$LOCAL" > /dev/null
 start_hub dd
 create_bucket
 mount_fresh "$WORK/cache-dd"
-LINES0=$(request_count)
+LINES0=$(log_mark)
 T0=$(now)
 DD_ERR=""
 run_dd "$LOCAL" "$MP/dd.bin" || DD_ERR=$(tail -n 1 "$WORK/dd.err")
@@ -324,7 +327,7 @@ echo "rewrite of an unchanged ${REWRITE_MIB} MiB file"
 start_hub rewrite
 create_bucket
 mount_fresh "$WORK/cache-rw"
-L0=$(request_count)
+L0=$(log_mark)
 REW_ERR=""
 run_dd "$REWRITE" "$MP/rewrite.bin" || REW_ERR="first write: $(tail -n 1 "$WORK/dd.err")"
 if [[ -z "$REW_ERR" ]]; then
@@ -333,7 +336,7 @@ if [[ -z "$REW_ERR" ]]; then
 fi
 FIRST_UP=$(posted_xorb_bytes "$L0")
 S1=$(xorb_bytes)
-L1=$(request_count)
+L1=$(log_mark)
 T0=$(now)
 if [[ -z "$REW_ERR" ]]; then
   run_dd "$REWRITE" "$MP/rewrite.bin" || REW_ERR="rewrite: $(tail -n 1 "$WORK/dd.err")"
