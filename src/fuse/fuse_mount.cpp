@@ -320,8 +320,8 @@ void opRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   replyStatus(req, implOf(req)->vfs.rmdir(parent, name));
 }
 
-void opSymlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
-  replyStatus(req, implOf(req)->vfs.symlink(parent, name));
+void opSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  replyNewEntry(req, implOf(req)->vfs.symlink(parent, name, target));
 }
 
 void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
@@ -330,7 +330,7 @@ void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 }
 
 void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  replyStatus(req, implOf(req)->vfs.link(ino, newparent, newname));
+  replyNewEntry(req, implOf(req)->vfs.link(ino, newparent, newname));
 }
 
 void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {

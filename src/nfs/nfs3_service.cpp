@@ -1023,10 +1023,16 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (err == 0 && proc == NFS3_CREATE) {
         err = createFile(*dir, name, ca.how);
       } else if (err == 0) {
-        Status st = proc == NFS3_MKDIR     ? vfs_.mkdir(dir->attr.ino, name)
-                    : proc == NFS3_SYMLINK ? vfs_.symlink(dir->attr.ino, name)
-                                           : vfs_.mknod(dir->attr.ino, name);
-        if (!st.ok()) err = st.error().code();
+        if (proc == NFS3_SYMLINK) {
+          const char* target = sa.symlink.symlink_data != nullptr ? sa.symlink.symlink_data : "";
+          auto made_link = vfs_.symlink(dir->attr.ino, name, target);
+          if (made_link.ok()) vfs_.forget(made_link->ino, 1);  // the service holds no references
+          if (!made_link.ok()) err = made_link.error().code();
+        } else {
+          Status st = proc == NFS3_MKDIR ? vfs_.mkdir(dir->attr.ino, name)
+                                         : vfs_.mknod(dir->attr.ino, name);
+          if (!st.ok()) err = st.error().code();
+        }
       }
       std::optional<Resolved> made;
       std::vector<char> fh;
@@ -1207,11 +1213,13 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       std::optional<vfs::Attr> before;
       if (dir.ok()) before = dir->attr;
       if (err == 0) {
-        auto st = vfs_.link(file->attr.ino, dir->attr.ino, name);
-        if (!st.ok())
-          err = st.error().code();
-        else
+        auto linked = vfs_.link(file->attr.ino, dir->attr.ino, name);
+        if (!linked.ok()) {
+          err = linked.error().code();
+        } else {
+          vfs_.forget(linked->ino, 1);  // the service holds no lookup references
           invalidateEntry(dir->attr.ino, name);
+        }
       }
       LINK3res res{};
       res.status = static_cast<nfsstat3>(nfsStatFor(err));

@@ -724,12 +724,14 @@ Status Vfs::mknod(InodeId, std::string_view name) {
   return Error(EPERM, "special files cannot be stored in a bucket");
 }
 
-Status Vfs::symlink(InodeId, std::string_view name) {
+Result<Attr> Vfs::symlink(InodeId, std::string_view name, std::string_view) {
   HFM_TRY(checkMutation(name));
   return Error(EPERM, "symlinks cannot be stored in a bucket");
 }
 
-Status Vfs::link(InodeId, InodeId, std::string_view new_name) {
+Result<std::string> Vfs::readlink(InodeId) { return Error(EINVAL, "not a symlink"); }
+
+Result<Attr> Vfs::link(InodeId, InodeId, std::string_view new_name) {
   HFM_TRY(checkMutation(new_name));
   return Error(ENOTSUP, "hard links are not supported (copy instead)");
 }

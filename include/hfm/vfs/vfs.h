@@ -138,7 +138,8 @@ struct VfsConfig {
 struct Attr {
   InodeId ino = 0;
   bool is_dir = false;
-  uint32_t mode = 0;  // includes S_IFREG / S_IFDIR
+  bool is_symlink = false;  // in-memory symlink (mode has S_IFLNK); size = target length
+  uint32_t mode = 0;        // includes S_IFREG / S_IFDIR / S_IFLNK
   uint32_t nlink = 1;
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -153,6 +154,7 @@ struct DirEntry {
   InodeId ino = 0;
   bool is_dir = false;
   uint64_t next_offset = 0;  // pass back to readdir to continue after this entry
+  bool is_symlink = false;
 };
 
 struct OpenResult {
@@ -290,8 +292,17 @@ class Vfs {
   // New empty file with a write handle (see the streaming rules above); flags as open().
   // An existing name is truncated (EEXIST with O_EXCL). +1 lookup reference.
   Result<CreateResult> create(InodeId parent, std::string_view name, int flags);
-  Status symlink(InodeId parent, std::string_view name);  // EPERM on writable remotes
-  Status link(InodeId ino, InodeId new_parent, std::string_view new_name);  // ENOTSUP
+  // In memory only, as the reference (buckets cannot store symlinks): the link lives until
+  // unmount or until a re-listing of its directory drops it. EEXIST if the name exists.
+  // +1 lookup reference.
+  Result<Attr> symlink(InodeId parent, std::string_view name, std::string_view target);
+  // The target of an in-memory symlink; EINVAL for files and directories.
+  Result<std::string> readlink(InodeId ino);
+  // Hard link = server-side copy: one batch addFile(new path, the source's xet hash); the new
+  // entry is a separate inode (own st_ino, nlink 1). A source with an open streaming writer is
+  // committed first; any other uncommitted or hash-less source gives ENOTSUP (callers fall back
+  // to copying); directories EPERM; EEXIST if the name exists. +1 lookup reference.
+  Result<Attr> link(InodeId ino, InodeId new_parent, std::string_view new_name);
   // Deletes the file: a synchronous remote delete (streaming) or one queued into the next
   // batch (advanced); an uncommitted staged copy is dropped. EISDIR for directories.
   Status unlink(InodeId parent, std::string_view name);

@@ -81,7 +81,7 @@ TEST(SemanticsDocTest, ErrorTableMatchesTheVfs) {
       {"rename", [&] { return code(vfs.rename(kRootInode, "file.txt", kRootInode, "b")); }},
       {"rename to ._x",
        [&] { return code(vfs.rename(kRootInode, "file.txt", kRootInode, "._x")); }},
-      {"symlink", [&] { return code(vfs.symlink(kRootInode, "s")); }},
+      {"symlink", [&] { return code(vfs.symlink(kRootInode, "s", "target")); }},
       {"link", [&] { return code(vfs.link(file, kRootInode, "l")); }},
       {"setattr", [&] { return code(vfs.setattr(file)); }},
       {"write", [&] { return code(vfs.write(1, 0, std::span<const uint8_t>(buf))); }},

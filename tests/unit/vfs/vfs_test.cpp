@@ -360,7 +360,7 @@ TEST_F(VfsTest, EveryMutationIsReadOnly) {
   EXPECT_EQ(v->unlink(kRootInode, "README.md").error().code(), EROFS);
   EXPECT_EQ(v->rmdir(kRootInode, "data").error().code(), EROFS);
   EXPECT_EQ(v->rename(kRootInode, "README.md", kRootInode, "b").error().code(), EROFS);
-  EXPECT_EQ(v->symlink(kRootInode, "s").error().code(), EROFS);
+  EXPECT_EQ(v->symlink(kRootInode, "s", "target").error().code(), EROFS);
   EXPECT_EQ(v->link(f, kRootInode, "l").error().code(), EROFS);
   EXPECT_EQ(v->setattr(f).error().code(), EROFS);
   const uint8_t byte[1] = {'x'};
