@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <sstream>
 
@@ -71,7 +72,7 @@ bool parseU64(const std::string& s, uint64_t& out) {
 
 Error errnoError(const std::string& what) {
   const int err = errno;
-  return Error(err == ENOSPC ? ENOSPC : EIO, what + ": " + std::strerror(err));
+  return {err == ENOSPC || err == EDQUOT ? ENOSPC : EIO, what + ": " + std::strerror(err)};
 }
 
 }  // namespace
@@ -87,53 +88,77 @@ std::string serializeManifest(const Manifest& m) {
   return out;
 }
 
-Result<Manifest> parseManifest(const std::string& text) {
+namespace {
+
+// The shared shape of manifests and delete records: `header`, then `key value` lines handed to
+// `on_field` (which returns an error for a bad or unknown field), then "end". Anything after
+// "end" is ignored; a record without it is truncated.
+Status parseRecord(const std::string& text, const std::string& header,
+                   const std::function<Status(const std::string&, const std::string&)>& on_field) {
   std::istringstream in(text);
   std::string line;
-  if (!std::getline(in, line) || line != "hfm-pending 1") {
-    return Error(EINVAL, "not a pending-file manifest (bad header)");
-  }
-  Manifest m;
-  bool have_path = false, have_size = false, have_data = false, ended = false;
+  if (!std::getline(in, line) || line != header) return Error(EINVAL, "bad header");
   while (std::getline(in, line)) {
-    if (line == "end") {
-      ended = true;
-      break;
-    }
+    if (line == "end") return okStatus();
     const auto space = line.find(' ');
     if (space == std::string::npos) return Error(EINVAL, "malformed line '" + line + "'");
-    const std::string key = line.substr(0, space);
-    const std::string value = line.substr(space + 1);
-    std::string decoded;
-    if (key == "path") {
-      if (!decode(value, m.path) || m.path.empty() || m.path.front() == '/') {
-        return Error(EINVAL, "bad path '" + value + "'");
-      }
-      have_path = true;
-    } else if (key == "size") {
-      if (!parseU64(value, m.size)) return Error(EINVAL, "bad size '" + value + "'");
-      have_size = true;
-    } else if (key == "mtime_ns") {
-      uint64_t v = 0;
-      if (!parseU64(value, v)) return Error(EINVAL, "bad mtime '" + value + "'");
-      m.mtime_ns = static_cast<int64_t>(v);
-    } else if (key == "data") {
-      if (!decode(value, m.data) || !isStagingName(m.data.substr(0, m.data.find('.'))) ||
-          m.data != m.data.substr(0, m.data.find('.')) + ".data") {
-        return Error(EINVAL, "bad data file name '" + value + "'");
-      }
-      have_data = true;
-    } else if (key == "delete") {
-      if (!decode(value, decoded) || decoded.empty()) {
-        return Error(EINVAL, "bad delete '" + value + "'");
-      }
-      m.deletes.push_back(decoded);
-    } else {
-      return Error(EINVAL, "unknown field '" + key + "'");
-    }
+    HFM_TRY(on_field(line.substr(0, space), line.substr(space + 1)));
   }
-  if (!ended) return Error(EINVAL, "truncated manifest (no end line)");
-  if (!have_path || !have_size || !have_data) return Error(EINVAL, "missing field");
+  return Error(EINVAL, "truncated (no end line)");
+}
+
+Error unknownField(const std::string& key) { return {EINVAL, "unknown field '" + key + "'"}; }
+
+// A relative path: decodes and refuses empty and absolute ones.
+bool decodePath(const std::string& value, std::string& out) {
+  return decode(value, out) && !out.empty() && out.front() != '/';
+}
+
+bool validDataName(const std::string& name) {
+  const std::string stem = name.substr(0, name.find('.'));
+  return isStagingName(stem) && name == stem + ".data";
+}
+
+}  // namespace
+
+Result<Manifest> parseManifest(const std::string& text) {
+  Manifest m;
+  bool have_path = false, have_size = false, have_data = false;
+  Status st = parseRecord(text, "hfm-pending 1",
+                          [&](const std::string& key, const std::string& value) -> Status {
+                            uint64_t number = 0;
+                            std::string decoded;
+                            if (key == "path") {
+                              if (!decodePath(value, m.path))
+                                return Error(EINVAL, "bad path '" + value + "'");
+                              have_path = true;
+                            } else if (key == "size") {
+                              if (!parseU64(value, m.size))
+                                return Error(EINVAL, "bad size '" + value + "'");
+                              have_size = true;
+                            } else if (key == "mtime_ns") {
+                              if (!parseU64(value, number))
+                                return Error(EINVAL, "bad mtime '" + value + "'");
+                              m.mtime_ns = static_cast<int64_t>(number);
+                            } else if (key == "data") {
+                              if (!decode(value, m.data) || !validDataName(m.data)) {
+                                return Error(EINVAL, "bad data file name '" + value + "'");
+                              }
+                              have_data = true;
+                            } else if (key == "delete") {
+                              if (!decode(value, decoded) || decoded.empty()) {
+                                return Error(EINVAL, "bad delete '" + value + "'");
+                              }
+                              m.deletes.push_back(std::move(decoded));
+                            } else {
+                              return unknownField(key);
+                            }
+                            return okStatus();
+                          });
+  if (!st.ok()) return st.error().withContext("pending-file manifest");
+  if (!have_path || !have_size || !have_data) {
+    return Error(EINVAL, "pending-file manifest: missing field");
+  }
   return m;
 }
 
@@ -143,38 +168,27 @@ std::string serializeDelete(const DeleteRecord& d) {
 }
 
 Result<DeleteRecord> parseDelete(const std::string& text) {
-  std::istringstream in(text);
-  std::string line;
-  if (!std::getline(in, line) || line != "hfm-delete 1") {
-    return Error(EINVAL, "not a queued-delete record (bad header)");
-  }
   DeleteRecord d;
-  bool have_path = false, have_time = false, ended = false;
-  while (std::getline(in, line)) {
-    if (line == "end") {
-      ended = true;
-      break;
-    }
-    const auto space = line.find(' ');
-    if (space == std::string::npos) return Error(EINVAL, "malformed line '" + line + "'");
-    const std::string key = line.substr(0, space);
-    const std::string value = line.substr(space + 1);
-    if (key == "path") {
-      if (!decode(value, d.path) || d.path.empty() || d.path.front() == '/') {
-        return Error(EINVAL, "bad path '" + value + "'");
-      }
-      have_path = true;
-    } else if (key == "time_ns") {
-      uint64_t v = 0;
-      if (!parseU64(value, v)) return Error(EINVAL, "bad time '" + value + "'");
-      d.time_ns = static_cast<int64_t>(v);
-      have_time = true;
-    } else {
-      return Error(EINVAL, "unknown field '" + key + "'");
-    }
-  }
-  if (!ended) return Error(EINVAL, "truncated record (no end line)");
-  if (!have_path || !have_time) return Error(EINVAL, "missing field");
+  bool have_path = false, have_time = false;
+  Status st = parseRecord(text, "hfm-delete 1",
+                          [&](const std::string& key, const std::string& value) -> Status {
+                            uint64_t number = 0;
+                            if (key == "path") {
+                              if (!decodePath(value, d.path))
+                                return Error(EINVAL, "bad path '" + value + "'");
+                              have_path = true;
+                            } else if (key == "time_ns") {
+                              if (!parseU64(value, number))
+                                return Error(EINVAL, "bad time '" + value + "'");
+                              d.time_ns = static_cast<int64_t>(number);
+                              have_time = true;
+                            } else {
+                              return unknownField(key);
+                            }
+                            return okStatus();
+                          });
+  if (!st.ok()) return st.error().withContext("queued-delete record");
+  if (!have_path || !have_time) return Error(EINVAL, "queued-delete record: missing field");
   return d;
 }
 

@@ -841,6 +841,33 @@ TEST(StagingManifestTest, RoundTripsOddPaths) {
   EXPECT_FALSE(staging::parseManifest("hfm-pending 1\nsize x\nend\n").ok());
 }
 
+TEST(StagingManifestTest, DeleteRecordsRoundTripAndCorruptRecordsAreRefused) {
+  auto parsed = staging::parseDelete(staging::serializeDelete({"a b/%c", 123}));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_EQ(parsed->path, "a b/%c");
+  EXPECT_EQ(parsed->time_ns, 123);
+  const std::string data = staging::uniqueName() + ".data";
+  const std::string good_manifest = "hfm-pending 1\npath p\nsize 1\ndata " + data + "\nend\n";
+  ASSERT_TRUE(staging::parseManifest(good_manifest).ok());
+  for (const std::string& bad : std::vector<std::string>{
+           "hfm-pending 2\npath p\nsize 1\ndata " + data + "\nend\n",  // header
+           "hfm-pending 1\npath p\nsize 1\ndata " + data + "\n",       // no end line
+           "hfm-pending 1\npath p\nsize 1\nend\n",                     // missing data
+           "hfm-pending 1\npath /abs\nsize 1\ndata " + data + "\nend\n",
+           "hfm-pending 1\npath p\nsize 1\ndata ../x.data\nend\n",
+           "hfm-pending 1\npathp\nsize 1\ndata " + data + "\nend\n",  // no space
+           "hfm-pending 1\npath p\nsize 1\ncolor red\ndata " + data + "\nend\n",
+       }) {
+    EXPECT_FALSE(staging::parseManifest(bad).ok()) << bad;
+  }
+  for (const std::string bad :
+       {"hfm-delete 1\npath p\nend\n", "hfm-delete 1\npath p\ntime_ns 1\n",
+        "hfm-pending 1\npath p\ntime_ns 1\nend\n", "hfm-delete 1\npath p\ntime_ns -1\nend\n",
+        "hfm-delete 1\npath p\ntime_ns 1\nsize 3\nend\n"}) {
+    EXPECT_FALSE(staging::parseDelete(bad).ok()) << bad;
+  }
+}
+
 TEST_F(VfsWriteTest, UnlinkDeletesRemotely) {
   const InodeId old = vfs_->lookup(kRootInode, "old.txt")->ino;
   auto reader = vfs_->open(old, O_RDONLY);
