@@ -2,11 +2,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -322,6 +322,7 @@ Result<SpawnOutcome> spawnDaemon(SpawnRequest request, bool progress) {
   argv_storage.push_back(request.backend_binary.string());
   argv_storage.insert(argv_storage.end(), request.args.begin(), request.args.end());
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
 

@@ -6,10 +6,9 @@
 //                      [--token-ttl-secs N]
 //
 // Prints "hf-local-hub listening on http://HOST:PORT" once ready; SIGTERM/SIGINT stop it.
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -101,9 +100,7 @@ int serve(const std::string& data, const std::string& host, uint16_t port,
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   hfm::util::setupLogging();
   CLI::App app{"hf-local-hub: a local Hugging Face Hub + Xet CAS server"};
   app.require_subcommand(1);
@@ -130,4 +127,15 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--threads", threads, "HTTP worker threads")->check(CLI::Range(1, 256));
   CLI11_PARSE(app, argc, argv);
   return serve(data, host, port, user_tokens, fault_rate, faults, latency_ms, ttl_secs, threads);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // e.g. out of memory: report instead of aborting
+    std::cerr << "hf-local-hub: " << e.what() << "\n";
+    return 1;
+  }
 }
