@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string_view>
@@ -15,9 +17,10 @@ namespace hfm::nfs {
 namespace {
 
 constexpr std::string_view kMagic = "hfm-nfs-handles";
-// Version 2 added the rename ("r") and forget ("x") records; version 1 files (ids only) load
-// unchanged and are appended to as version 2 ones.
-constexpr int kFormatVersion = 2;
+// Version 2 added the rename ("r") and forget ("x") records, version 3 the create verifier
+// ("v") and next id ("n") ones; older files load unchanged and are appended to as version 3
+// ones.
+constexpr int kFormatVersion = 3;
 
 uint64_t fnv1a64(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ULL;
@@ -133,38 +136,79 @@ std::string HandleTable::fileNameFor(const std::string& key) {
 }
 
 std::unique_ptr<HandleTable> HandleTable::open(const std::filesystem::path& dir,
-                                               const std::string& key) {
-  std::unique_ptr<HandleTable> table(new HandleTable());
-  table->by_id_[kRootHandleId] = HandleRecord{kRootHandleId, true, ""};
-  table->dir_ids_[""] = kRootHandleId;
-  std::lock_guard<std::mutex> lock(table->mu_);
-  if (!dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    table->file_ = dir / fileNameFor(key);
-    const int fd = ::open(table->file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      spdlog::warn(
-          "nfs: cannot open the handle table {}: {}; file handles will not survive a "
-          "restart",
-          table->file_.string(), std::strerror(errno));
-    } else if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      spdlog::warn(
-          "nfs: the handle table {} is in use by another mount of the same source; "
-          "file handles of this mount will not survive a restart",
-          table->file_.string());
-      ::close(fd);
-    } else {
-      table->fd_ = fd;
-      table->loadLocked(key);
+                                               const std::string& key, HandleTableOptions options) {
+  std::unique_ptr<HandleTable> table(new HandleTable(options));
+  {
+    std::lock_guard<std::mutex> lock(table->mu_);
+    table->key_ = key;
+    table->by_id_[kRootHandleId] = HandleRecord{kRootHandleId, true, "", std::nullopt};
+    table->dir_ids_[""] = kRootHandleId;
+    if (!dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      table->file_ = dir / fileNameFor(key);
+      table->openFileLocked(key);
     }
+    if (table->epoch_ == 0) table->epoch_ = randomEpoch();
   }
-  if (table->epoch_ == 0) table->epoch_ = randomEpoch();
+  table->compactIfDue();
   return table;
 }
 
 HandleTable::~HandleTable() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+std::filesystem::path HandleTable::compactPath() const {
+  std::filesystem::path tmp = file_;
+  tmp += ".compact";
+  return tmp;
+}
+
+void HandleTable::openFileLocked(const std::string& key) {
+  // Another process's compaction may rename a new log over the one just opened: after
+  // locking, check that the name still leads to the file we locked.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const int fd = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      spdlog::warn(
+          "nfs: cannot open the handle table {}: {}; file handles will not survive a "
+          "restart",
+          file_.string(), std::strerror(errno));
+      return;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      spdlog::warn(
+          "nfs: the handle table {} is in use by another mount of the same source; "
+          "file handles of this mount will not survive a restart",
+          file_.string());
+      ::close(fd);
+      return;
+    }
+    struct stat locked {};
+    struct stat named {};
+    if (::fstat(fd, &locked) == 0 && ::stat(file_.c_str(), &named) == 0 &&
+        locked.st_dev == named.st_dev && locked.st_ino == named.st_ino) {
+      fd_ = fd;
+      // A compaction that crashed before its rename left a partial copy: the log is intact.
+      std::error_code ec;
+      if (std::filesystem::remove(compactPath(), ec)) {
+        spdlog::warn("nfs: dropped an unfinished compaction of {}", file_.string());
+      }
+      loadLocked(key);
+      return;
+    }
+    ::close(fd);
+  }
+  spdlog::warn(
+      "nfs: the handle table {} keeps being replaced by another process; file handles of "
+      "this mount will not survive a restart",
+      file_.string());
+}
+
+std::string HandleTable::headerLocked() const {
+  return std::string(kMagic) + " " + std::to_string(kFormatVersion) + " " + hex64(epoch_) + " " +
+         escape(key_) + "\n";
 }
 
 void HandleTable::loadLocked(const std::string& key) {
@@ -190,13 +234,13 @@ void HandleTable::loadLocked(const std::string& key) {
     by_id_.clear();
     file_ids_.clear();
     dir_ids_.clear();
-    by_id_[kRootHandleId] = HandleRecord{kRootHandleId, true, ""};
+    by_id_[kRootHandleId] = HandleRecord{kRootHandleId, true, "", std::nullopt};
     dir_ids_[""] = kRootHandleId;
     next_id_ = kRootHandleId + 1;
+    verifiers_ = 0;
+    log_records_ = 0;
     epoch_ = randomEpoch();
-    const std::string header = std::string(kMagic) + " " + std::to_string(kFormatVersion) + " " +
-                               hex64(epoch_) + " " + escape(key) + "\n";
-    if (::lseek(fd_, 0, SEEK_SET) < 0 || !writeAll(fd_, header)) {
+    if (::lseek(fd_, 0, SEEK_SET) < 0 || !writeAll(fd_, headerLocked())) {
       spdlog::warn("nfs: writing {}: {}", file_.string(), std::strerror(errno));
     }
   };
@@ -206,7 +250,7 @@ void HandleTable::loadLocked(const std::string& key) {
   {
     const auto fields = splitFields(std::string_view(content).substr(0, header_end));
     if (fields.size() != 4 || fields[0] != kMagic ||
-        (fields[1] != "1" && fields[1] != std::to_string(kFormatVersion))) {
+        (fields[1] != "1" && fields[1] != "2" && fields[1] != std::to_string(kFormatVersion))) {
       return startFresh("has an unknown format");
     }
     const auto epoch = parseHex(fields[2]);
@@ -220,28 +264,8 @@ void HandleTable::loadLocked(const std::string& key) {
   while (pos < content.size()) {
     const size_t nl = content.find('\n', pos);
     if (nl == std::string::npos) break;  // torn last record
-    const auto fields = splitFields(std::string_view(content).substr(pos, nl - pos));
-    if (fields.size() < 3 || (fields[1] != "d" && fields[1] != "f")) break;
-    const bool is_dir = fields[1] == "d";
-    if (fields[0] == "r") {
-      if (fields.size() != 4) break;
-      auto from = unescape(fields[2]);
-      auto to = unescape(fields[3]);
-      if (!from || !to || from->empty() || to->empty()) break;
-      renameLocked(*from, *to, is_dir);
-    } else if (fields[0] == "x") {
-      auto path = unescape(fields[2]);
-      if (fields.size() != 3 || !path || path->empty()) break;
-      forgetLocked(*path, is_dir);
-    } else {
-      const auto id = parseHex(fields[0]);
-      auto path = unescape(fields[2]);
-      // An id is assigned once; a later record for a still-mapped path would be corruption.
-      if (fields.size() != 3 || !id || *id <= kRootHandleId || !path || *id < next_id_) break;
-      by_id_[*id] = HandleRecord{*id, is_dir, *path};
-      (is_dir ? dir_ids_ : file_ids_)[*path] = *id;
-      next_id_ = *id + 1;
-    }
+    if (!loadRecordLocked(splitFields(std::string_view(content).substr(pos, nl - pos)))) break;
+    ++log_records_;
     pos = nl + 1;
     good_end = pos;
   }
@@ -255,7 +279,48 @@ void HandleTable::loadLocked(const std::string& key) {
   if (::lseek(fd_, 0, SEEK_END) < 0) {
     spdlog::warn("nfs: seeking {}: {}", file_.string(), std::strerror(errno));
   }
-  spdlog::info("nfs: loaded {} file handles from {}", by_id_.size() - 1, file_.string());
+  spdlog::info("nfs: loaded {} file handles ({} log records) from {}", by_id_.size() - 1,
+               log_records_, file_.string());
+}
+
+bool HandleTable::loadRecordLocked(const std::vector<std::string_view>& fields) {
+  if (fields.size() == 2 && fields[0] == "n") {
+    const auto next = parseHex(fields[1]);
+    if (!next || *next <= kRootHandleId) return false;
+    next_id_ = std::max(next_id_, *next);
+    return true;
+  }
+  if (fields.size() == 3 && fields[0] == "v") {
+    const auto id = parseHex(fields[1]);
+    const auto verifier = parseHex(fields[2]);
+    if (!id || !verifier) return false;
+    setVerifierLocked(*id, *verifier);  // an id forgotten since is fine: nothing to keep
+    return true;
+  }
+  if (fields.size() < 3 || (fields[1] != "d" && fields[1] != "f")) return false;
+  const bool is_dir = fields[1] == "d";
+  if (fields[0] == "r") {
+    if (fields.size() != 4) return false;
+    auto from = unescape(fields[2]);
+    auto to = unescape(fields[3]);
+    if (!from || !to || from->empty() || to->empty()) return false;
+    renameLocked(*from, *to, is_dir);
+    return true;
+  }
+  if (fields[0] == "x") {
+    auto path = unescape(fields[2]);
+    if (fields.size() != 3 || !path || path->empty()) return false;
+    forgetLocked(*path, is_dir);
+    return true;
+  }
+  const auto id = parseHex(fields[0]);
+  auto path = unescape(fields[2]);
+  // An id is assigned once; a later record for a still-mapped path would be corruption.
+  if (fields.size() != 3 || !id || *id <= kRootHandleId || !path || *id < next_id_) return false;
+  by_id_[*id] = HandleRecord{*id, is_dir, *path, std::nullopt};
+  (is_dir ? dir_ids_ : file_ids_)[*path] = *id;
+  next_id_ = *id + 1;
+  return true;
 }
 
 void HandleTable::appendLocked(const HandleRecord& record) {
@@ -264,6 +329,12 @@ void HandleTable::appendLocked(const HandleRecord& record) {
 
 void HandleTable::appendLineLocked(const std::string& line) {
   if (fd_ < 0) return;
+  ++log_records_;
+  if (compacting_) {
+    // The compacted copy was snapshotted before this record: it gets it before its rename.
+    compact_pending_ += line;
+    ++compact_pending_records_;
+  }
   if (!writeAll(fd_, line) && !append_failed_logged_) {
     append_failed_logged_ = true;
     spdlog::warn("nfs: appending to {} failed: {}; newer handles will not survive a restart",
@@ -272,15 +343,56 @@ void HandleTable::appendLineLocked(const std::string& line) {
 }
 
 uint64_t HandleTable::idFor(const std::string& path, bool is_dir) {
+  uint64_t id = 0;
+  bool due = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& ids = is_dir ? dir_ids_ : file_ids_;
+    auto it = ids.find(path);
+    if (it != ids.end()) return it->second;
+    HandleRecord record{next_id_++, is_dir, path, std::nullopt};
+    id = record.id;
+    ids.emplace(path, id);
+    appendLocked(record);
+    by_id_.emplace(id, std::move(record));
+    due = compactionDueLocked();
+  }
+  if (due) compactIfDue();
+  return id;
+}
+
+std::optional<uint64_t> HandleTable::idOf(const std::string& path, bool is_dir) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& ids = is_dir ? dir_ids_ : file_ids_;
+  const auto& ids = is_dir ? dir_ids_ : file_ids_;
   auto it = ids.find(path);
-  if (it != ids.end()) return it->second;
-  HandleRecord record{next_id_++, is_dir, path};
-  ids.emplace(path, record.id);
-  appendLocked(record);
-  by_id_.emplace(record.id, std::move(record));
-  return next_id_ - 1;
+  if (it == ids.end()) return std::nullopt;
+  return it->second;
+}
+
+bool HandleTable::setVerifierLocked(uint64_t id, uint64_t verifier) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end() || it->second.is_dir) return false;
+  if (!it->second.create_verifier) ++verifiers_;
+  it->second.create_verifier = verifier;
+  return true;
+}
+
+void HandleTable::setCreateVerifier(uint64_t id, uint64_t verifier) {
+  bool due = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!setVerifierLocked(id, verifier)) return;
+    appendLineLocked("v " + hex64(id) + " " + hex64(verifier) + "\n");
+    due = compactionDueLocked();
+  }
+  if (due) compactIfDue();
+}
+
+void HandleTable::eraseLocked(uint64_t id) {
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  if (it->second.create_verifier) --verifiers_;
+  by_id_.erase(it);
 }
 
 std::optional<HandleRecord> HandleTable::find(uint64_t id) const {
@@ -293,7 +405,7 @@ std::optional<HandleRecord> HandleTable::find(uint64_t id) const {
 void HandleTable::forgetLocked(const std::string& path, bool is_dir) {
   auto& ids = is_dir ? dir_ids_ : file_ids_;
   if (auto it = ids.find(path); it != ids.end()) {
-    by_id_.erase(it->second);
+    eraseLocked(it->second);
     ids.erase(it);
   }
   if (!is_dir) return;
@@ -301,6 +413,7 @@ void HandleTable::forgetLocked(const std::string& path, bool is_dir) {
   for (auto it = by_id_.begin(); it != by_id_.end();) {
     if (it->second.path.compare(0, prefix.size(), prefix) == 0) {
       (it->second.is_dir ? dir_ids_ : file_ids_).erase(it->second.path);
+      if (it->second.create_verifier) --verifiers_;
       it = by_id_.erase(it);
     } else {
       ++it;
@@ -342,22 +455,153 @@ void HandleTable::renameLocked(const std::string& from, const std::string& to, b
 
 void HandleTable::rename(const std::string& from, const std::string& to, bool is_dir) {
   if (from.empty() || to.empty() || from == to) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  renameLocked(from, to, is_dir);
-  appendLineLocked(std::string("r ") + (is_dir ? "d " : "f ") + escape(from) + " " + escape(to) +
-                   "\n");
+  bool due = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    renameLocked(from, to, is_dir);
+    appendLineLocked(std::string("r ") + (is_dir ? "d " : "f ") + escape(from) + " " + escape(to) +
+                     "\n");
+    due = compactionDueLocked();
+  }
+  if (due) compactIfDue();
 }
 
 void HandleTable::forget(const std::string& path, bool is_dir) {
   if (path.empty()) return;  // the root is never deleted
-  std::lock_guard<std::mutex> lock(mu_);
-  forgetLocked(path, is_dir);
-  appendLineLocked(std::string("x ") + (is_dir ? "d " : "f ") + escape(path) + "\n");
+  bool due = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    forgetLocked(path, is_dir);
+    appendLineLocked(std::string("x ") + (is_dir ? "d " : "f ") + escape(path) + "\n");
+    due = compactionDueLocked();
+  }
+  if (due) compactIfDue();
 }
 
 size_t HandleTable::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return by_id_.size();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compaction
+
+size_t HandleTable::liveRecordsLocked() const {
+  // One record per id (the root has none), one per verifier, and the "n" record.
+  return (by_id_.size() - 1) + verifiers_ + 1;
+}
+
+bool HandleTable::compactionDueLocked() const {
+  return fd_ >= 0 && !compacting_ && log_records_ >= options_.compact_min_records &&
+         log_records_ > 2 * liveRecordsLocked() && log_records_ >= compact_retry_at_;
+}
+
+void HandleTable::compactIfDue() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!compactionDueLocked()) return;
+  }
+  // Failures are logged by compact(); a concurrent caller may have started one meanwhile.
+  (void)compact();
+}
+
+std::string HandleTable::snapshotLocked(size_t* records) const {
+  std::vector<const HandleRecord*> live;
+  live.reserve(by_id_.size());
+  for (const auto& [id, record] : by_id_) {
+    if (id != kRootHandleId) live.push_back(&record);
+  }
+  // Ascending ids, as the loader requires of assignment records.
+  std::sort(live.begin(), live.end(),
+            [](const HandleRecord* a, const HandleRecord* b) { return a->id < b->id; });
+  std::string out = headerLocked();
+  size_t n = 0;
+  for (const HandleRecord* r : live) {
+    out += hex64(r->id) + (r->is_dir ? " d " : " f ") + escape(r->path) + "\n";
+    ++n;
+  }
+  // Ids of forgotten objects past the last live one must never come back.
+  out += "n " + hex64(next_id_) + "\n";
+  ++n;
+  for (const HandleRecord* r : live) {
+    if (!r->create_verifier) continue;
+    out += "v " + hex64(r->id) + " " + hex64(*r->create_verifier) + "\n";
+    ++n;
+  }
+  *records = n;
+  return out;
+}
+
+Status HandleTable::compact() {
+  std::string content;
+  size_t records = 0;
+  size_t before = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ < 0) return Error(ENOTSUP, "the handle table is in memory only");
+    if (compacting_) return Error(EBUSY, "a compaction of the handle table is running");
+    compacting_ = true;
+    compact_pending_.clear();
+    compact_pending_records_ = 0;
+    before = log_records_;
+    content = snapshotLocked(&records);
+  }
+  // The slow part (writing and fsyncing the copy) runs without the mutex.
+  const std::filesystem::path tmp = compactPath();
+  const char* failed = nullptr;
+  int failed_errno = 0;
+  auto fail = [&](const char* what) {
+    failed = what;
+    failed_errno = errno;
+  };
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fail("creating");
+  } else if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    fail("locking");  // the renamed copy must already be ours when it appears under the name
+  } else if (!writeAll(fd, content) || ::fsync(fd) != 0) {
+    fail("writing");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed == nullptr && !writeAll(fd, compact_pending_)) fail("writing");
+    if (failed == nullptr && ::rename(tmp.c_str(), file_.c_str()) != 0) fail("renaming");
+    if (failed == nullptr) {
+      ::close(fd_);
+      fd_ = fd;
+      fd = -1;
+      log_records_ = records + compact_pending_records_;
+      ++compactions_;
+    } else {
+      compact_retry_at_ = 2 * log_records_;  // not again at every append
+    }
+    compacting_ = false;
+    compact_pending_.clear();
+    compact_pending_records_ = 0;
+  }
+  if (failed != nullptr) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    spdlog::warn("nfs: compacting the handle table {} failed ({} {}: {}); it keeps growing",
+                 file_.string(), failed, tmp.string(), std::strerror(failed_errno));
+    return Error(failed_errno != 0 ? failed_errno : EIO, "compacting the handle table failed");
+  }
+  // The rename is durable once the directory is.
+  const int dir_fd = ::open(file_.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    if (::fsync(dir_fd) != 0) {
+      spdlog::warn("nfs: fsync of {}: {}", file_.parent_path().string(), std::strerror(errno));
+    }
+    ::close(dir_fd);
+  }
+  spdlog::info("nfs: compacted the handle table {}: {} → {} records", file_.string(), before,
+               records);
+  return okStatus();
+}
+
+HandleTableStats HandleTable::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return HandleTableStats{log_records_, liveRecordsLocked(), compactions_};
 }
 
 }  // namespace hfm::nfs

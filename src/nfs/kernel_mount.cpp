@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -32,8 +32,8 @@ std::optional<std::string> findProgram(const std::string& name) {
       start = colon + 1;
     }
   }
-  dirs.push_back("/sbin");
-  dirs.push_back("/usr/sbin");
+  dirs.emplace_back("/sbin");
+  dirs.emplace_back("/usr/sbin");
   for (const auto& dir : dirs) {
     if (dir.empty()) continue;
     const std::string candidate = dir + "/" + name;
@@ -60,6 +60,7 @@ Result<RunResult> run(const std::vector<std::string>& argv, std::chrono::seconds
   posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDERR_FILENO);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;

@@ -50,7 +50,7 @@ nfstime3 toTime(int64_t ns) {
 
 fattr3 toFattr(uint64_t fsid, const vfs::Attr& a, uint64_t fileid) {
   fattr3 f{};
-  f.type = a.is_dir ? NF3DIR : NF3REG;
+  f.type = a.is_dir ? NF3DIR : a.is_symlink ? NF3LNK : NF3REG;
   f.mode = a.mode & 07777;
   f.nlink = a.nlink;
   f.uid = a.uid;
@@ -214,9 +214,8 @@ uint32_t nfsStatFor(int err) {
     case EDQUOT:
       return NFS3ERR_DQUOT;
     case ESTALE:
+    case EBADF:  // a Vfs handle vanished under us
       return NFS3ERR_STALE;
-    case EBADF:
-      return NFS3ERR_STALE;  // a Vfs handle vanished under us
     case ENOTSUP:
       return NFS3ERR_NOTSUPP;
     case EAGAIN:
@@ -332,7 +331,6 @@ void Nfs3Service::forgetPaths(const std::string& path) {
     else
       ++it;
   }
-  exclusive_.erase(path);
 }
 
 Result<vfs::Attr> Nfs3Service::peek(vfs::InodeId dir, const std::string& name) {
@@ -603,7 +601,7 @@ Result<std::shared_ptr<Nfs3Service::DirSnapshot>> Nfs3Service::snapshot(const Re
   uint64_t h = 0xcbf29ce484222325ULL;
   for (const auto& e : snap->entries) {
     for (char c : e.name) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
-    h = (h ^ (e.is_dir ? 0x2fU : 0x3aU)) * 0x100000001b3ULL;
+    h = (h ^ (e.is_dir ? 0x2fU : e.is_symlink ? 0x40U : 0x3aU)) * 0x100000001b3ULL;
   }
   snap->verifier = h == 0 ? 1 : h;
   if (cookie != 0 && verf != 0 && verf != snap->verifier) {
@@ -632,12 +630,13 @@ int Nfs3Service::createFile(const Resolved& dir, const std::string& name, const 
   if (!vfs_.readOnly()) {
     auto existing = peek(dir.attr.ino, name);
     if (existing.ok()) {
-      if (existing->is_dir || how.mode == GUARDED) return EEXIST;
+      if (existing->is_dir || existing->is_symlink || how.mode == GUARDED) return EEXIST;
       if (how.mode == EXCLUSIVE) {
-        // A retransmission of the create that made this file succeeds again (RFC 1813).
-        std::lock_guard<std::mutex> lock(ino_mu_);
-        auto it = exclusive_.find(path);
-        return it != exclusive_.end() && it->second == verf ? 0 : EEXIST;
+        // A retransmission of the create that made this file succeeds again (RFC 1813), also
+        // after a restart: the verifier is kept with the file's id in the handle table.
+        const auto id = handles_.idOf(path, false);
+        const auto record = id ? handles_.find(*id) : std::nullopt;
+        return record && record->create_verifier == verf ? 0 : EEXIST;
       }
       // UNCHECKED on an existing file: keep its content unless a size was asked for.
       if (!anySet(req)) return 0;
@@ -659,11 +658,7 @@ int Nfs3Service::createFile(const Resolved& dir, const std::string& name, const 
   const vfs::InodeId ino = created->attr.ino;
   vfs_.forget(ino, 1);  // the service holds no lookup references
   remember(path, ino);
-  if (how.mode == EXCLUSIVE) {
-    std::lock_guard<std::mutex> lock(ino_mu_);
-    if (exclusive_.size() >= 4096) exclusive_.clear();  // bounded; only retransmits need it
-    exclusive_[path] = verf;
-  }
+  if (how.mode == EXCLUSIVE) handles_.setCreateVerifier(handles_.idFor(path, false), verf);
   // Keep the handle the file was created with: its idle release commits the (maybe empty)
   // file, and the WRITEs that usually follow use it.
   putFile(ino, makeRef(ino, created->open.fh, true));
@@ -785,7 +780,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
           err = kErrNotSync;
         } else {
           const vfs::SetAttrRequest req = toRequest(a.new_attributes);
-          if (req.size && r->attr.is_dir) {
+          if (req.size && (r->attr.is_dir || r->attr.is_symlink)) {
             err = EINVAL;  // RFC 1813: a size only applies to regular files
           } else {
             auto st = vfs_.setattr(r->attr.ino, req);
@@ -864,10 +859,21 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (!dec.decode(zdr_READLINK3args, &a)) return std::nullopt;
       READLINK3res res{};
       auto r = resolve(a.symlink.data.data_val, a.symlink.data.data_len, false);
-      // The Vfs has no symlinks yet: every object is a file or a directory.
-      res.status = static_cast<nfsstat3>(nfsStatFor(r.ok() ? EINVAL : r.error().code()));
-      if (r.ok()) res.READLINK3res_u.resfail.symlink_attributes = postOp(fsid_, r->attr, r->id);
-      return encode(zdr_READLINK3res, &res, 128);
+      int err = r.ok() ? 0 : r.error().code();
+      std::string target;
+      if (err == 0 && !r->attr.is_symlink) err = EINVAL;  // RFC 1813: not a symbolic link
+      if (err == 0) {
+        auto link = vfs_.readlink(r->attr.ino);
+        if (link.ok())
+          target = std::move(*link);
+        else
+          err = link.error().code();
+      }
+      res.status = static_cast<nfsstat3>(nfsStatFor(err));
+      // resok and resfail both start with the attributes.
+      if (r.ok()) res.READLINK3res_u.resok.symlink_attributes = postOp(fsid_, r->attr, r->id);
+      if (err == 0) res.READLINK3res_u.resok.data = target.data();
+      return encode(zdr_READLINK3res, &res, target.size() + 128);
     }
 
     case NFS3_READ: {
@@ -875,7 +881,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (!dec.decode(zdr_READ3args, &a)) return std::nullopt;
       READ3res res{};
       auto r = resolve(a.file.data.data_val, a.file.data.data_len, false);
-      int err = r.ok() ? (r->attr.is_dir ? EISDIR : 0) : r.error().code();
+      int err = r.ok() ? (r->attr.is_dir       ? EISDIR
+                          : r->attr.is_symlink ? EINVAL
+                                               : 0)
+                       : r.error().code();
       std::vector<uint8_t> data;
       bool eof = false;
       if (err == 0) {
@@ -929,7 +938,10 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       if (!dec.decode(zdr_WRITE3args, &a)) return std::nullopt;
       WRITE3res res{};
       auto r = resolve(a.file.data.data_val, a.file.data.data_len, false);
-      int err = r.ok() ? (r->attr.is_dir ? EISDIR : 0) : r.error().code();
+      int err = r.ok() ? (r->attr.is_dir       ? EISDIR
+                          : r->attr.is_symlink ? EINVAL
+                                               : 0)
+                       : r.error().code();
       std::optional<vfs::Attr> before;
       if (r.ok()) before = r->attr;
       // `count` is the length the client means; the opaque must carry at least that much.
@@ -1020,14 +1032,19 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       }
       std::optional<vfs::Attr> before;
       if (dir.ok()) before = dir->attr;
+      std::optional<vfs::Attr> link_attr;
       if (err == 0 && proc == NFS3_CREATE) {
         err = createFile(*dir, name, ca.how);
       } else if (err == 0) {
         if (proc == NFS3_SYMLINK) {
           const char* target = sa.symlink.symlink_data != nullptr ? sa.symlink.symlink_data : "";
           auto made_link = vfs_.symlink(dir->attr.ino, name, target);
-          if (made_link.ok()) vfs_.forget(made_link->ino, 1);  // the service holds no references
-          if (!made_link.ok()) err = made_link.error().code();
+          if (made_link.ok()) {
+            vfs_.forget(made_link->ino, 1);  // the service holds no lookup references
+            link_attr = *made_link;
+          } else {
+            err = made_link.error().code();
+          }
         } else {
           Status st = proc == NFS3_MKDIR ? vfs_.mkdir(dir->attr.ino, name)
                                          : vfs_.mknod(dir->attr.ino, name);
@@ -1036,7 +1053,13 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
       }
       std::optional<Resolved> made;
       std::vector<char> fh;
-      if (err == 0) {
+      if (err == 0 && link_attr) {
+        invalidateEntry(dir->attr.ino, name);
+        const std::string path = joinPath(dir->path, name);
+        remember(path, link_attr->ino);
+        made = Resolved{handles_.idFor(path, false), path, *link_attr};
+        fh = fileHandle(made->id);
+      } else if (err == 0) {
         invalidateEntry(dir->attr.ino, name);
         auto child = lookupChild(*dir, name);
         if (child.ok()) {
@@ -1272,7 +1295,7 @@ std::optional<std::vector<char>> Nfs3Service::nfs3(uint32_t proc, char* args, si
         uint64_t used = overhead;
         uint64_t dir_used = 0;
         const std::string parent_path = dir->path.empty() ? std::string() : parentOf(dir->path);
-        size_t i = static_cast<size_t>(cookie);
+        auto i = static_cast<size_t>(cookie);
         for (; i < snap->entries.size(); ++i) {
           const vfs::DirEntry& e = snap->entries[i];
           const uint64_t dir_part = 8 + 4 + pad4(e.name.size()) + 8;

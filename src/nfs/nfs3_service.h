@@ -31,15 +31,25 @@
 // committed. The verifier is random per process, so a restart makes clients resend as well.
 //
 // Names: RENAME and REMOVE/RMDIR update the HandleTable (ids follow renamed objects, deleted
-// ones turn stale) and this class's path → inode cache. The Vfs refuses to move a directory
-// with uncommitted files below (EBUSY → NFS3ERR_JUKEBOX, so the client retries); RENAME then
-// releases the idle writable handles so those commits start without waiting for write_idle.
+// ones turn stale) and this class's path → inode cache. Should the Vfs refuse a rename with
+// EBUSY (uncommitted writes it cannot move), the client gets NFS3ERR_JUKEBOX and retries, and
+// the idle writable handles are released so those commits start without waiting for
+// write_idle.
+//
+// CREATE EXCLUSIVE keeps the client's verifier with the new file's id in the HandleTable
+// (persistent): a retransmission with the same verifier answers OK with the same handle, also
+// after a restart; another verifier answers NFS3ERR_EXIST.
+//
+// Symlinks and links: SYMLINK / READLINK map to the Vfs's in-memory symlinks (NF3LNK in every
+// fattr3; they share the file kind in the HandleTable), LINK to its server-side copy (a new
+// inode, so a new file id). READLINK of a non-symlink, and READ / WRITE / a size change of a
+// symlink, answer NFS3ERR_INVAL.
 //
 // Errors: every errno goes through one table (nfsStatFor) to an nfsstat3.
 //
 // Thread-safety: call() runs concurrently on any number of workers; one reaper thread
 // releases idle writable handles. Locks (never nested, and never held across a Vfs call):
-// ino_mu_ (path → inode cache, exclusive-create verifiers), pool_mu_ (open files), dir_mu_
+// ino_mu_ (path → inode cache), pool_mu_ (open files), dir_mu_
 // (directory snapshots), reaper_mu_ (the reaper's sleep).
 #pragma once
 
@@ -168,9 +178,6 @@ class Nfs3Service final : public vfs::InvalidationSink {
 
   mutable std::mutex ino_mu_;
   std::unordered_map<std::string, vfs::InodeId> inos_;  // path → inode. Guarded by ino_mu_.
-  // CREATE EXCLUSIVE: path → the client's verifier, so a retransmitted create succeeds
-  // (bounded; in memory: after a restart a retransmission answers NFS3ERR_EXIST).
-  std::unordered_map<std::string, uint64_t> exclusive_;  // Guarded by ino_mu_.
 
   mutable std::mutex pool_mu_;
   std::list<vfs::InodeId> pool_lru_;  // most recent first. Guarded by pool_mu_.

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <map>
 #include <random>
+#include <thread>
 
 namespace hfm::nfs {
 namespace {
@@ -159,6 +162,218 @@ TEST_F(HandleTableTest, VersionOneTablesStillLoad) {
   t.reset();
   auto again = HandleTable::open(dir_, "k1");
   EXPECT_EQ(again->find(2)->path, "b.txt");
+}
+
+TEST_F(HandleTableTest, CreateVerifiersSurviveReopenFollowRenamesAndDieWithTheFile) {
+  uint64_t kept = 0, moved = 0, removed = 0, dir = 0;
+  {
+    auto t = HandleTable::open(dir_, "bucket ns/v");
+    kept = t->idFor("kept.txt", false);
+    moved = t->idFor("old.txt", false);
+    removed = t->idFor("removed.txt", false);
+    dir = t->idFor("d", true);
+    EXPECT_FALSE(t->find(kept)->create_verifier.has_value());
+    t->setCreateVerifier(kept, 0x0102030405060708ULL);
+    t->setCreateVerifier(moved, 0);  // zero is a verifier like any other
+    t->setCreateVerifier(removed, 7);
+    t->setCreateVerifier(dir, 9);    // directories are never created EXCLUSIVE: ignored
+    t->setCreateVerifier(12345, 1);  // unknown id: ignored
+    t->rename("old.txt", "new.txt", false);
+    t->forget("removed.txt", false);
+    EXPECT_EQ(t->find(kept)->create_verifier, 0x0102030405060708ULL);
+    EXPECT_EQ(t->idOf("new.txt", false), moved);
+    EXPECT_FALSE(t->idOf("old.txt", false).has_value());
+    EXPECT_FALSE(t->idOf("nothing", false).has_value());
+  }
+  auto t = HandleTable::open(dir_, "bucket ns/v");
+  EXPECT_EQ(t->find(kept)->create_verifier, 0x0102030405060708ULL);
+  EXPECT_EQ(t->find(moved)->create_verifier, 0u);
+  EXPECT_EQ(t->find(moved)->path, "new.txt");
+  EXPECT_FALSE(t->find(removed).has_value());
+  EXPECT_FALSE(t->find(dir)->create_verifier.has_value());
+  // The name created again is another file: no verifier.
+  const uint64_t again = t->idFor("removed.txt", false);
+  EXPECT_FALSE(t->find(again)->create_verifier.has_value());
+}
+
+// Churn: files created and renamed or deleted, leaving few live records among many dead ones.
+void churn(HandleTable& t, int rounds, std::map<uint64_t, std::string>* live,
+           std::map<uint64_t, uint64_t>* verifiers) {
+  for (int i = 0; i < rounds; ++i) {
+    const std::string name = "tmp/f" + std::to_string(i);
+    const uint64_t id = t.idFor(name, false);
+    t.rename(name, name + ".renamed", false);
+    if (i % 10 == 0) {
+      (*live)[id] = name + ".renamed";
+      if (i % 20 == 0) {
+        t.setCreateVerifier(id, static_cast<uint64_t>(i) + 1);
+        (*verifiers)[id] = static_cast<uint64_t>(i) + 1;
+      }
+    } else {
+      t.forget(name + ".renamed", false);
+    }
+  }
+}
+
+TEST_F(HandleTableTest, CompactionKeepsLiveMappingsVerifiersAndTheNextId) {
+  std::map<uint64_t, std::string> live;
+  std::map<uint64_t, uint64_t> verifiers;
+  uint64_t last_id = 0;
+  uint64_t dead_top = 0;
+  uint64_t epoch = 0;
+  uintmax_t grown = 0;
+  HandleTableStats stats;
+  {
+    auto t = HandleTable::open(dir_, "bucket ns/c", HandleTableOptions{.compact_min_records = 200});
+    epoch = t->epoch();
+    live[t->idFor("tmp", true)] = "tmp";
+    churn(*t, 1000, &live, &verifiers);
+    last_id = t->idFor("tmp/f999.renamed", false);  // forgotten above: a new id
+    live[last_id] = "tmp/f999.renamed";
+    dead_top = t->idFor("dead-top", false);
+    t->forget("dead-top", false);
+    ASSERT_TRUE(t->compact().ok());
+    t->idFor("tmp/f999.renamed", false);  // a no-op: the record exists
+    stats = t->stats();
+    EXPECT_GE(stats.compactions, 1u);
+    // Without compaction the log would hold ~2.9 records per round.
+    EXPECT_EQ(stats.log_records, stats.live_records);  // just compacted
+    EXPECT_EQ(verifiers.size(), 50u);
+    EXPECT_EQ(stats.live_records, live.size() + 50 + 1);  // ids, verifiers, the "n" record
+    grown = std::filesystem::file_size(t->file());
+    for (const auto& [id, path] : live) EXPECT_EQ(t->find(id)->path, path) << id;
+  }
+  EXPECT_LT(grown, 1000u * 30);  // ~ the live records, not 3000 records of churn
+  EXPECT_FALSE(
+      std::filesystem::exists(dir_ / (HandleTable::fileNameFor("bucket ns/c") + ".compact")));
+  auto t = HandleTable::open(dir_, "bucket ns/c", HandleTableOptions{.compact_min_records = 200});
+  for (const auto& [id, path] : live) {
+    auto rec = t->find(id);
+    ASSERT_TRUE(rec.has_value()) << path;
+    EXPECT_EQ(rec->path, path);
+    EXPECT_EQ(t->idFor(path, path == "tmp"), id);
+    auto verifier = verifiers.find(id);
+    if (verifier == verifiers.end()) {
+      EXPECT_FALSE(rec->create_verifier.has_value()) << path;
+    } else {
+      EXPECT_EQ(rec->create_verifier, verifier->second) << path;
+    }
+  }
+  EXPECT_EQ(t->epoch(), epoch);
+  // Ids of forgotten files never come back, even those above the last live one.
+  EXPECT_GT(t->idFor("brand-new", false), dead_top);
+}
+
+TEST_F(HandleTableTest, ALongLogIsCompactedAtOpen) {
+  std::map<uint64_t, std::string> live;
+  uint64_t epoch = 0;
+  {
+    // A threshold the churn never reaches: the log only grows.
+    auto t = HandleTable::open(dir_, "k", HandleTableOptions{.compact_min_records = 1u << 30});
+    epoch = t->epoch();
+    live[t->idFor("tmp", true)] = "tmp";
+    std::map<uint64_t, uint64_t> verifiers;
+    churn(*t, 300, &live, &verifiers);
+    EXPECT_EQ(t->stats().compactions, 0u);
+    EXPECT_GT(t->stats().log_records, 800u);
+  }
+  auto t = HandleTable::open(dir_, "k", HandleTableOptions{.compact_min_records = 100});
+  EXPECT_EQ(t->stats().compactions, 1u);
+  EXPECT_EQ(t->stats().log_records, t->stats().live_records);
+  EXPECT_EQ(t->epoch(), epoch);
+  for (const auto& [id, path] : live) EXPECT_EQ(t->find(id)->path, path);
+  t.reset();
+  // The compacted log is an ordinary log: appended to and reloaded like any other.
+  t = HandleTable::open(dir_, "k");
+  const uint64_t added = t->idFor("after", false);
+  t.reset();
+  t = HandleTable::open(dir_, "k");
+  EXPECT_EQ(t->find(added)->path, "after");
+  for (const auto& [id, path] : live) EXPECT_EQ(t->find(id)->path, path);
+}
+
+TEST_F(HandleTableTest, ALeftoverPartialCompactionIsIgnored) {
+  uint64_t a = 0, b = 0, epoch = 0;
+  std::filesystem::path file;
+  {
+    auto t = HandleTable::open(dir_, "k");
+    epoch = t->epoch();
+    a = t->idFor("a", false);
+    b = t->idFor("d/b", false);
+    file = t->file();
+  }
+  // A crash while writing the compacted copy: a truncated file next to the intact log.
+  auto tmp = file;
+  tmp += ".compact";
+  {
+    std::ofstream out(tmp);
+    out << "hfm-nfs-handles 3 00000000000000ee k\n0000000000000002 f wrong\n00000000000";
+  }
+  auto t = HandleTable::open(dir_, "k");
+  EXPECT_FALSE(std::filesystem::exists(tmp));
+  EXPECT_EQ(t->epoch(), epoch);
+  EXPECT_EQ(t->find(a)->path, "a");
+  EXPECT_EQ(t->find(b)->path, "d/b");
+  // And compaction still works afterwards (the copy is recreated from scratch).
+  ASSERT_TRUE(t->compact().ok());
+  t.reset();
+  t = HandleTable::open(dir_, "k");
+  EXPECT_EQ(t->find(a)->path, "a");
+  EXPECT_EQ(t->find(b)->path, "d/b");
+  EXPECT_GT(t->idFor("c", false), b);
+}
+
+TEST_F(HandleTableTest, RecordsAppendedDuringACompactionAreKept) {
+  // Writers keep assigning, renaming and forgetting while compactions run on their threads
+  // and on this one; afterwards the reloaded log must match the final in-memory mapping.
+  std::vector<std::map<uint64_t, std::string>> live(4);
+  {
+    auto t = HandleTable::open(dir_, "k", HandleTableOptions{.compact_min_records = 64});
+    std::atomic<bool> writing{true};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w) {
+      writers.emplace_back([&, w] {
+        for (int i = 0; i < 400; ++i) {
+          const std::string name = "w" + std::to_string(w) + "/" + std::to_string(i);
+          const uint64_t id = t->idFor(name, false);
+          if (i % 3 == 0) {
+            t->rename(name, name + ".kept", false);
+            live[static_cast<size_t>(w)][id] = name + ".kept";
+          } else {
+            t->forget(name, false);
+          }
+        }
+      });
+    }
+    std::thread compactor([&] {
+      for (int i = 0; i < 50 && writing.load(); ++i) {
+        (void)t->compact();  // EBUSY when a writer's compaction is running: fine
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+    for (auto& th : writers) th.join();
+    writing = false;
+    compactor.join();
+    EXPECT_GE(t->stats().compactions, 1u);
+  }
+  auto t = HandleTable::open(dir_, "k");
+  size_t total = 0;
+  for (const auto& part : live) {
+    for (const auto& [id, path] : part) {
+      auto rec = t->find(id);
+      ASSERT_TRUE(rec.has_value()) << path;
+      EXPECT_EQ(rec->path, path);
+      ++total;
+    }
+  }
+  EXPECT_EQ(t->size(), total + 1);  // + the root
+}
+
+TEST_F(HandleTableTest, InMemoryTablesDoNotCompact) {
+  auto t = HandleTable::open({}, "k");
+  EXPECT_FALSE(t->compact().ok());
+  t->setCreateVerifier(t->idFor("x", false), 5);
+  EXPECT_EQ(t->find(kRootHandleId + 1)->create_verifier, 5u);
 }
 
 }  // namespace

@@ -315,7 +315,8 @@ TEST(NfsBinaryTest, BucketWritesThroughNfsReachTheHubAndHandlesSurviveARestart) 
   ASSERT_TRUE(backend.has_value());
 
   std::vector<uint8_t> model;
-  Fh root, moved, gone;
+  Fh root, moved, gone, excl;
+  constexpr uint64_t kVerf = 0x5eed5eed00c0ffeeULL;
   {
     RpcTestClient client(port);
     ASSERT_TRUE(client.connected());
@@ -357,6 +358,7 @@ TEST(NfsBinaryTest, BucketWritesThroughNfsReachTheHubAndHandlesSurviveARestart) 
     ASSERT_EQ(client.write(gone, 0, {'x'}, FILE_SYNC).status, kOk);
     ASSERT_EQ(client.remove(root, "gone.txt"), kOk);
     EXPECT_EQ(client.getattr(gone), static_cast<uint32_t>(NFS3ERR_STALE));
+    ASSERT_EQ(client.create(root, "excl.txt", EXCLUSIVE, &excl, {}, kVerf), kOk);
   }
   // An outside client: nfs-cp of a local file into the bucket.
   const auto local = hub.dir / "local.txt";
@@ -378,6 +380,7 @@ TEST(NfsBinaryTest, BucketWritesThroughNfsReachTheHubAndHandlesSurviveARestart) 
   EXPECT_FALSE(hub.resolve("user/wb", "data.bin").has_value());
   EXPECT_FALSE(hub.resolve("user/wb", "gone.txt").has_value());
   EXPECT_EQ(backend->stop(std::chrono::seconds(60)), 0);
+  EXPECT_EQ(hub.resolve("user/wb", "excl.txt"), std::optional<std::string>(""));
 
   // Restart on the same cache dir: the handles the client holds still name the same files.
   backend = hub.backend("bucket", "user/wb", "cache", &port);
@@ -391,6 +394,12 @@ TEST(NfsBinaryTest, BucketWritesThroughNfsReachTheHubAndHandlesSurviveARestart) 
     Fh again;
     ASSERT_EQ(client.mount("/", &again), static_cast<uint32_t>(MNT3_OK));
     EXPECT_EQ(again, root);
+    // A CREATE EXCLUSIVE retransmitted across the restart: same verifier, same file.
+    Fh retransmitted;
+    ASSERT_EQ(client.create(root, "excl.txt", EXCLUSIVE, &retransmitted, {}, kVerf), kOk);
+    EXPECT_EQ(retransmitted, excl);
+    EXPECT_EQ(client.create(root, "excl.txt", EXCLUSIVE, nullptr, {}, kVerf ^ 1),
+              static_cast<uint32_t>(NFS3ERR_EXIST));
   }
   EXPECT_EQ(backend->stop(std::chrono::seconds(60)), 0);
   // A fresh server with an empty cache reads the hub's bytes.

@@ -1180,5 +1180,39 @@ TEST_F(NfsServerTest, MovingADirectoryWithUncommittedFilesMovesThem) {
   EXPECT_FALSE(remote_->stat("src/a.txt").ok());
 }
 
+TEST_F(NfsServerTest, ExclusiveCreateVerifiersSurviveARestart) {
+  makeWritable();
+  constexpr uint64_t kVerf = 0x0badc0ffee15600dULL;
+  Fh made, recreated;
+  startServer(advanced());
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    ASSERT_EQ(client.create(root, "excl.txt", EXCLUSIVE, &made, {}, kVerf), kOk);
+    // Removed and made again (GUARDED): the old verifier went with the old file.
+    ASSERT_EQ(client.create(root, "again.txt", EXCLUSIVE, nullptr, {}, kVerf), kOk);
+    ASSERT_EQ(client.remove(root, "again.txt"), kOk);
+    ASSERT_EQ(client.create(root, "again.txt", GUARDED, &recreated), kOk);
+  }
+  stopAndFlush();
+  ASSERT_TRUE(remote_->stat("excl.txt").ok());
+  // A new Vfs and server: the retransmission still finds its verifier.
+  startServer(advanced());
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    Fh again;
+    ASSERT_EQ(client.create(root, "excl.txt", EXCLUSIVE, &again, {}, kVerf), kOk);
+    EXPECT_EQ(again, made);
+    EXPECT_EQ(client.create(root, "excl.txt", EXCLUSIVE, nullptr, {}, kVerf + 1),
+              static_cast<uint32_t>(NFS3ERR_EXIST));
+    EXPECT_EQ(client.create(root, "again.txt", EXCLUSIVE, nullptr, {}, kVerf),
+              static_cast<uint32_t>(NFS3ERR_EXIST));
+    fattr3 a{};
+    ASSERT_EQ(client.getattr(recreated, &a), kOk);
+    EXPECT_EQ(a.size, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace hfm::nfs
