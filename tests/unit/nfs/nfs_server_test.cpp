@@ -291,7 +291,7 @@ TEST_F(NfsServerTest, GetattrLookupAccessAndFsInfo) {
         EXPECT_EQ(res->PATHCONF3res_u.resok.name_max, 255u);
         EXPECT_TRUE(res->PATHCONF3res_u.resok.case_preserving);
       }));
-  // READLINK: there are no symlinks.
+  // READLINK of a regular file.
   Fh fcopy = readme;
   READLINK3args rl{};
   RpcTestClient::setFh(rl.symlink, fcopy);
@@ -1212,6 +1212,97 @@ TEST_F(NfsServerTest, ExclusiveCreateVerifiersSurviveARestart) {
     ASSERT_EQ(client.getattr(recreated, &a), kOk);
     EXPECT_EQ(a.size, 0u);
   }
+}
+
+TEST_F(NfsServerTest, SymlinksAreMadeReadListedAndRemoved) {
+  makeWritable();
+  startServer(advanced());
+  RpcTestClient client(server_->port());
+  Fh root = mountRoot(client);
+  const std::string target = "data/nested/deep/leaf.txt";
+  Fh link;
+  fattr3 made{};
+  ASSERT_EQ(client.symlink(root, "to-leaf", target, &link, &made), kOk);
+  ASSERT_FALSE(link.empty());
+  EXPECT_EQ(made.type, NF3LNK);
+  EXPECT_EQ(made.size, target.size());
+  std::string read_back;
+  ASSERT_EQ(client.readlink(link, &read_back), kOk);
+  EXPECT_EQ(read_back, target);
+  fattr3 a{};
+  ASSERT_EQ(client.getattr(link, &a), kOk);
+  EXPECT_EQ(a.type, NF3LNK);
+  EXPECT_EQ(a.fileid, made.fileid);
+  Fh looked;
+  fattr3 la{};
+  ASSERT_EQ(client.lookup(root, "to-leaf", &looked, &la), kOk);
+  EXPECT_EQ(looked, link);
+  EXPECT_EQ(la.type, NF3LNK);
+  // Listed as a symlink, files and directories as before.
+  DirPage page = client.readdirplus(root, 0, nullptr, 64 * 1024, 256 * 1024);
+  ASSERT_EQ(page.status, kOk);
+  std::map<std::string, ftype3> types;
+  for (const auto& e : page.entries) {
+    if (e.attr) types[e.name] = e.attr->type;
+  }
+  EXPECT_EQ(types["to-leaf"], NF3LNK);
+  EXPECT_EQ(types["README.md"], NF3REG);
+  EXPECT_EQ(types["data"], NF3DIR);
+
+  const auto kInval = static_cast<uint32_t>(NFS3ERR_INVAL);
+  Fh readme;
+  ASSERT_EQ(client.lookup(root, "README.md", &readme), kOk);
+  EXPECT_EQ(client.readlink(readme, nullptr), kInval);
+  EXPECT_EQ(client.readlink(root, nullptr), kInval);
+  std::vector<uint8_t> bytes;
+  EXPECT_EQ(client.read(link, 0, 100, &bytes), kInval);
+  EXPECT_EQ(client.write(link, 0, bytesOf("x")).status, kInval);
+  const auto kExist = static_cast<uint32_t>(NFS3ERR_EXIST);
+  EXPECT_EQ(client.symlink(root, "README.md", "x"), kExist);
+  EXPECT_EQ(client.symlink(root, "to-leaf", "y"), kExist);
+  EXPECT_EQ(client.create(root, "to-leaf", UNCHECKED, nullptr), kExist);
+
+  // A symlink in a subdirectory, renamed: its handle follows.
+  Fh data;
+  ASSERT_EQ(client.lookup(root, "data", &data), kOk);
+  Fh rel;
+  ASSERT_EQ(client.symlink(data, "up", "../README.md", &rel), kOk);
+  ASSERT_EQ(client.rename(data, "up", root, "up-moved"), kOk);
+  ASSERT_EQ(client.readlink(rel, &read_back), kOk);
+  EXPECT_EQ(read_back, "../README.md");
+  // Removed: its handle turns stale.
+  ASSERT_EQ(client.remove(root, "to-leaf"), kOk);
+  EXPECT_EQ(client.getattr(link), static_cast<uint32_t>(NFS3ERR_STALE));
+  EXPECT_EQ(client.lookup(root, "to-leaf", nullptr), static_cast<uint32_t>(NFS3ERR_NOENT));
+}
+
+TEST_F(NfsServerTest, LinkMakesAServerSideCopyUnderTheNewName) {
+  makeWritable();
+  startServer(advanced());
+  {
+    RpcTestClient client(server_->port());
+    Fh root = mountRoot(client);
+    Fh readme, data;
+    ASSERT_EQ(client.lookup(root, "README.md", &readme), kOk);
+    ASSERT_EQ(client.lookup(root, "data", &data), kOk);
+    ASSERT_EQ(client.link(readme, data, "readme-link.md"), kOk);
+    Fh copy;
+    fattr3 a{}, b{};
+    ASSERT_EQ(client.lookup(data, "readme-link.md", &copy, &b), kOk);
+    ASSERT_EQ(client.getattr(readme, &a), kOk);
+    EXPECT_EQ(b.type, NF3REG);
+    EXPECT_EQ(b.size, a.size);
+    EXPECT_NE(copy, readme);  // a copy, not the same inode
+    std::vector<uint8_t> bytes;
+    ASSERT_EQ(client.readAll(copy, &bytes), kOk);
+    EXPECT_EQ(str(bytes), "hello nfs\n");
+    EXPECT_EQ(client.link(readme, data, "readme-link.md"), static_cast<uint32_t>(NFS3ERR_EXIST));
+    EXPECT_NE(client.link(data, root, "dir-link"), kOk);  // directories cannot be linked
+    EXPECT_EQ(client.link(readme, readme, "x"), static_cast<uint32_t>(NFS3ERR_NOTDIR));
+  }
+  stopAndFlush();
+  EXPECT_EQ(str(remote_->contents("data/readme-link.md")), "hello nfs\n");
+  EXPECT_EQ(str(remote_->contents("README.md")), "hello nfs\n");
 }
 
 }  // namespace

@@ -390,6 +390,63 @@ class RpcTestClient {
     return st;
   }
 
+  // SYMLINK `name` → `target` in `dir`; `out`/`attr` receive the new handle and attributes.
+  uint32_t symlink(const Fh& dir, const std::string& name, const std::string& target,
+                   Fh* out = nullptr, fattr3* attr = nullptr) {
+    Fh copy = dir;
+    std::string n = name;
+    std::string t = target;
+    SYMLINK3args args{};
+    setFh(args.where.dir, copy);
+    args.where.name = n.data();
+    args.symlink.symlink_data = t.data();
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_symlink_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<SYMLINK3res*>(d);
+          st = res->status;
+          if (st != NFS3_OK) return;
+          const SYMLINK3resok& ok = res->SYMLINK3res_u.resok;
+          if (out != nullptr && ok.obj.handle_follows) {
+            const auto& h = ok.obj.post_op_fh3_u.handle.data;
+            out->assign(h.data_val, h.data_val + h.data_len);
+          }
+          if (attr != nullptr && ok.obj_attributes.attributes_follow) {
+            *attr = ok.obj_attributes.post_op_attr_u.attributes;
+          }
+        });
+    return st;
+  }
+
+  uint32_t readlink(const Fh& fh, std::string* target) {
+    Fh copy = fh;
+    READLINK3args args{};
+    setFh(args.symlink, copy);
+    uint32_t st = kNoReply;
+    run([&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_readlink_async(rpc, cb, &args, p); },
+        [&](void* d) {
+          auto* res = static_cast<READLINK3res*>(d);
+          st = res->status;
+          if (st == NFS3_OK && target != nullptr && res->READLINK3res_u.resok.data != nullptr) {
+            *target = res->READLINK3res_u.resok.data;
+          }
+        });
+    return st;
+  }
+
+  // LINK: `file` gets the new name `name` in `dir`.
+  uint32_t link(const Fh& file, const Fh& dir, const std::string& name) {
+    Fh f = file;
+    Fh d = dir;
+    std::string n = name;
+    LINK3args args{};
+    setFh(args.file, f);
+    setFh(args.link.dir, d);
+    args.link.name = n.data();
+    return status(
+        [&](auto* rpc, rpc_cb cb, void* p) { return rpc_nfs3_link_async(rpc, cb, &args, p); });
+  }
+
   // Reads the whole file in `chunk`-sized READs (bounded by `limit` bytes).
   uint32_t readAll(const Fh& fh, std::vector<uint8_t>* out, uint32_t chunk = 1u << 20,
                    uint64_t limit = 1ull << 32) {
