@@ -29,10 +29,23 @@ void writeChunkHeader(const ChunkHeader& h, uint8_t* p) {
   writeU24(h.uncompressed_size, p + 5);
 }
 
-// Per-thread buffer for the BG4 transform (chunks are small and frequent).
-std::vector<uint8_t>& threadScratch() {
+// The first n bytes of a per-thread buffer for the BG4 transform (chunks are small and frequent),
+// grown once to the largest chunk so that varying chunk sizes do not zero-fill it again and again.
+std::span<uint8_t> scratchFor(size_t n) {
   thread_local std::vector<uint8_t> scratch;
-  return scratch;
+  if (scratch.size() < n) scratch.resize(std::max<size_t>(n, kMaxUncompressedChunkSize));
+  return std::span<uint8_t>(scratch).first(n);
+}
+
+Status checkPayloadSize(const ChunkHeader& header, std::span<const uint8_t> payload) {
+  if (payload.size() != header.compressed_size) {
+    return Error::invalid("chunk payload is " + std::to_string(payload.size()) +
+                          " bytes, header says " + std::to_string(header.compressed_size));
+  }
+  if (header.scheme == CompressionScheme::kNone && payload.size() != header.uncompressed_size) {
+    return Error::invalid("uncompressed chunk payload size differs from header");
+  }
+  return okStatus();
 }
 
 }  // namespace
@@ -117,41 +130,43 @@ void bg4Regroup(std::span<const uint8_t> src, std::span<uint8_t> dst) {
   for (size_t r = 0; r < n % 4; ++r) d[4 * q + r] = g[r][q];
 }
 
-Status decodeChunkPayload(const ChunkHeader& header, std::span<const uint8_t> payload,
-                          std::vector<uint8_t>& out) {
-  if (payload.size() != header.compressed_size) {
-    return Error::invalid("chunk payload is " + std::to_string(payload.size()) +
-                          " bytes, header says " + std::to_string(header.compressed_size));
+Status decodeChunkPayloadInto(const ChunkHeader& header, std::span<const uint8_t> payload,
+                              std::span<uint8_t> dst) {
+  HFM_TRY(checkPayloadSize(header, payload));
+  if (dst.size() != header.uncompressed_size) {
+    return Error::invalid("chunk output buffer is " + std::to_string(dst.size()) +
+                          " bytes, header says " + std::to_string(header.uncompressed_size));
   }
-  const size_t start = out.size();
-  const size_t n = header.uncompressed_size;
   switch (header.scheme) {
     case CompressionScheme::kNone:
-      if (payload.size() != n) {
-        return Error::invalid("uncompressed chunk payload size differs from header");
-      }
-      out.insert(out.end(), payload.begin(), payload.end());
+      if (!payload.empty()) std::memcpy(dst.data(), payload.data(), payload.size());
       return okStatus();
-    case CompressionScheme::kLz4: {
-      out.resize(start + n);
-      if (auto st = lz4FrameDecompress(payload, std::span<uint8_t>(out.data() + start, n)); !st) {
-        out.resize(start);
-        return st;
-      }
-      return okStatus();
-    }
+    case CompressionScheme::kLz4:
+      return lz4FrameDecompress(payload, dst);
     case CompressionScheme::kByteGrouping4Lz4: {
-      std::vector<uint8_t>& scratch = threadScratch();
-      scratch.resize(n);
-      HFM_TRY(lz4FrameDecompress(payload, scratch));
-      out.resize(start + n);
-      bg4Regroup(scratch, std::span<uint8_t>(out.data() + start, n));
+      const std::span<uint8_t> grouped = scratchFor(dst.size());
+      HFM_TRY(lz4FrameDecompress(payload, grouped));
+      bg4Regroup(grouped, dst);
       return okStatus();
     }
     case CompressionScheme::kAuto:
       break;
   }
   return Error::invalid("chunk header has no concrete compression scheme");
+}
+
+Status decodeChunkPayload(const ChunkHeader& header, std::span<const uint8_t> payload,
+                          std::vector<uint8_t>& out) {
+  HFM_TRY(checkPayloadSize(header, payload));
+  if (header.scheme == CompressionScheme::kNone) {  // a plain append: no zero-fill, no copy
+    out.insert(out.end(), payload.begin(), payload.end());
+    return okStatus();
+  }
+  const size_t start = out.size();
+  out.resize(start + header.uncompressed_size);
+  auto st = decodeChunkPayloadInto(header, payload, std::span<uint8_t>(out).subspan(start));
+  if (!st) out.resize(start);
+  return st;
 }
 
 Result<std::vector<uint32_t>> decodeChunks(std::span<const uint8_t> serialized,
@@ -239,10 +254,9 @@ void appendSerializedChunk(std::span<const uint8_t> chunk, CompressionScheme pre
   if (scheme == CompressionScheme::kLz4) {
     lz4FrameCompress(chunk, out);
   } else if (scheme == CompressionScheme::kByteGrouping4Lz4) {
-    std::vector<uint8_t>& scratch = threadScratch();
-    scratch.resize(chunk.size());
-    bg4Split(chunk, scratch);
-    lz4FrameCompress(scratch, out);
+    const std::span<uint8_t> grouped = scratchFor(chunk.size());
+    bg4Split(chunk, grouped);
+    lz4FrameCompress(grouped, out);
   }
   size_t payload = out.size() - header_pos - kChunkHeaderSize;
   if (scheme == CompressionScheme::kNone || payload >= chunk.size()) {

@@ -182,6 +182,57 @@ TEST(ChunkCodecTest, RoundTripsEachSchemeAndSize) {
   }
 }
 
+// Decoding into caller storage: exactly the chunk's bytes land in dst, nothing outside it is
+// touched, in any order of chunk sizes (the BG4 scratch is reused across sizes).
+TEST(ChunkCodecTest, DecodesIntoCallerStorageOfTheExactSize) {
+  const std::vector<std::vector<uint8_t>> inputs = {
+      floatBytes(131072), textBytes(4097),   {},
+      floatBytes(65539),  textBytes(131072), randomBytes(1000, 4)};
+  constexpr uint8_t kGuard = 0xA5;
+  for (const auto scheme : {CompressionScheme::kNone, CompressionScheme::kLz4,
+                            CompressionScheme::kByteGrouping4Lz4, CompressionScheme::kAuto}) {
+    for (const auto& in : inputs) {
+      const auto ser = serialize(in, scheme);
+      auto h = parseChunkHeader(ser);
+      ASSERT_TRUE(h.ok()) << h.error().message();
+      std::vector<uint8_t> buffer(in.size() + 2, kGuard);
+      const auto dst = std::span(buffer).subspan(1, in.size());
+      auto st = decodeChunkPayloadInto(*h, std::span(ser).subspan(kChunkHeaderSize), dst);
+      ASSERT_TRUE(st.ok()) << st.error().message();
+      EXPECT_TRUE(std::equal(in.begin(), in.end(), dst.begin()));
+      EXPECT_EQ(buffer.front(), kGuard);
+      EXPECT_EQ(buffer.back(), kGuard);
+    }
+  }
+}
+
+TEST(ChunkCodecTest, DecodeIntoRejectsMissizedStorageAndBadPayloads) {
+  const auto in = textBytes(5000);
+  const auto ser = serialize(in, CompressionScheme::kLz4);
+  auto h = parseChunkHeader(ser);
+  ASSERT_TRUE(h.ok());
+  const auto payload = std::span(ser).subspan(kChunkHeaderSize);
+  for (const size_t size : {size_t{0}, in.size() - 1, in.size() + 1}) {
+    std::vector<uint8_t> dst(size);
+    auto st = decodeChunkPayloadInto(*h, payload, dst);
+    ASSERT_FALSE(st.ok()) << size;
+    EXPECT_EQ(st.error().code(), EINVAL);
+  }
+  std::vector<uint8_t> dst(in.size());
+  auto short_payload = decodeChunkPayloadInto(*h, payload.first(payload.size() - 1), dst);
+  ASSERT_FALSE(short_payload.ok());
+  EXPECT_EQ(short_payload.error().code(), EINVAL);
+  const std::vector<uint8_t> junk = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  for (const auto scheme : {CompressionScheme::kLz4, CompressionScheme::kByteGrouping4Lz4}) {
+    const ChunkHeader junk_header{kChunkHeaderVersion, static_cast<uint32_t>(junk.size()), scheme,
+                                  100};
+    std::vector<uint8_t> out(100);
+    auto st = decodeChunkPayloadInto(junk_header, junk, out);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code(), EIO);
+  }
+}
+
 TEST(ChunkCodecTest, CompressibleDataUsesTheRequestedScheme) {
   const auto text = textBytes(65536);
   auto h = parseChunkHeader(serialize(text, CompressionScheme::kLz4));
