@@ -296,7 +296,14 @@ void replyNewEntry(fuse_req_t req, const Result<vfs::Attr>& r) {
   if (fuse_reply_entry(req, &e) != 0) impl->vfs.forget(r->ino, 1);
 }
 
-void opReadlink(fuse_req_t req, fuse_ino_t) { fuse_reply_err(req, EINVAL); }
+void opReadlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = implOf(req)->vfs.readlink(ino);
+  if (!r.ok()) {
+    fuse_reply_err(req, r.error().code());
+    return;
+  }
+  fuse_reply_readlink(req, r->c_str());
+}
 
 void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, dev_t) {
   replyStatus(req, implOf(req)->vfs.mknod(parent, name));
@@ -441,7 +448,7 @@ void opReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
   for (const auto& e : *r) {
     struct stat st {};
     st.st_ino = e.ino;
-    st.st_mode = e.is_dir ? S_IFDIR : S_IFREG;
+    st.st_mode = e.is_dir ? S_IFDIR : (e.is_symlink ? S_IFLNK : S_IFREG);  // d_type
     const size_t need = fuse_add_direntry(req, buf.data() + pos, size - pos, e.name.c_str(), &st,
                                           static_cast<off_t>(e.next_offset));
     if (need > size - pos) break;

@@ -100,7 +100,13 @@ Attr Vfs::attrLocked(const Inode& node) const {
     a.size = node.staged->size.load();  // the local version is the one the caller sees
     a.mtime_ns = node.staged->mtime_ns.load();
   }
-  if (node.mode_override) a.mode = (a.mode & S_IFMT) | (*node.mode_override & 07777);
+  if (auto link = symlinks_.find(node.ino); link != symlinks_.end()) {
+    a.is_symlink = true;
+    a.mode = S_IFLNK | 0777;  // permission bits of a symlink are never used
+    a.size = link->second.size();
+  } else if (node.mode_override) {
+    a.mode = (a.mode & S_IFMT) | (*node.mode_override & 07777);
+  }
   if (node.uid_override) a.uid = *node.uid_override;
   if (node.gid_override) a.gid = *node.gid_override;
   if (node.mtime_override) a.mtime_ns = *node.mtime_override;
@@ -167,6 +173,7 @@ void Vfs::maybeFreeLocked(InodeId ino) {
   if (node == nullptr || ino == kRootInode) return;
   if (node->detached && node->nlookup == 0 && node->open_handles == 0) {
     listing_mu_.erase(ino);
+    symlinks_.erase(ino);
     inodes_.erase(ino);
   }
 }
@@ -207,6 +214,11 @@ void Vfs::updateFileLocked(Inode& node, const RemoteEntry& entry, ChangeSet& cha
   node.entry.is_dir = false;
   node.revalidated_at = now();
   if (differs) {
+    // A new remote version: what chmod/chown/utimens set in memory described the old one.
+    node.mode_override.reset();
+    node.uid_override.reset();
+    node.gid_override.reset();
+    node.mtime_override.reset();
     changes.changed.push_back(path);
     const InodeId id = node.ino;
     const bool drop_pages = node.open_handles == 0;
@@ -221,7 +233,9 @@ InodeId Vfs::childLocked(Inode& dir, const std::string& name, const RemoteEntry&
   auto it = dir.children.find(name);
   if (it != dir.children.end()) {
     Inode* existing = findLocked(it->second);
-    if (existing != nullptr && existing->dirty()) return existing->ino;  // local content wins
+    if (existing != nullptr && (existing->dirty() || isSymlinkLocked(existing->ino))) {
+      return existing->ino;  // local content (uncommitted bytes, a symlink) wins
+    }
     if (existing != nullptr && existing->is_dir == entry.is_dir) {
       if (!existing->is_dir) {
         updateFileLocked(*existing, entry, changes, notes);
@@ -237,7 +251,10 @@ InodeId Vfs::childLocked(Inode& dir, const std::string& name, const RemoteEntry&
   auto known = path_ino_.find(path);
   if (known != path_ino_.end()) {
     Inode* old = findLocked(known->second);
-    if (old == nullptr || old->is_dir == entry.is_dir) id = known->second;
+    // A path that named a symlink is a new kind of object when the remote has it.
+    if (old == nullptr || (old->is_dir == entry.is_dir && !isSymlinkLocked(old->ino))) {
+      id = known->second;
+    }
   }
   if (id == 0) {
     id = next_ino_++;
@@ -305,9 +322,13 @@ void Vfs::applyListingLocked(Inode& dir, const std::vector<RemoteEntry>& entries
   std::vector<std::string> gone;
   for (const auto& [name, id] : dir.children) {
     if (wanted.contains(name)) continue;
-    const Inode* child = findLocked(id);
-    // Local state the remote cannot know yet: a file being written, a mkdir'd directory.
-    if (child != nullptr && (child->dirty() || child->local_dir)) continue;
+    Inode* child = findLocked(id);
+    // Local state the remote cannot know yet: a file being written, a mkdir'd directory, a
+    // symlink, or a directory holding one of those (it becomes local: only we know it now).
+    if (child != nullptr && holdsLocalStateLocked(*child)) {
+      if (child->is_dir) child->local_dir = true;
+      continue;
+    }
     gone.push_back(name);
   }
   for (const auto& name : gone) detachLocked(dir, name, changes, notes);
@@ -403,7 +424,7 @@ Result<Attr> Vfs::lookup(InodeId parent, std::string_view name_view) {
       if (it != dir->children.end()) {
         Inode* node = findLocked(it->second);
         if (node != nullptr) {
-          const bool stale = !node->is_dir && !node->dirty() &&
+          const bool stale = !node->is_dir && !node->dirty() && !isSymlinkLocked(node->ino) &&
                              (config_.metadata_ttl_minimal ||
                               now() - node->revalidated_at >= config_.metadata_ttl);
           if (!stale || round > 0) {
@@ -556,7 +577,8 @@ Result<uint64_t> Vfs::opendir(InodeId ino) {
     for (const auto& [name, id] : node->children) {
       Inode* child = findLocked(id);
       if (child == nullptr) continue;
-      handle->entries.push_back({name, id, child->is_dir, handle->entries.size() + 1});
+      handle->entries.push_back(
+          {name, id, child->is_dir, handle->entries.size() + 1, isSymlinkLocked(id)});
     }
   }
   std::lock_guard<std::mutex> lock(handles_mu_);
@@ -590,6 +612,11 @@ void Vfs::releasedir(uint64_t dir_handle) {
 // Files
 
 Result<OpenResult> Vfs::open(InodeId ino, int flags) {
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    // The kernel follows symlinks itself; only a raw open (NFS, O_NOFOLLOW) gets here.
+    if (isSymlinkLocked(ino)) return Error(ELOOP, "a symlink has no content to open");
+  }
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND)) != 0) {
     if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
     return openWrite(ino, flags, false);
@@ -724,18 +751,6 @@ Status Vfs::mknod(InodeId, std::string_view name) {
   return Error(EPERM, "special files cannot be stored in a bucket");
 }
 
-Result<Attr> Vfs::symlink(InodeId, std::string_view name, std::string_view) {
-  HFM_TRY(checkMutation(name));
-  return Error(EPERM, "symlinks cannot be stored in a bucket");
-}
-
-Result<std::string> Vfs::readlink(InodeId) { return Error(EINVAL, "not a symlink"); }
-
-Result<Attr> Vfs::link(InodeId, InodeId, std::string_view new_name) {
-  HFM_TRY(checkMutation(new_name));
-  return Error(ENOTSUP, "hard links are not supported (copy instead)");
-}
-
 Result<Attr> Vfs::setattr(InodeId ino) {
   if (remote_->readOnly()) return Error(EROFS, "read-only filesystem");
   return getattr(ino);
@@ -823,6 +838,7 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
   RemoteEntry entry;
   bool is_dir = false;
   bool staged_source = false;
+  bool symlink_source = false;
   std::vector<std::shared_ptr<Staged>> dirty;  // directories: uncommitted files below
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
@@ -863,22 +879,19 @@ Status Vfs::renameFile(InodeId parent, const std::string& name, InodeId new_pare
       is_dir = true;
     } else {
       if (target != nullptr && target->is_dir) return Error(EISDIR, new_path + " is a directory");
-      if (node->dirty()) staged_source = true;  // moved locally, committed at the new path
+      symlink_source = isSymlinkLocked(node->ino);  // in memory only: moved locally
+      if (node->dirty()) staged_source = true;      // moved locally, committed at the new path
       entry = node->entry;
-      if (!staged_source && entry.xet_hash.empty()) {
+      if (!staged_source && !symlink_source && entry.xet_hash.empty()) {
         return Error(ENOTSUP, old_path + " has no xet hash to copy");
       }
     }
   }
+  if (symlink_source) return renameSymlink(parent, name, new_parent, new_name);
   if (staged_source) return renameStaged(parent, name, new_parent, new_name);
   if (is_dir) return renameDirectory(parent, name, new_parent, new_name, std::move(dirty));
-  RemoteAdd add{new_path, entry.xet_hash, entry.mtime_ns / 1'000'000};
   const std::string deletes[] = {old_path};
-  Status st = remote_->commitFiles(std::span<const RemoteAdd>(&add, 1), deletes);
-  if (!st.ok()) {
-    spdlog::error("rename {} → {}: {}", old_path, new_path, st.error().message());
-    return Error(EIO, st.error().message());
-  }
+  HFM_TRY(commitByHash(new_path, entry, deletes, "rename " + old_path + " → " + new_path));
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     Inode* dir = findLocked(parent);

@@ -293,15 +293,19 @@ class Vfs {
   // An existing name is truncated (EEXIST with O_EXCL). +1 lookup reference.
   Result<CreateResult> create(InodeId parent, std::string_view name, int flags);
   // In memory only, as the reference (buckets cannot store symlinks): the link lives until
-  // unmount or until a re-listing of its directory drops it. EEXIST if the name exists.
-  // +1 lookup reference.
+  // unmount or until it is unlinked. Re-listings and polls keep it (like a mkdir'd directory,
+  // and its directory with it); a remote file appearing under the same name stays hidden
+  // behind it (local wins, as for uncommitted files). unlink and rename are local only.
+  // EEXIST if the name exists, ENAMETOOLONG for a target of PATH_MAX bytes or more, ENOENT for
+  // an empty target. +1 lookup reference.
   Result<Attr> symlink(InodeId parent, std::string_view name, std::string_view target);
-  // The target of an in-memory symlink; EINVAL for files and directories.
+  // The target of an in-memory symlink; EINVAL for files and directories, ENOENT if unknown.
   Result<std::string> readlink(InodeId ino);
   // Hard link = server-side copy: one batch addFile(new path, the source's xet hash); the new
   // entry is a separate inode (own st_ino, nlink 1). A source with an open streaming writer is
   // committed first; any other uncommitted or hash-less source gives ENOTSUP (callers fall back
-  // to copying); directories EPERM; EEXIST if the name exists. +1 lookup reference.
+  // to copying); directories EPERM; EEXIST if the name exists. Linking a symlink makes a second
+  // in-memory symlink with the same target. +1 lookup reference.
   Result<Attr> link(InodeId ino, InodeId new_parent, std::string_view new_name);
   // Deletes the file: a synchronous remote delete (streaming) or one queued into the next
   // batch (advanced); an uncommitted staged copy is dropped. EISDIR for directories.
@@ -440,6 +444,21 @@ class Vfs {
   bool deletePending(const std::string& path);
   std::string childPath(const Inode& dir, std::string_view name) const;
   std::shared_ptr<std::mutex> listingMutex(InodeId dir);
+  // --- in-memory symlinks and hard links (vfs_links.cpp) ---
+  bool isSymlinkLocked(InodeId ino) const;  // requires mu_
+  // True when the subtree below `node` (itself included) holds something the remote does not
+  // know: an uncommitted file, a mkdir'd directory, a symlink. Listings keep it. Requires mu_.
+  bool holdsLocalStateLocked(const Inode& node) const;
+  // Streaming mode: commits the open writer of `ino` now if it wrote bytes (link needs a hash).
+  Status commitOpenWriter(InodeId ino);
+  // One batch binding `path` to `entry`'s content (same hash, same mtime) plus `deletes`; no byte
+  // is uploaded. A queued delete of `path` is cancelled (re-queued if the batch fails), one in
+  // flight is waited for. Remote failures are logged (prefixed with `what`) and become EIO.
+  Status commitByHash(const std::string& path, const RemoteEntry& entry,
+                      std::span<const std::string> deletes, const std::string& what);
+  // rename of an in-memory symlink: local only (a replaced target is unlinked first).
+  Status renameSymlink(InodeId parent, const std::string& name, InodeId new_parent,
+                       const std::string& new_name);
 
   const std::shared_ptr<Remote> remote_;
   const VfsConfig config_;
@@ -453,6 +472,8 @@ class Vfs {
   std::unordered_map<std::string, InodeId> path_ino_;  // every path ever seen. Guarded by mu_.
   std::unordered_map<InodeId, std::shared_ptr<std::mutex>> listing_mu_;  // Guarded by mu_.
   InodeId next_ino_ = kRootInode + 1;                                    // Guarded by mu_.
+  // In-memory symlinks: inode → target, until the inode is freed. Guarded by mu_.
+  std::unordered_map<InodeId, std::string> symlinks_;
 
   mutable std::mutex neg_mu_;
   std::unordered_map<std::string, Clock::time_point> negative_;  // path → expiry. neg_mu_.
