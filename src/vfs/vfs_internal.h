@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <limits>
@@ -71,6 +72,14 @@ struct Vfs::Staged {
   uint64_t uploaded_gen = kNeverCommitted;  // generation uploaded as uploaded_hash, not committed
   std::string uploaded_hash;
   uint64_t uploaded_size = 0;
+  int64_t uploaded_mtime_ns = 0;
+  // While an upload reads the staging file in place: the lowest offset changed since it began
+  // (kNoChange: none). Appends beyond the uploaded size leave the upload valid.
+  uint64_t change_floor = kNoChange;
+  // An in-place upload was spoiled by a change below its end: later uploads read a snapshot copy
+  // (<name>.snap) made under mu, so a file that never stops changing still commits.
+  bool prefer_snapshot = false;
+  std::atomic<uint64_t> snapshot_bytes{0};  // size of the snapshot copy on disk right now
 
   // Guarded by Vfs::mu_.
   uint32_t handles = 0;  // open handles (read or write) on this copy
@@ -80,7 +89,40 @@ struct Vfs::Staged {
   // Guarded by Vfs::commit_mu_.
   int attempts = 0;
 
+  static constexpr uint64_t kNoChange = std::numeric_limits<uint64_t>::max();
+
   bool dirty() const { return generation.load() != committed.load(); }
+
+  // Bytes at and above `offset` changed (a write, or a truncate to or from `offset`). Requires
+  // mu.
+  void changedLocked(uint64_t offset) {
+    generation++;
+    change_floor = std::min(change_floor, offset);
+  }
+
+  // A consistent copy of the staged bytes (one generation), removed with the object.
+  struct Snapshot {
+    std::string path;
+    int fd = -1;
+    uint64_t gen = 0;
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    Staged* owner = nullptr;
+    Snapshot() = default;
+    Snapshot(const Snapshot&) = delete;
+    Snapshot& operator=(const Snapshot&) = delete;
+    ~Snapshot();
+  };
+
+  // Uploads the current generation reading the staging file in place: EAGAIN if a change below
+  // its end happened before every byte was read (appends do not count). On success the
+  // uploaded_* fields name what was uploaded.
+  Result<UploadedContent> uploadInPlace(Remote& remote);
+  // Copies the current generation to <name>.snap (reflink, copy_file_range, or read/write)
+  // under mu: writers wait for the copy, the upload then runs without blocking them.
+  Result<std::unique_ptr<Snapshot>> takeSnapshot(const std::string& staging_dir);
+  // Uploads a snapshot; on success the uploaded_* fields name it.
+  Result<UploadedContent> uploadSnapshot(Remote& remote, const Snapshot& snap);
 
   // Removes the data file and the manifest (the fd stays usable). Requires mu.
   void removeFilesLocked() {

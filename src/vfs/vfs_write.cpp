@@ -2,6 +2,8 @@
 // (committer thread), durable pending commits and their recovery. See docs/semantics.md
 // (writes) and docs/threading.md (locks).
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +27,7 @@ constexpr size_t kMaxManifestBytes = 1u << 20;
 
 Error osError(const std::string& what) {
   const int err = errno;
-  return Error(err == ENOSPC || err == EDQUOT ? ENOSPC : EIO, what + ": " + std::strerror(err));
+  return {err == ENOSPC || err == EDQUOT ? ENOSPC : EIO, what + ": " + std::strerror(err)};
 }
 
 // A path relative to the mount root whose every component is a plain name (no "..", no empty
@@ -39,6 +41,41 @@ bool validRelativePath(const std::string& path) {
     if (slash == std::string::npos) return true;
     at = slash + 1;
   }
+}
+
+// Copies bytes [0, size) of `from` into the empty file `to`: a reflink where the filesystem
+// shares extents (btrfs, xfs), else copy_file_range (in-kernel), else read/write.
+Status copyFileBytes(int from, int to, uint64_t size) {
+  if (size == 0) return okStatus();
+  if (::ioctl(to, FICLONE, from) == 0) {
+    if (::ftruncate(to, static_cast<off_t>(size)) != 0) return osError("truncating a snapshot");
+    return okStatus();
+  }
+  uint64_t done = 0;
+  while (done < size) {
+    auto in = static_cast<loff_t>(done);
+    auto out = static_cast<loff_t>(done);
+    const ssize_t n = ::copy_file_range(from, &in, to, &out, static_cast<size_t>(size - done), 0);
+    if (n > 0) {
+      done += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+      break;  // not supported here (or the source ended early): copy by hand
+    }
+    return osError("copy_file_range");
+  }
+  std::vector<uint8_t> buf(kUploadPiece);
+  while (done < size) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
+    HFM_ASSIGN_OR_RETURN(const size_t n,
+                         staging::preadFull(from, done, std::span<uint8_t>(buf.data(), want)));
+    if (n != want) return Error(EIO, "the staging file is shorter than " + std::to_string(size));
+    HFM_TRY(staging::pwriteFull(to, done, std::span<const uint8_t>(buf.data(), n)));
+    done += n;
+  }
+  return okStatus();
 }
 
 std::chrono::milliseconds backoff(const WriteConfig& c, int attempt) {
@@ -216,7 +253,7 @@ Result<std::shared_ptr<Vfs::Staged>> Vfs::acquireStaged(InodeId ino, bool trunca
     std::lock_guard<std::mutex> slock(s->mu);
     if (::ftruncate(s->fd, 0) != 0) return osError("truncating " + s->data_path);
     s->size = 0;
-    s->generation++;
+    s->changedLocked(0);
     s->mtime_ns = wallNowNs();
     s->upload.reset();
   }
@@ -532,7 +569,8 @@ Result<size_t> Vfs::write(uint64_t fh, uint64_t offset, std::span<const uint8_t>
       return st.error();
     }
     if (at + data.size() > s.size) s.size = at + data.size();
-    gen = ++s.generation;
+    s.changedLocked(at);
+    gen = s.generation;
     s.mtime_ns = wallNowNs();
   }
   if (s.upload != nullptr) {
@@ -671,8 +709,8 @@ Result<Attr> Vfs::setattr(InodeId ino, const SetAttrRequest& changes) {
         if (::ftruncate(s->fd, static_cast<off_t>(want)) != 0) {
           return osError("truncating " + s->data_path);
         }
+        s->changedLocked(std::min<uint64_t>(s->size, want));
         s->size = want;
-        s->generation++;
         s->mtime_ns = wallNowNs();
         s->upload.reset();
       }
@@ -703,63 +741,145 @@ Result<Attr> Vfs::setattr(InodeId ino, const SetAttrRequest& changes) {
 // ---------------------------------------------------------------------------------------------
 // Committing
 
-Result<UploadedContent> Vfs::uploadStaged(Staged& s, uint64_t gen) {
+Vfs::Staged::Snapshot::~Snapshot() {
+  if (fd >= 0) ::close(fd);
+  if (!path.empty()) ::unlink(path.c_str());
+  if (owner != nullptr) owner->snapshot_bytes = 0;
+}
+
+Result<UploadedContent> Vfs::Staged::uploadInPlace(Remote& remote) {
+  uint64_t gen = 0;
+  uint64_t total = 0;
+  int64_t mtime = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    gen = generation;
+    total = size;
+    mtime = mtime_ns;
+    change_floor = kNoChange;
+  }
+  HFM_ASSIGN_OR_RETURN(auto session, remote.beginUpload());
+  std::vector<uint8_t> buf(kUploadPiece);
+  for (uint64_t at = 0; at < total;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), total - at));
+    {
+      // Bytes [0, total) are still those of generation `gen` as long as nothing below `total`
+      // changed, so every piece read here belongs to that one version.
+      std::lock_guard<std::mutex> lock(mu);
+      if (change_floor < total) {
+        return Error(EAGAIN, "changed at offset " + std::to_string(change_floor) +
+                                 " while uploading " + std::to_string(total) + " bytes");
+      }
+      HFM_ASSIGN_OR_RETURN(const size_t n,
+                           staging::preadFull(fd, at, std::span<uint8_t>(buf.data(), want)));
+      if (n != want) {
+        return Error(EIO,
+                     data_path + " is shorter than its recorded size " + std::to_string(total));
+      }
+    }
+    HFM_TRY(session->write(std::span<const uint8_t>(buf.data(), want)));
+    at += want;
+  }
+  HFM_ASSIGN_OR_RETURN(auto done, session->finish());
+  std::lock_guard<std::mutex> lock(mu);
+  uploaded_gen = gen;
+  uploaded_hash = done.xet_hash;
+  uploaded_size = done.size;
+  uploaded_mtime_ns = mtime;
+  return done;
+}
+
+Result<std::unique_ptr<Vfs::Staged::Snapshot>> Vfs::Staged::takeSnapshot(
+    const std::string& staging_dir) {
+  auto snap = std::make_unique<Snapshot>();
+  const std::string path = staging_dir + "/" + name + ".snap";
+  snap->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (snap->fd < 0) return osError("creating snapshot " + path);
+  snap->path = path;
+  snap->owner = this;
+  std::lock_guard<std::mutex> lock(mu);
+  snap->gen = generation;
+  snap->size = size;
+  snap->mtime_ns = mtime_ns;
+  Status copied = copyFileBytes(fd, snap->fd, snap->size);
+  if (!copied.ok()) return copied.error().withContext("snapshot of " + data_path);
+  snapshot_bytes = snap->size;
+  return snap;
+}
+
+Result<UploadedContent> Vfs::Staged::uploadSnapshot(Remote& remote, const Snapshot& snap) {
+  HFM_ASSIGN_OR_RETURN(auto session, remote.beginUpload());
+  std::vector<uint8_t> buf(kUploadPiece);
+  for (uint64_t at = 0; at < snap.size;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), snap.size - at));
+    HFM_ASSIGN_OR_RETURN(const size_t n,
+                         staging::preadFull(snap.fd, at, std::span<uint8_t>(buf.data(), want)));
+    if (n != want) return Error(EIO, snap.path + " is shorter than " + std::to_string(snap.size));
+    HFM_TRY(session->write(std::span<const uint8_t>(buf.data(), want)));
+    at += want;
+  }
+  HFM_ASSIGN_OR_RETURN(auto done, session->finish());
+  std::lock_guard<std::mutex> lock(mu);
+  uploaded_gen = snap.gen;
+  uploaded_hash = done.xet_hash;
+  uploaded_size = done.size;
+  uploaded_mtime_ns = snap.mtime_ns;
+  return done;
+}
+
+Result<UploadedContent> Vfs::uploadStaged(Staged& s) {
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (s.uploaded_gen == gen && !s.uploaded_hash.empty()) {
+    if (s.uploaded_gen == s.generation && !s.uploaded_hash.empty()) {
       return UploadedContent{s.uploaded_hash, s.uploaded_size};  // uploaded, commit had failed
     }
   }
   {
     std::lock_guard<std::mutex> ulock(s.upload_mu);
     if (s.upload != nullptr) {
+      uint64_t gen = 0;
       bool live = false;
+      int64_t mtime = 0;
       {
         std::lock_guard<std::mutex> lock(s.mu);
-        live = s.upload_gen == gen && s.generation == gen && s.upload_pos == s.size;
+        gen = s.generation;
+        live = s.upload_gen == gen && s.upload_pos == s.size;
+        mtime = s.mtime_ns;
       }
       auto upload = std::move(s.upload);
       if (live) {
+        // upload_mu is held: no write can change the bytes before finish() returns.
         auto done = upload->finish();
         if (done.ok()) {
           std::lock_guard<std::mutex> lock(s.mu);
           s.uploaded_gen = gen;
           s.uploaded_hash = done->xet_hash;
           s.uploaded_size = done->size;
+          s.uploaded_mtime_ns = mtime;
         }
         return done;
       }
     }
   }
-  HFM_ASSIGN_OR_RETURN(auto upload, remote_->beginUpload());
-  std::vector<uint8_t> buf(kUploadPiece);
-  for (uint64_t at = 0;;) {
-    size_t n = 0;
-    {
-      // Each piece is read at generation `gen`, so the whole upload is that version.
-      std::lock_guard<std::mutex> lock(s.mu);
-      if (s.generation != gen) return Error(EAGAIN, "changed while uploading");
-      const uint64_t size = s.size;
-      if (at >= size) break;
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - at));
-      HFM_ASSIGN_OR_RETURN(n, staging::preadFull(s.fd, at, std::span<uint8_t>(buf.data(), want)));
-      if (n != want) {
-        return Error(EIO,
-                     s.data_path + " is shorter than its recorded size " + std::to_string(size));
-      }
-    }
-    HFM_TRY(upload->write(std::span<const uint8_t>(buf.data(), n)));
-    at += n;
-  }
-  auto done = upload->finish();
-  if (done.ok()) {
+  bool snapshot_first = false;
+  {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (s.generation != gen) return Error(EAGAIN, "changed while uploading");
-    s.uploaded_gen = gen;
-    s.uploaded_hash = done->xet_hash;
-    s.uploaded_size = done->size;
+    snapshot_first = s.prefer_snapshot;
   }
-  return done;
+  if (!snapshot_first) {
+    auto done = s.uploadInPlace(*remote_);
+    if (done.ok() || done.error().code() != EAGAIN) return done;
+    spdlog::info("{} {}; uploading a snapshot copy instead", s.data_path, done.error().message());
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.prefer_snapshot = true;  // it is being rewritten: later commits copy first
+  }
+  auto snap = s.takeSnapshot(staging_dir_);
+  if (!snap.ok()) {
+    // No room for a copy: the in-place upload can still succeed if the writer pauses.
+    spdlog::warn("{}; uploading in place", snap.error().message());
+    return s.uploadInPlace(*remote_);
+  }
+  return s.uploadSnapshot(*remote_, **snap);
 }
 
 Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
@@ -787,24 +907,24 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
       if (node == nullptr || node->staged != s || s->discarded) continue;
       path = node->path;
     }
-    uint64_t gen = 0;
-    int64_t mtime_ns = 0;
-    std::vector<std::string> dels;
     {
       std::lock_guard<std::mutex> lock(s->mu);
       if (!s->dirty()) continue;
-      gen = s->generation;
-      mtime_ns = s->mtime_ns;
-      dels = s->deletes;
     }
-    auto content = uploadStaged(*s, gen);
+    auto content = uploadStaged(*s);
     if (!content.ok()) {
       results[i] = content.error().withContext("uploading " + path);
       continue;
     }
     bool add = true;
+    uint64_t gen = 0;  // the generation uploaded (the file may have changed since)
+    int64_t mtime_ns = 0;
+    std::vector<std::string> dels;
     {
       std::lock_guard<std::mutex> lock(s->mu);
+      gen = s->uploaded_gen;
+      mtime_ns = s->uploaded_mtime_ns;
+      dels = s->deletes;
       // Same bytes as the committed version at the same path: nothing to send.
       add = !(dels.empty() && s->committed != kNeverCommitted && !s->base_hash.empty() &&
               content->xet_hash == s->base_hash);
@@ -850,6 +970,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
   for (auto& p : preps) {
     const auto& s = p.s;
     bool clean = false;
+    bool newer = false;  // changed after the upload began: the next batch takes the new bytes
     int attempts = 0;
     {
       std::lock_guard<std::mutex> lock(commit_mu_);
@@ -877,7 +998,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
           s->base_hash = p.content.xet_hash;
           s->uploaded_gen = kNeverCommitted;
           s->uploaded_hash.clear();
-          if (s->generation == p.gen) s->committed = p.gen;
+          s->committed = p.gen;  // still dirty if it changed after the upload began
           s->flush_error.reset();
           node->entry.xet_hash = p.content.xet_hash;
           node->entry.etag = p.content.xet_hash;
@@ -886,6 +1007,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
           node->revalidated_at = now();
           node->last_open_version = std::string();  // kernel pages may predate the commit
           clean = !s->dirty();
+          newer = !clean;
           if (clean && s->has_manifest) {
             ::unlink(s->manifest_path.c_str());
             s->has_manifest = false;
@@ -913,6 +1035,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
       s->attempts = 0;
       retries_.erase(s.get());
     }
+    if (newer && config_.writes.advanced) signalFlush(s);
   }
   return okStatus();
 }
@@ -1273,7 +1396,7 @@ Status Vfs::recoverOne(const std::string& manifest_file,
   const std::string data_path = staging_dir_ + "/" + m->data;
   struct stat st {};
   if (::stat(data_path.c_str(), &st) != 0) return markBad("its data file is missing");
-  const uint64_t actual = static_cast<uint64_t>(st.st_size);
+  const auto actual = static_cast<uint64_t>(st.st_size);
   if (actual < m->size) {
     return markBad("data file has " + std::to_string(actual) + " bytes, the manifest says " +
                    std::to_string(m->size) + " (truncated)");
@@ -1389,8 +1512,9 @@ Status Vfs::recoverPending() {
   std::vector<std::string> delete_records;
   for (const auto& entry : std::filesystem::directory_iterator(staging_dir_, ec)) {
     const std::string file = entry.path().filename().string();
-    if (file.ends_with(".manifest.tmp") || file.ends_with(".delete.tmp")) {
-      ::unlink(entry.path().c_str());  // a write interrupted by the kill
+    if (file.ends_with(".manifest.tmp") || file.ends_with(".delete.tmp") ||
+        file.ends_with(".snap")) {
+      ::unlink(entry.path().c_str());  // a write or an upload snapshot interrupted by the kill
     } else if (file.ends_with(".delete")) {
       delete_records.push_back(entry.path().string());
     } else if (file.ends_with(".manifest")) {
@@ -1558,7 +1682,9 @@ WriteStats Vfs::writeStats() const {
     std::shared_lock<std::shared_mutex> lock(mu_);
     for (InodeId id : staged_inodes_) {
       Inode* node = findLocked(id);
-      if (node == nullptr || node->staged == nullptr || !node->staged->dirty()) continue;
+      if (node == nullptr || node->staged == nullptr) continue;
+      out.snapshot_bytes += node->staged->snapshot_bytes.load();
+      if (!node->staged->dirty()) continue;
       out.dirty_files++;
       if (node->staged->writers == 0) {
         out.pending_commits++;

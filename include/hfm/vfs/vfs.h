@@ -114,6 +114,7 @@ struct WriteStats {
   uint64_t pending_bytes = 0;    // bytes of those files on local disk
   uint64_t committed_files = 0;  // since start
   uint64_t failed_attempts = 0;  // commit attempts that failed (each is retried)
+  uint64_t snapshot_bytes = 0;   // staging disk held by copies being uploaded right now
 };
 
 struct VfsConfig {
@@ -408,7 +409,8 @@ class Vfs {
   // results in `results` (same order); the batch error, if the commit itself failed.
   Status commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
                       const std::vector<std::string>& deletes, std::vector<Status>& results);
-  Result<UploadedContent> uploadStaged(Staged& s, uint64_t gen);
+  // Uploads the current generation of `s` (its uploaded_* fields name what was uploaded).
+  Result<UploadedContent> uploadStaged(Staged& s);
   // Drops the inode's staged copy: never committed, files removed (open handles keep the fd).
   void discardLocked(Inode& node);  // requires mu_ exclusively
   // Drops a clean, unused staged copy (streaming) or keeps it as a cache (advanced, GC).

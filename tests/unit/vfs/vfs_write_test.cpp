@@ -43,7 +43,7 @@ class VfsWriteTest : public ::testing::Test {
       w.retry_max = std::chrono::milliseconds(80);
     }
     c.writes = w;
-    vfs_ = std::make_unique<Vfs>(remote_, c);
+    vfs_ = std::make_unique<Vfs>(vfs_remote_ != nullptr ? vfs_remote_ : remote_, c);
     ASSERT_TRUE(vfs_->preloadRoot().ok());
   }
 
@@ -90,6 +90,7 @@ class VfsWriteTest : public ::testing::Test {
   }
 
   std::shared_ptr<FakeRemote> remote_;
+  std::shared_ptr<Remote> vfs_remote_;  // what the Vfs talks to, if not remote_ itself
   std::unique_ptr<Vfs> vfs_;
   std::atomic<int64_t> clock_ms_{1'000'000};
 };
@@ -965,6 +966,181 @@ TEST_F(VfsWriteTest, RenameFileReusesTheHash) {
   ASSERT_TRUE(vfs_->rename(kRootInode, "empty", kRootInode, "empty2").ok());
   EXPECT_TRUE(vfs_->inodeForPath("empty2").has_value());
   EXPECT_FALSE(vfs_->inodeForPath("empty").has_value());
+}
+
+// FakeRemote with a slow upload link: every upload write takes `write_delay` and finish takes
+// `finish_delay`, so a writer that keeps writing always changes the file while it uploads.
+class SlowUploadRemote : public Remote {
+ public:
+  SlowUploadRemote(std::shared_ptr<FakeRemote> inner, std::chrono::milliseconds finish_delay,
+                   std::chrono::milliseconds write_delay = std::chrono::milliseconds(0))
+      : inner_(std::move(inner)), delay_(finish_delay), write_delay_(write_delay) {}
+
+  Result<std::vector<RemoteEntry>> listDirectory(const std::string& dir) override {
+    return inner_->listDirectory(dir);
+  }
+  Result<RemoteEntry> stat(const std::string& path) override { return inner_->stat(path); }
+  Result<size_t> read(const RemoteEntry& file, uint64_t offset, std::span<uint8_t> out) override {
+    return inner_->read(file, offset, out);
+  }
+  bool readOnly() const override { return false; }
+  Result<std::unique_ptr<RemoteUpload>> beginUpload() override {
+    HFM_ASSIGN_OR_RETURN(auto upload, inner_->beginUpload());
+    return std::unique_ptr<RemoteUpload>(
+        std::make_unique<Slow>(std::move(upload), delay_, write_delay_));
+  }
+  Status commitFiles(std::span<const RemoteAdd> adds,
+                     std::span<const std::string> deletes) override {
+    return inner_->commitFiles(adds, deletes);
+  }
+
+ private:
+  class Slow : public RemoteUpload {
+   public:
+    Slow(std::unique_ptr<RemoteUpload> inner, std::chrono::milliseconds delay,
+         std::chrono::milliseconds write_delay)
+        : inner_(std::move(inner)), delay_(delay), write_delay_(write_delay) {}
+    Status write(std::span<const uint8_t> data) override {
+      std::this_thread::sleep_for(write_delay_);
+      return inner_->write(data);
+    }
+    Result<UploadedContent> finish() override {
+      std::this_thread::sleep_for(delay_);
+      return inner_->finish();
+    }
+
+   private:
+    std::unique_ptr<RemoteUpload> inner_;
+    std::chrono::milliseconds delay_;
+    std::chrono::milliseconds write_delay_;
+  };
+  std::shared_ptr<FakeRemote> inner_;
+  std::chrono::milliseconds delay_;
+  std::chrono::milliseconds write_delay_;
+};
+
+TEST_F(VfsWriteTest, AdvancedFileAppendedWithoutPauseStillCommitsAConsistentPrefix) {
+  vfs_remote_ = std::make_shared<SlowUploadRemote>(remote_, std::chrono::milliseconds(150));
+  rebuild(advanced(/*debounce_ms=*/20, /*window_ms=*/200));
+  auto made = vfs_->create(kRootInode, "train.log", O_WRONLY | O_CREAT | O_APPEND);
+  ASSERT_TRUE(made.ok());
+  std::vector<uint8_t> written;
+  bool committed_while_writing = false;
+  // A log line every 5 ms, each followed by a flush (a signal); every upload (150 ms) overlaps
+  // several appends. Bounded: 3 s at most.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; std::chrono::steady_clock::now() - start < std::chrono::seconds(3); ++i) {
+    const std::string line = "step " + std::to_string(i) + " loss 0.5\n";
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(line.data()),
+                                         line.size());
+    ASSERT_TRUE(vfs_->write(made->open.fh, 0, bytes).ok());  // O_APPEND: goes to the end
+    written.insert(written.end(), bytes.begin(), bytes.end());
+    ASSERT_TRUE(vfs_->flush(made->open.fh).ok());
+    if (remote_->stat("train.log").ok() &&
+        std::chrono::steady_clock::now() - start > std::chrono::milliseconds(600)) {
+      committed_while_writing = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(committed_while_writing) << "no commit while the file kept changing";
+  const auto hub = remote_->contents("train.log");
+  EXPECT_FALSE(hub.empty());
+  ASSERT_LE(hub.size(), written.size());
+  EXPECT_TRUE(std::equal(hub.begin(), hub.end(), written.begin())) << "not a prefix";
+  EXPECT_GT(vfs_->writeStats().dirty_files, 0u);  // the newer lines are still to come
+  vfs_->release(made->open.fh);
+  ASSERT_TRUE(vfs_->flushAll(std::chrono::milliseconds(5000)).ok());
+  EXPECT_EQ(remote_->contents("train.log"), written);
+}
+
+TEST_F(VfsWriteTest, AdvancedFileRewrittenWithoutPauseCommitsASnapshotVersion) {
+  StagingDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  // Uploads read the staging file in 4 MiB pieces; each piece takes 100 ms to send, so the
+  // header is always rewritten between the first piece and the second.
+  vfs_remote_ = std::make_shared<SlowUploadRemote>(remote_, std::chrono::milliseconds(0),
+                                                   std::chrono::milliseconds(100));
+  WriteConfig w = advanced(/*debounce_ms=*/20, /*window_ms=*/200);
+  w.staging_dir = dir.path();
+  rebuild(w);
+  auto made = vfs_->create(kRootInode, "state.bin", O_RDWR | O_CREAT);
+  ASSERT_TRUE(made.ok());
+  constexpr size_t kSize = 5u << 20;
+  constexpr size_t kBlock = 4096;
+  ASSERT_TRUE(vfs_->write(made->open.fh, 0, std::vector<uint8_t>(kSize, 0)).ok());
+  // Step v writes a header of v at 0, then a trailer of v at the end: at any moment between
+  // two writes the trailer is the header or one less. An upload mixing the first piece of one
+  // moment with the last piece of a later one breaks that.
+  uint8_t step = 0;
+  bool committed_while_writing = false;
+  uint64_t snapshot_bytes_seen = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(4) && step < 250) {
+    ++step;
+    const std::vector<uint8_t> block(kBlock, step);
+    ASSERT_TRUE(vfs_->write(made->open.fh, 0, block).ok());
+    ASSERT_TRUE(vfs_->write(made->open.fh, kSize - kBlock, block).ok());
+    ASSERT_TRUE(vfs_->fsync(made->open.fh).ok());
+    snapshot_bytes_seen = std::max(snapshot_bytes_seen, vfs_->writeStats().snapshot_bytes);
+    if (remote_->stat("state.bin").ok()) {
+      committed_while_writing = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(committed_while_writing) << "no commit while the file kept changing";
+  const auto hub = remote_->contents("state.bin");
+  ASSERT_EQ(hub.size(), kSize);
+  const uint8_t header = hub[0];
+  const uint8_t trailer = hub[kSize - 1];
+  EXPECT_TRUE(trailer == header || trailer + 1 == header)
+      << "a commit mixed two moments: header " << int{header} << ", trailer " << int{trailer};
+  EXPECT_TRUE(
+      std::all_of(hub.begin() + kBlock, hub.end() - kBlock, [](uint8_t b) { return b == 0; }));
+  EXPECT_EQ(snapshot_bytes_seen, kSize);  // a snapshot copy was made, and accounted
+  // The newest version still lands, and no snapshot copy is left behind.
+  vfs_->release(made->open.fh);
+  ASSERT_TRUE(vfs_->flushAll(std::chrono::milliseconds(10000)).ok());
+  const auto final_bytes = remote_->contents("state.bin");
+  ASSERT_EQ(final_bytes.size(), kSize);
+  EXPECT_EQ(final_bytes[0], step);
+  EXPECT_EQ(final_bytes[kSize - 1], step);
+  EXPECT_EQ(dir.count(".snap"), 0u);
+  EXPECT_EQ(vfs_->writeStats().snapshot_bytes, 0u);
+}
+
+TEST_F(VfsWriteTest, SnapshotCommitKeepsTheNewerClosedBytesDurable) {
+  StagingDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  vfs_remote_ = std::make_shared<SlowUploadRemote>(remote_, std::chrono::milliseconds(200));
+  WriteConfig w = advanced(/*debounce_ms=*/10, /*window_ms=*/100);
+  w.staging_dir = dir.path();
+  const std::vector<uint8_t> first(100000, 1);
+  const std::vector<uint8_t> second(100000, 2);
+  {
+    rebuild(w);
+    auto made = vfs_->create(kRootInode, "ckpt", O_RDWR | O_CREAT);
+    ASSERT_TRUE(made.ok());
+    ASSERT_TRUE(vfs_->write(made->open.fh, 0, first).ok());
+    ASSERT_TRUE(vfs_->fsync(made->open.fh).ok());
+    // Overwritten while the first version uploads; closed (durable) before the commit ends.
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    ASSERT_TRUE(vfs_->write(made->open.fh, 0, second).ok());
+    ASSERT_TRUE(vfs_->flush(made->open.fh).ok());
+    vfs_->release(made->open.fh);
+    ASSERT_TRUE(waitFor([&] { return remote_->stat("ckpt").ok(); }));
+    EXPECT_EQ(dir.count(".manifest"), 1u);  // still pending: the newer bytes are not on the hub
+    remote_->failAlways(FakeRemote::kCommit, EIO);  // the next commit cannot land
+    vfs_.reset();                                   // "kill -9"
+  }
+  remote_->clearFaults();
+  EXPECT_EQ(dir.count(".snap"), 0u);
+  vfs_remote_.reset();
+  rebuild(w);
+  ASSERT_TRUE(vfs_->recoverPending().ok());
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("ckpt") == second; }));
+  EXPECT_TRUE(waitFor([&] { return dir.count(".manifest") == 0; }));
 }
 
 TEST(VfsReadOnlyWriteTest, EveryWriteIsErofs) {
