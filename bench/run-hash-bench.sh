@@ -12,15 +12,15 @@
 # Usage: bench/run-hash-bench.sh [BUILD_DIR]   (default: build; needs xet_bench and hf-mount)
 # Env:   HFM_BENCH_SIZE_MIB (default 1024), HFM_BENCH_RUNS (default 3)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build_dir=${1:-${BUILD_DIR:-build}}
 size_mib=${HFM_BENCH_SIZE_MIB:-1024}
 runs=${HFM_BENCH_RUNS:-3}
 hf_mount="$build_dir/src/bin/hf-mount"
 xet_bench="$build_dir/bench/xet_bench"
-for f in "$hf_mount" "$xet_bench"; do
-  [[ -x $f ]] || { echo "missing $f (build the hf-mount and xet_bench targets)" >&2; exit 2; }
-done
+require_binaries "$build_dir/src/bin" hf-mount
+require_binaries "$build_dir/bench" xet_bench
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hfm-hash-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

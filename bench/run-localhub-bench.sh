@@ -6,12 +6,13 @@
 #
 # Usage: bench/run-localhub-bench.sh [BUILD_DIR]
 #   BENCH_DURATION (s, default 5), BENCH_CONNECTIONS (default 8), BENCH_ROUNDS (default 3),
-#   BENCH_FILE_BYTES (default 16000000).
+#   BENCH_FILE_BYTES (default 16000000; at least 5000000, one target is bytes 4000000-4999999).
 # Needs: hf-local-hub built in BUILD_DIR (default $HFM_BUILD_DIR or ./build), node with
 # tests/conformance/node_modules installed, nginx, wrk, curl.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib.sh"
 BUILD=${1:-${HFM_BUILD_DIR:-$ROOT/build}}
 BIN=$BUILD/src/bin/hf-local-hub
 DURATION=${BENCH_DURATION:-5}
@@ -20,38 +21,24 @@ ROUNDS=${BENCH_ROUNDS:-3}
 FILE_BYTES=${BENCH_FILE_BYTES:-16000000}
 TOKEN=hf_localhub_bench_token
 
-for tool in node nginx wrk curl sha256sum; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
-done
-[[ -x $BIN ]] || { echo "hf-local-hub not built: $BIN" >&2; exit 2; }
+require_tools node nginx wrk curl sha256sum
+((FILE_BYTES >= 5000000)) || { echo "BENCH_FILE_BYTES must be at least 5000000" >&2; exit 2; }
+require_binaries "$BUILD/src/bin" hf-local-hub
 
 TMP=$(mktemp -d /tmp/hfm-localhub-bench.XXXXXX)
 chmod 755 "$TMP"  # nginx workers run as an unprivileged user
 HUB_PID=""
 NGINX_PID=""
 cleanup() {
-  [[ -n $HUB_PID ]] && kill "$HUB_PID" 2>/dev/null && wait "$HUB_PID" 2>/dev/null || true
-  [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null || true
+  stop_local_hub
+  stop_pid "$NGINX_PID"
   rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
-
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- hf-local-hub -------------------------------------------------------------------------
-mkdir -p "$TMP/data"
-"$BIN" serve --port 0 --data "$TMP/data" --token "user:$TOKEN" >"$TMP/hub.log" 2>&1 &
-HUB_PID=$!
-HUB_URL=""
-for _ in $(seq 1 200); do
-  HUB_URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$TMP/hub.log" | head -1 || true)
-  [[ -n $HUB_URL ]] && break
-  kill -0 "$HUB_PID" 2>/dev/null || { cat "$TMP/hub.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n $HUB_URL ]] || { echo "hf-local-hub did not start" >&2; cat "$TMP/hub.log" >&2; exit 1; }
+start_local_hub "$BIN" "$TMP/data" "$TMP/hub.log" --token "user:$TOKEN"
 
 timeout 120 node "$ROOT/bench/localhub/prepare.mjs" "$HUB_URL" "$TOKEN" "$FILE_BYTES" >"$TMP/targets.jsonl"
 
@@ -84,6 +71,7 @@ nginx -p "$TMP" -c "$TMP/nginx.conf" -g 'daemon off;' 2>"$TMP/nginx-start.log" &
 NGINX_PID=$!
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$TMP/nginx-start.log" >&2; exit 1; }
   sleep 0.1
 done
 

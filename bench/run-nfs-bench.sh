@@ -23,6 +23,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/bench/lib.sh"
 BIN_DIR="${1:-$ROOT/build-nfs/src/bin}"
 SIZE_MIB="${BENCH_SIZE_MIB:-1024}"
 FILES="${BENCH_FILES:-20000}"
@@ -33,14 +34,9 @@ BIG_BUCKET="user/nfsbench"
 MANY_BUCKET="user/nfsmany"
 FILE="bench.bin"
 
-for b in hf-local-hub hf-mount-fuse hf-mount-nfs; do
-  [[ -x "$BIN_DIR/$b" ]] || { echo "missing $BIN_DIR/$b" >&2; exit 2; }
-done
-for t in nfs-cat nfs-ls curl node; do
-  command -v "$t" > /dev/null || { echo "missing $t" >&2; exit 2; }
-done
-[[ -d "$ROOT/tests/conformance/node_modules/@huggingface/hub" ]] || {
-  echo "missing tests/conformance/node_modules (npm ci there first)" >&2; exit 2; }
+require_binaries "$BIN_DIR" hf-local-hub hf-mount-fuse hf-mount-nfs
+require_tools nfs-cat nfs-ls curl node
+require_hub_client "$ROOT"
 [[ $(id -u) == 0 && -w /dev/fuse ]] || { echo "the FUSE side needs root and /dev/fuse" >&2; exit 2; }
 
 WORK="$(mktemp -d /tmp/hfm-nfs-bench.XXXXXX)"
@@ -49,41 +45,16 @@ FUSE_PID=""
 NFS_PID=""
 MP="$WORK/mnt"
 
-stop_pid() { # $1 = pid; SIGTERM, bounded wait, then SIGKILL
-  [[ -n "$1" ]] || return 0
-  kill -0 "$1" 2>/dev/null || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-unmount_fuse() {
-  stop_pid "$FUSE_PID"
-  FUSE_PID=""
-  if grep -q " $MP " /proc/mounts 2>/dev/null; then
-    fusermount3 -u -z "$MP" 2>/dev/null || umount -l "$MP" 2>/dev/null || true
-  fi
-}
-stop_nfs() { stop_pid "$NFS_PID"; NFS_PID=""; }
+unmount_fuse() { stop_mount "$MP" "$FUSE_PID" 150; FUSE_PID=""; }
+stop_nfs() { stop_pid "$NFS_PID" 150; NFS_PID=""; }
 cleanup() {
   stop_nfs
   unmount_fuse
-  stop_pid "$HUB_PID"
+  stop_local_hub
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-mbps() { awk -v s="$1" -v t="$2" 'BEGIN { if (t <= 0) print "inf"; else printf "%.1f", s / t }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.2f", a / b }'; }
-
-DROP="no"
-drop_caches() {
-  sync
-  if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then DROP="yes"; else DROP="no"; fi
-}
 
 # --- data and hub ---------------------------------------------------------------------------
 mkdir -p "$WORK/data" "$MP"
@@ -94,27 +65,11 @@ SIZE=$(stat -c %s "$LOCAL")
 SIZE_MB=$(awk -v s="$SIZE" 'BEGIN { printf "%.3f", s / 1e6 }')
 SRC_SHA=$(sha256sum "$LOCAL" | cut -d' ' -f1)
 
-"$BIN_DIR/hf-local-hub" serve --data "$WORK/data" --port 0 --host 127.0.0.1 \
-  --token "user:$TOKEN" > "$WORK/hub.log" 2>&1 &
-HUB_PID=$!
-URL=""
-for _ in $(seq 1 200); do
-  URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$WORK/hub.log" | head -1 || true)
-  [[ -n "$URL" ]] && break
-  kill -0 "$HUB_PID" 2>/dev/null || { cat "$WORK/hub.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n "$URL" ]] || { echo "hub did not start" >&2; exit 1; }
+start_local_hub "$BIN_DIR/hf-local-hub" "$WORK/data" "$WORK/hub.log" --token "user:$TOKEN"
+URL=$HUB_URL
 
 echo "hub at $URL; uploading ${SIZE_MIB} MiB with @huggingface/hub (xet)"
-(cd "$ROOT/tests/conformance" && timeout "$STEP_TIMEOUT" node --input-type=module -e "
-import * as hub from '@huggingface/hub';
-import { openAsBlob } from 'node:fs';
-const common = { hubUrl: '$URL', accessToken: '$TOKEN' };
-const repo = { type: 'bucket', name: '$BIG_BUCKET' };
-await hub.createRepo({ ...common, repo });
-await hub.uploadFiles({ ...common, repo, files: [{ path: '$FILE', content: await openAsBlob('$LOCAL') }] });
-")
+js_upload_bucket "$ROOT" "$URL" "$TOKEN" "$BIG_BUCKET" "$FILE" "$LOCAL"
 
 echo "committing $FILES empty files to $MANY_BUCKET ($PER_DIR per directory)"
 curl -sf -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -151,12 +106,7 @@ mount_fuse() { # $1 = bucket, $2 = cache dir
   "$BIN_DIR/hf-mount-fuse" --hf-token "$TOKEN" --hub-endpoint "$URL" --cache-dir "$2" \
     --poll-interval-secs 0 bucket "$1" "$MP" > "$WORK/fuse.log" 2>&1 &
   FUSE_PID=$!
-  for _ in $(seq 1 600); do
-    if grep -q " $MP " /proc/mounts && ls "$MP" > /dev/null 2>&1; then return 0; fi
-    kill -0 "$FUSE_PID" 2>/dev/null || { cat "$WORK/fuse.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "FUSE mount did not come up" >&2; cat "$WORK/fuse.log" >&2; exit 1
+  wait_mounted "$MP" "$FUSE_PID" "$WORK/fuse.log"
 }
 
 check_sha() { # $1 = what, stdin = bytes
@@ -218,7 +168,7 @@ echo
 echo "hf-mount NFS bench: ${SIZE_MB} MB file, $FILES files in $DIRS dirs, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), drop_caches=$DROP"
 printf "%-32s %10s %12s %10s %12s %8s %8s\n" "case" "NFS s" "NFS MB/s" "FUSE s" "FUSE MB/s" "ratio" "target"
 printf "%-32s %10s %12s %10s %12s %8s %8s\n" "warm seq read (throughput)" "$NFS_READ_S" \
-  "$(mbps "$SIZE_MB" "$NFS_READ_S")" "$FUSE_READ_S" "$(mbps "$SIZE_MB" "$FUSE_READ_S")" \
+  "$(mbps "$SIZE" "$NFS_READ_S")" "$FUSE_READ_S" "$(mbps "$SIZE" "$FUSE_READ_S")" \
   "$(ratio "$FUSE_READ_S" "$NFS_READ_S")" ">=0.70"
 printf "%-32s %10s %12s %10s %12s %8s %8s\n" "listing -R (time)" "$NFS_LS_S" "" "$FUSE_LS_S" "" \
   "$(ratio "$NFS_LS_S" "$FUSE_LS_S")" "<=2.00"

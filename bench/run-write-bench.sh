@@ -9,13 +9,8 @@
 #        BENCH_TIMEOUT (default 900)        seconds allowed for any single step
 #        BENCH_DATA (default random)        random: incompressible bytes; mixed: random with a
 #                                           96-byte zero run ending every 4 KiB (~2 % LZ4-
-#                                           compressible, so the mount compresses). hf-local-hub
-#                                           rejects xorbs of more than 64 MiB *uncompressed*
-#                                           (HTTP 400), which the JS client makes from
-#                                           compressible data (it caps the serialized size),
-#                                           so with mixed data the two references upload
-#                                           random bytes of the same size instead; the table
-#                                           says so.
+#                                           compressible, so the mount compresses). All three
+#                                           rows move the same bytes.
 #
 # Rows:
 #   dd       : `dd bs=1M` of the file into the mount, timed until dd exits (close(2) returned)
@@ -38,6 +33,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/bench/lib.sh"
 BIN_DIR="${1:-$ROOT/build-wtest/src/bin}"
 SIZE_MIB="${BENCH_SIZE_MIB:-2048}"
 REWRITE_MIB="${BENCH_REWRITE_MIB:-1024}"
@@ -47,14 +43,9 @@ DATA="${BENCH_DATA:-random}"
 TOKEN="hf_bench_token_0123456789"
 BUCKET="user/wbench"
 
-for b in hf-local-hub hf-mount-fuse; do
-  [[ -x "$BIN_DIR/$b" ]] || { echo "missing $BIN_DIR/$b" >&2; exit 2; }
-done
-for tool in node nginx curl dd sha256sum; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
-done
-[[ -d "$ROOT/tests/conformance/node_modules/@huggingface/hub" ]] || {
-  echo "missing tests/conformance/node_modules (npm ci there first)" >&2; exit 2; }
+require_binaries "$BIN_DIR" hf-local-hub hf-mount-fuse
+require_tools node nginx curl dd sha256sum
+require_hub_client "$ROOT"
 (( REWRITE_MIB <= SIZE_MIB )) || { echo "BENCH_REWRITE_MIB must be <= BENCH_SIZE_MIB" >&2; exit 2; }
 [[ "$DATA" == random || "$DATA" == mixed ]] || { echo "BENCH_DATA must be random or mixed" >&2; exit 2; }
 
@@ -68,26 +59,7 @@ MOUNT_PID=""
 NGINX_PID=""
 MP="$WORK/mnt"
 
-unmount() {
-  if [[ -n "$MOUNT_PID" ]] && kill -0 "$MOUNT_PID" 2>/dev/null; then
-    kill -TERM "$MOUNT_PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$MOUNT_PID" 2>/dev/null || true
-    wait "$MOUNT_PID" 2>/dev/null || true
-  fi
-  MOUNT_PID=""
-  if grep -q " $MP " /proc/mounts 2>/dev/null; then
-    fusermount3 -u -z "$MP" 2>/dev/null || umount -l "$MP" 2>/dev/null || true
-  fi
-}
-stop_pid() { # $1 = pid
-  [[ -n "$1" ]] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-stop_hub() { stop_pid "$HUB_PID"; HUB_PID=""; }
+unmount() { stop_mount "$MP" "$MOUNT_PID" 300; MOUNT_PID=""; }
 cleanup() {
   local rc=$?
   if (( rc != 0 )); then
@@ -96,39 +68,19 @@ cleanup() {
     [[ -n "$HUB_LOG" ]] && { echo "--- hub log tail:" >&2; tail -n 10 "$HUB_LOG" >&2 2>/dev/null || true; }
   fi
   unmount
-  stop_hub
+  stop_local_hub
   stop_pid "$NGINX_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-mbps() { awk -v s="$1" -v t="$2" 'BEGIN { if (t <= 0) print "inf"; else printf "%.1f", s / 1e6 / t }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.2f", a / b }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
 # Starts a fresh hf-local-hub on its own data dir ($1 = name); request log at debug level.
 start_hub() {
-  stop_hub
+  stop_local_hub
   HUB_DATA="$WORK/hub-$1"
   HUB_LOG="$WORK/hub-$1.log"
-  mkdir -p "$HUB_DATA"
-  HF_MOUNT_LOG=debug "$BIN_DIR/hf-local-hub" serve --data "$HUB_DATA" --port 0 \
-    --token "user:$TOKEN" > "$HUB_LOG" 2>&1 &
-  HUB_PID=$!
-  HUB_URL=""
-  for _ in $(seq 1 200); do
-    HUB_URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$HUB_LOG" | head -1 || true)
-    [[ -n "$HUB_URL" ]] && break
-    kill -0 "$HUB_PID" 2>/dev/null || { cat "$HUB_LOG" >&2; exit 1; }
-    sleep 0.1
-  done
-  [[ -n "$HUB_URL" ]] || { echo "hub did not start" >&2; exit 1; }
+  HF_MOUNT_LOG=debug start_local_hub "$BIN_DIR/hf-local-hub" "$HUB_DATA" "$HUB_LOG" --token "user:$TOKEN"
 }
 create_bucket() {
   curl -sf -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -140,12 +92,7 @@ mount_fresh() { # $1 = cache dir
   "$BIN_DIR/hf-mount-fuse" --hf-token "$TOKEN" --hub-endpoint "$HUB_URL" --cache-dir "$1" \
     --poll-interval-secs 0 bucket "$BUCKET" "$MP" > "$WORK/mount.log" 2>&1 &
   MOUNT_PID=$!
-  for _ in $(seq 1 600); do
-    if grep -q " $MP " /proc/mounts && ls "$MP" > /dev/null 2>&1; then return 0; fi
-    kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$WORK/mount.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "mount did not come up" >&2; cat "$WORK/mount.log" >&2; exit 1
+  wait_mounted "$MP" "$MOUNT_PID" "$WORK/mount.log"
 }
 # Size of $1 in the bucket according to the hub (paths-info), or "missing".
 hub_size() {
@@ -218,11 +165,6 @@ for (let i = 0; i < Number(mib); i++) {
 fs.closeSync(fd);' "$1" "$SIZE_MIB" "$2"
 }
 gen_data "$LOCAL" "$DATA"
-REF="$LOCAL"  # what the JS client and curl upload
-if [[ "$DATA" == mixed ]]; then
-  REF="$WORK/ref.bin"
-  gen_data "$REF" random
-fi
 SIZE=$(stat -c %s "$LOCAL")
 SRC_SHA=$(sha256sum "$LOCAL" | cut -d' ' -f1)  # also leaves the file in the page cache
 REWRITE="$WORK/rewrite.bin"
@@ -265,8 +207,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 T0=$(now)
-cat "$REF" > /dev/null  # page-cached, like the dd source
-timeout "$STEP_TIMEOUT" curl -sf -T "$REF" "http://127.0.0.1:$NGINX_PORT/up.bin" -o /dev/null
+cat "$LOCAL" > /dev/null  # page-cached, like the dd source
+timeout "$STEP_TIMEOUT" curl -sf -T "$LOCAL" "http://127.0.0.1:$NGINX_PORT/up.bin" -o /dev/null
 CURL_S=$(elapsed "$T0" "$(now)")
 [[ "$(stat -c %s "$WORK/nginx-root/up.bin")" == "$SIZE" ]] || { echo "nginx stored a short file" >&2; exit 1; }
 rm -f "$WORK/nginx-root/up.bin"
@@ -275,7 +217,7 @@ stop_pid "$NGINX_PID"; NGINX_PID=""
 # --- @huggingface/hub upload ---------------------------------------------------------------
 echo "@huggingface/hub upload"
 start_hub js
-JS_OUT=$(timeout "$STEP_TIMEOUT" node "$ROOT/bench/write-upload.mjs" "$HUB_URL" "$TOKEN" "$BUCKET" "$REF" js.bin)
+JS_OUT=$(timeout "$STEP_TIMEOUT" node "$ROOT/bench/write-upload.mjs" "$HUB_URL" "$TOKEN" "$BUCKET" "$LOCAL" js.bin)
 JS_S=$(node -e 'console.log(JSON.parse(process.argv[1]).seconds.toFixed(3))' "$JS_OUT")
 JS_STORED=$(xorb_bytes)
 rm -rf "$HUB_DATA"
@@ -354,7 +296,7 @@ else
   echo "rewrite FAILED: $REW_ERR" >&2
 fi
 unmount
-stop_hub
+stop_local_hub
 
 # --- table ---------------------------------------------------------------------------------
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.2f", 100 * a / b }'; }
@@ -383,6 +325,3 @@ printf "%-44s %12s %12s %s\n" "rewrite unchanged: bytes uploaded" "$SECOND_UP" "
 printf "%-44s %12s %12s %s\n" "rewrite unchanged: % of the file uploaded" "$REW_PCT" "< 1" "$([[ -n "$REW_ERR" ]] && echo "FAILED: $REW_ERR" || verdict "$REW_PCT < 1")"
 printf "%-44s %12s %12s %s\n" "rewrite unchanged: stored-bytes delta" "$((S2 - S1))" "" "rewrite took ${REWRITE_S} s"
 echo "requests of the last 1 MiB close (through its commit): $CLOSE_REQS"
-if [[ "$REF" != "$LOCAL" ]]; then
-  echo "NOTE: dd wrote $DATA data; the JS client and curl uploaded random bytes of the same size (see BENCH_DATA)"
-fi
