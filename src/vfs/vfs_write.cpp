@@ -971,6 +971,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
     const auto& s = p.s;
     bool clean = false;
     bool newer = false;  // changed after the upload began: the next batch takes the new bytes
+    bool record_delete = false;  // queued in memory under mu_; its record is written after
     int attempts = 0;
     {
       std::lock_guard<std::mutex> lock(commit_mu_);
@@ -1018,7 +1019,20 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
       if (queue_delete) {
         auto owner = path_ino_.find(p.path);
         Inode* other = owner == path_ino_.end() ? nullptr : findLocked(owner->second);
-        if (other == nullptr || other->detached || !other->dirty()) queueDelete(p.path);
+        if (other == nullptr || other->detached || !other->dirty()) {
+          // Queued in memory while mu_ still orders it before any re-create of the path (whose
+          // cancelQueuedDelete runs after it took mu_); the record's write + fsync run below,
+          // without the big lock.
+          std::lock_guard<std::mutex> clock(commit_mu_);
+          record_delete = true;
+          if (!stop_) {
+            queued_deletes_.insert(p.path);
+            const auto t = Clock::now();
+            if (!first_signal_) first_signal_ = t;
+            last_signal_ = t;
+            commit_cv_.notify_all();
+          }
+        }
       }
       if (node != nullptr && node->staged == s) releaseCleanLocked(*node);
     }
@@ -1035,6 +1049,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
       s->attempts = 0;
       retries_.erase(s.get());
     }
+    if (record_delete) recordQueuedDelete(p.path);
     if (newer && config_.writes.advanced) signalFlush(s);
   }
   return okStatus();
@@ -1122,6 +1137,19 @@ std::string Vfs::persistDelete(const std::string& path) {
     return {};
   }
   return staging_dir_ + "/" + name;
+}
+
+void Vfs::recordQueuedDelete(const std::string& path) {
+  const std::string record = persistDelete(path);
+  if (record.empty()) return;
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  if (stop_) return;  // the record stays for the next start
+  if (!queued_deletes_.contains(path) && !inflight_deletes_.contains(path)) {
+    ::unlink(record.c_str());  // cancelled by a re-create, or already sent and cleaned up
+    return;
+  }
+  auto [it, inserted] = delete_files_.emplace(path, record);
+  if (!inserted) ::unlink(record.c_str());  // an earlier record of this path still stands
 }
 
 void Vfs::queueDelete(const std::string& path) {

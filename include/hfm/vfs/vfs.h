@@ -422,6 +422,9 @@ class Vfs {
   void queueDelete(const std::string& path);
   // Writes the durable record of a queued delete; its full path, or empty (logged) on failure.
   std::string persistDelete(const std::string& path);
+  // Writes the record of a delete already queued in memory (no lock held); drops it if the
+  // delete was cancelled or sent meanwhile.
+  void recordQueuedDelete(const std::string& path);
   void committerLoop();
   // True when reads of the inode must come from its staged copy (dirty, being written, or a
   // clean copy of the current remote version). Requires mu_.

@@ -1143,6 +1143,27 @@ TEST_F(VfsWriteTest, SnapshotCommitKeepsTheNewerClosedBytesDurable) {
   EXPECT_TRUE(waitFor([&] { return dir.count(".manifest") == 0; }));
 }
 
+TEST_F(VfsWriteTest, AdvancedUnlinkWhileCommittingDeletesAfterTheCommitAndDropsTheRecord) {
+  StagingDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  vfs_remote_ = std::make_shared<SlowUploadRemote>(remote_, std::chrono::milliseconds(300));
+  WriteConfig w = advanced(/*debounce_ms=*/10, /*window_ms=*/100);
+  w.staging_dir = dir.path();
+  rebuild(w);
+  auto made = vfs_->create(kRootInode, "doomed", O_RDWR | O_CREAT);
+  ASSERT_TRUE(made.ok());
+  ASSERT_TRUE(vfs_->write(made->open.fh, 0, std::vector<uint8_t>(1000, 7)).ok());
+  vfs_->release(made->open.fh);  // the committer starts its (slow) upload
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(remote_->counts().commits, 0u);
+  ASSERT_TRUE(vfs_->unlink(kRootInode, "doomed").ok());  // during the upload
+  // The add lands, then the delete the committer queued for it; its record goes too.
+  ASSERT_TRUE(waitFor([&] { return remote_->counts().commits >= 2; }));
+  EXPECT_FALSE(remote_->stat("doomed").ok());
+  EXPECT_TRUE(waitFor([&] { return dir.count(".delete") == 0; }));
+  EXPECT_FALSE(vfs_->inodeForPath("doomed").has_value());
+}
+
 TEST(VfsReadOnlyWriteTest, EveryWriteIsErofs) {
   auto remote = std::make_shared<FakeRemote>(/*read_only=*/true);
   remote->putFile("f", "x");
