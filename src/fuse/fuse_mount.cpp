@@ -3,7 +3,6 @@
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -554,6 +554,7 @@ fuse_lowlevel_ops makeOps() {
 // Runs a program and waits for it; returns its exit status (or -1).
 int runProgram(const std::vector<std::string>& argv) {
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
@@ -588,6 +589,7 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(vfs::Vfs& vfs, FuseConfig co
   std::vector<std::string> argv_storage = {"hf-mount", "-o", opts};
   if (c.debug) argv_storage.emplace_back("-d");
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size());
   for (auto& a : argv_storage) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   static const fuse_lowlevel_ops kOps = makeOps();

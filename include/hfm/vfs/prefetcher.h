@@ -69,18 +69,18 @@
 namespace hfm::vfs {
 
 struct PrefetchConfig {
-  uint64_t initial_window = 1024 * 1024;      // first batch of a stream
+  uint64_t initial_window = 1024ull * 1024;   // first batch of a stream
   uint64_t max_window = 32ull * 1024 * 1024;  // batches double up to this
   uint64_t max_request = 8ull * 1024 * 1024;  // largest single Remote::read
   // Out-of-order reads behind the highest offset served, and bytes kept behind it. Must cover
   // the kernel's read-ahead window (the FUSE adapter raises bdi read_ahead_kb to 16 MiB): the
   // kernel sends that window as parallel 1 MiB requests that arrive in any order.
   uint64_t backward_tolerance = 16ull * 1024 * 1024;
-  uint64_t forward_tolerance = 16ull * 1024 * 1024;  // skip ahead still counted as sequential
-  uint64_t random_reorder_tolerance = 256 * 1024;    // after a random read
-  std::chrono::milliseconds read_timeout{30000};     // per part wait; 0 = unbounded
-  int fetch_attempts = 3;                            // total tries per fetch
-  std::chrono::milliseconds retry_backoff{100};      // doubled after each failed try
+  uint64_t forward_tolerance = 16ull * 1024 * 1024;   // skip ahead still counted as sequential
+  uint64_t random_reorder_tolerance = 256ull * 1024;  // after a random read
+  std::chrono::milliseconds read_timeout{30000};      // per part wait; 0 = unbounded
+  int fetch_attempts = 3;                             // total tries per fetch
+  std::chrono::milliseconds retry_backoff{100};       // doubled after each failed try
 };
 
 // A byte budget shared by every prefetcher of a mount, so many open handles cannot add up to
