@@ -12,27 +12,14 @@
 #include <fstream>
 
 #include "hfm/app/daemon.h"
+#include "temp_dir.h"
 
 namespace hfm::app {
 namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "hfm-ctl-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = hfm::testing::TempDir;
 
 BackendReport sampleReport() {
   BackendReport r;

@@ -9,25 +9,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "temp_dir.h"
+
 namespace hfm::app {
 namespace {
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "hfm-app-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = hfm::testing::TempDir;
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p);

@@ -19,27 +19,14 @@
 #include "hfm/app/control.h"
 #include "hfm/util/log.h"
 #include "local_hub_process.h"
+#include "temp_dir.h"
 
 namespace hfm::mount {
 namespace {
 namespace fs = std::filesystem;
 using hfm::testing::LocalHubProcess;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "hfm-run-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = hfm::testing::TempDir;
 
 // What the fake saw, for the assertions.
 struct FrontendLog {
