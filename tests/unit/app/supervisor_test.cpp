@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "temp_dir.h"
+
 namespace hfm::app {
 namespace {
 namespace fs = std::filesystem;
@@ -14,16 +16,11 @@ namespace fs = std::filesystem;
 class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "hfm-sup-XXXXXX").string();
-    dir_ = ::mkdtemp(tmpl.data());
     fs::create_directory(dir_ / "mnt");
     ::unsetenv("HF_TOKEN");
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  hfm::testing::TempDir temp_{"hfm-sup"};
+  const fs::path& dir_ = temp_.path();
 };
 
 TEST_F(SupervisorTest, PlanTakesTheTokenOutOfArgv) {
@@ -98,16 +95,16 @@ TEST_F(SupervisorTest, PlanRejectsBadMountPointsWithExitCode1) {
 
 TEST_F(SupervisorTest, StatusWithNothingRunning) {
   ::setenv("HOME", dir_.c_str(), 1);
-  testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStdout();
   EXPECT_EQ(runStatus(), 0);
-  EXPECT_EQ(testing::internal::GetCapturedStdout(), "No running daemons\n");
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "No running daemons\n");
 }
 
 TEST_F(SupervisorTest, StopWithoutADaemonFails) {
   ::setenv("HOME", dir_.c_str(), 1);
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_EQ(runStop((dir_ / "mnt").string(), 1), 1);
-  EXPECT_NE(testing::internal::GetCapturedStderr().find("no running daemon"), std::string::npos);
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("no running daemon"), std::string::npos);
 }
 
 // A backend that dies before reporting (here: before the supervisor even wrote the pid file,
@@ -125,11 +122,11 @@ TEST_F(SupervisorTest, FailedStartLeavesNoPidFile) {
   const std::string saved_path = old_path != nullptr ? old_path : "";
   ::setenv("PATH", (bin.string() + ":" + saved_path).c_str(), 1);
   ::setenv("HOME", dir_.c_str(), 1);
-  testing::internal::CaptureStdout();
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
   const int code = runStart({"bucket", "u/b", (dir_ / "mnt").string()}, true);
-  const std::string out = testing::internal::GetCapturedStdout();
-  const std::string err = testing::internal::GetCapturedStderr();
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  const std::string err = ::testing::internal::GetCapturedStderr();
   ::setenv("PATH", saved_path.c_str(), 1);
   EXPECT_EQ(code, 1) << out << err;
   EXPECT_NE(out.find("failed"), std::string::npos) << out;
