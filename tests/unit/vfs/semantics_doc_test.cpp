@@ -22,7 +22,8 @@ int errnoByName(const std::string& name) {
   static const std::map<std::string, int> kNames = {
       {"EROFS", EROFS},   {"EISDIR", EISDIR}, {"ENOTDIR", ENOTDIR},
       {"EACCES", EACCES}, {"ENOENT", ENOENT}, {"ENAMETOOLONG", ENAMETOOLONG},
-      {"EBADF", EBADF},   {"ESTALE", ESTALE}, {"EIO", EIO}};
+      {"EBADF", EBADF},   {"ESTALE", ESTALE}, {"EIO", EIO},
+      {"EINVAL", EINVAL}};
   auto it = kNames.find(name);
   return it == kNames.end() ? -1 : it->second;
 }
@@ -82,7 +83,10 @@ TEST(SemanticsDocTest, ErrorTableMatchesTheVfs) {
       {"rename to ._x",
        [&] { return code(vfs.rename(kRootInode, "file.txt", kRootInode, "._x")); }},
       {"symlink", [&] { return code(vfs.symlink(kRootInode, "s", "target")); }},
+      {"symlink Thumbs.db", [&] { return code(vfs.symlink(kRootInode, "Thumbs.db", "t")); }},
+      {"readlink file", [&] { return code(vfs.readlink(file)); }},
       {"link", [&] { return code(vfs.link(file, kRootInode, "l")); }},
+      {"link directory", [&] { return code(vfs.link(dir, kRootInode, "l")); }},
       {"setattr", [&] { return code(vfs.setattr(file)); }},
       {"write", [&] { return code(vfs.write(1, 0, std::span<const uint8_t>(buf))); }},
       {"lookup missing", [&] { return code(vfs.lookup(kRootInode, "missing")); }},
