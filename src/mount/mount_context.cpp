@@ -21,12 +21,12 @@ Error startupError(const Error& e, const hub::SourceId& id, const hub::Credentia
                    const std::string& endpoint) {
   switch (e.code()) {
     case ENOENT:
-      return Error(ENOENT, sourceWord(id) + " not found on " + endpoint + " (" + e.message() + ")");
+      return {ENOENT, sourceWord(id) + " not found on " + endpoint + " (" + e.message() + ")"};
     case EACCES:
-      return Error(EACCES, "access to " + sourceWord(id) + " denied with the token from " +
-                               creds.describeSource() + " (" + e.message() + ")");
+      return {EACCES, "access to " + sourceWord(id) + " denied with the token from " +
+                          creds.describeSource() + " (" + e.message() + ")"};
     default:
-      return Error(e.code(), "cannot reach " + endpoint + ": " + e.message());
+      return {e.code(), "cannot reach " + endpoint + ": " + e.message()};
   }
 }
 
