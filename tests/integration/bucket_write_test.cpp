@@ -394,4 +394,37 @@ TEST(BucketWriteTest, KillNineRightAfterCloseThenRestartCommitsTheFile) {
   again.stop();
 }
 
+TEST(BucketWriteTest, AdvancedFileAppendedWithoutPauseReachesTheHubBeforeTheWriterStops) {
+  if (!fuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+  TempRoot root;
+  ASSERT_FALSE(root.dir.empty());
+  const std::string r = root.dir;
+  for (const char* d : {"mnt", "cache", "local"}) fs::create_directories(r + "/" + d);
+  const std::string m = r + "/mnt";
+  LocalHubProcess hub;
+  ASSERT_TRUE(createBucket(hub.url()));
+  MountProcess writer(hub.url(), r + "/cache", m, false, kAdvanced);
+  ASSERT_TRUE(writer.mounted());
+  // 8 MB of history, then a line appended every 50 ms for ~3 s: every upload overlaps appends.
+  // The hub must show a version while the writer is still running.
+  const std::string script = "head -c 8000000 /dev/urandom > " + m + "/train.log\n" +
+                             "( for i in $(seq 1 60); do echo step $i >> " + m +
+                             "/train.log; sleep 0.05; done; touch " + r + "/stopped ) &\n" +
+                             "for i in $(seq 1 100); do\n"
+                             "  test -e " +
+                             r + "/stopped && exit 1\n" + "  curl -sf -o /dev/null -I " + auth() +
+                             " " + hub.url() +
+                             "/buckets/tester/wb/resolve/train.log && { wait; exit 0; }\n" +
+                             "  sleep 0.05\n"
+                             "done\n"
+                             "exit 1\n";
+  EXPECT_EQ(run(script), 0) << "the hub showed no version before the writer stopped";
+  ASSERT_EQ(
+      run("for i in $(seq 1 100); do test -e " + r + "/stopped && break; sleep 0.1; done; cp " + m +
+          "/train.log " + r + "/local/train.log"),
+      0);
+  EXPECT_TRUE(hubHas(hub.url(), "train.log", r + "/local/train.log", 60));
+  writer.stop();
+}
+
 }  // namespace
