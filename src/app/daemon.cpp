@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "hfm/app/control.h"
+#include "hfm/util/atomic_file.h"
 
 namespace hfm::app {
 namespace fs = std::filesystem;
@@ -23,18 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 Error sysError(const std::string& what) { return {errno, what + ": " + std::strerror(errno)}; }
-
-// Writes all of `data` to `fd`, retrying on EINTR and short writes.
-bool writeAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
 
 std::string readAll(int fd) {
   std::string out;
@@ -150,22 +139,13 @@ Result<PidRecord> readPidFile(const fs::path& path) {
 }
 
 Status writePidFile(const fs::path& path, const PidRecord& record) {
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return sysError("cannot write " + tmp.string());
   std::ostringstream text;
   text << record.pid << '\n'
        << record.mountpoint << '\n'
        << record.source << '\n'
        << record.backend << '\n'
        << record.started_at << '\n';
-  const bool ok = writeAll(fd, text.str()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return sysError("cannot write " + path.string());
-  }
-  return okStatus();
+  return util::writeFileAtomic(path, text.str());
 }
 
 bool isDaemonAlive(pid_t pid) {
@@ -263,7 +243,7 @@ void DaemonGuard::ready() {
   if (reported_) return;
   reported_ = true;
   if (fd_ >= 0) {
-    writeAll(fd_, "R");
+    (void)util::writeAll(fd_, "R");  // a parent that went away needs no answer
     ::close(fd_);
     fd_ = -1;
   }
@@ -273,7 +253,7 @@ void DaemonGuard::failed(const std::string& reason) {
   if (reported_) return;
   reported_ = true;
   if (fd_ >= 0) {
-    writeAll(fd_, "E" + reason.substr(0, 900));
+    (void)util::writeAll(fd_, "E" + reason.substr(0, 900));
     ::close(fd_);
     fd_ = -1;
   }
@@ -364,7 +344,7 @@ Result<SpawnOutcome> spawnDaemon(SpawnRequest request, bool progress) {
   ::close(ready_pipe[1]);
   if (token_pipe[0] >= 0) {
     ::close(token_pipe[0]);
-    writeAll(token_pipe[1], *request.token);
+    (void)util::writeAll(token_pipe[1], *request.token);  // a backend that died reports it
     ::close(token_pipe[1]);
   }
   request.record.pid = pid;

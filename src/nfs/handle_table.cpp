@@ -11,6 +11,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "hfm/util/atomic_file.h"
 #include "hfm/util/log.h"
 
 namespace hfm::nfs {
@@ -100,18 +101,6 @@ uint64_t randomEpoch() {
   uint64_t v = 0;
   while (v == 0) v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   return v;
-}
-
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 std::vector<std::string_view> splitFields(std::string_view line) {
@@ -240,8 +229,10 @@ void HandleTable::loadLocked(const std::string& key) {
     verifiers_ = 0;
     log_records_ = 0;
     epoch_ = randomEpoch();
-    if (::lseek(fd_, 0, SEEK_SET) < 0 || !writeAll(fd_, headerLocked())) {
-      spdlog::warn("nfs: writing {}: {}", file_.string(), std::strerror(errno));
+    if (::lseek(fd_, 0, SEEK_SET) < 0) {
+      spdlog::warn("nfs: seeking in {}: {}", file_.string(), std::strerror(errno));
+    } else if (auto written = util::writeAll(fd_, headerLocked()); !written) {
+      spdlog::warn("nfs: writing {}: {}", file_.string(), written.error().message());
     }
   };
 
@@ -335,10 +326,11 @@ void HandleTable::appendLineLocked(const std::string& line) {
     compact_pending_ += line;
     ++compact_pending_records_;
   }
-  if (!writeAll(fd_, line) && !append_failed_logged_) {
+  auto written = util::writeAll(fd_, line);
+  if (!written && !append_failed_logged_) {
     append_failed_logged_ = true;
     spdlog::warn("nfs: appending to {} failed: {}; newer handles will not survive a restart",
-                 file_.string(), std::strerror(errno));
+                 file_.string(), written.error().message());
   }
 }
 
@@ -547,26 +539,26 @@ Status HandleTable::compact() {
     content = snapshotLocked(&records);
   }
   // The slow part (writing and fsyncing the copy) runs without the mutex.
+  // Not util::writeFileAtomic: the copy must be locked before it appears under the name, records
+  // appended meanwhile go in under mu_ right before the rename, and its fd becomes fd_.
   const std::filesystem::path tmp = compactPath();
-  const char* failed = nullptr;
-  int failed_errno = 0;
-  auto fail = [&](const char* what) {
-    failed = what;
-    failed_errno = errno;
+  auto sysError = [&](const char* what) {
+    return Error(errno, std::string(what) + " " + tmp.string() + ": " + std::strerror(errno));
   };
+  Status st = okStatus();
   int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
-    fail("creating");
+    st = sysError("creating");
   } else if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    fail("locking");  // the renamed copy must already be ours when it appears under the name
-  } else if (!writeAll(fd, content) || ::fsync(fd) != 0) {
-    fail("writing");
+    st = sysError("locking");  // the renamed copy must already be ours when it appears
+  } else if (st = util::writeAll(fd, content); st.ok() && ::fsync(fd) != 0) {
+    st = sysError("fsync of");
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (failed == nullptr && !writeAll(fd, compact_pending_)) fail("writing");
-    if (failed == nullptr && ::rename(tmp.c_str(), file_.c_str()) != 0) fail("renaming");
-    if (failed == nullptr) {
+    if (st.ok()) st = util::writeAll(fd, compact_pending_);
+    if (st.ok() && ::rename(tmp.c_str(), file_.c_str()) != 0) st = sysError("renaming");
+    if (st.ok()) {
       ::close(fd_);
       fd_ = fd;
       fd = -1;
@@ -579,20 +571,17 @@ Status HandleTable::compact() {
     compact_pending_.clear();
     compact_pending_records_ = 0;
   }
-  if (failed != nullptr) {
+  if (!st.ok()) {
     if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
-    spdlog::warn("nfs: compacting the handle table {} failed ({} {}: {}); it keeps growing",
-                 file_.string(), failed, tmp.string(), std::strerror(failed_errno));
-    return Error(failed_errno != 0 ? failed_errno : EIO, "compacting the handle table failed");
+    spdlog::warn("nfs: compacting the handle table {} failed ({}); it keeps growing",
+                 file_.string(), st.error().message());
+    const int code = st.error().code();
+    return Error(code != 0 ? code : EIO, "compacting the handle table failed");
   }
   // The rename is durable once the directory is.
-  const int dir_fd = ::open(file_.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    if (::fsync(dir_fd) != 0) {
-      spdlog::warn("nfs: fsync of {}: {}", file_.parent_path().string(), std::strerror(errno));
-    }
-    ::close(dir_fd);
+  if (auto synced = util::fsyncParentDir(file_); !synced) {
+    spdlog::warn("nfs: {}", synced.error().message());
   }
   spdlog::info("nfs: compacted the handle table {}: {} → {} records", file_.string(), before,
                records);
