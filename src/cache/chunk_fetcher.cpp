@@ -221,22 +221,29 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
       fetch_slots_.acquire();
       auto parts_or = cas_.fetch(*job.entry);
       fetch_slots_.release();
-      HFM_ASSIGN_OR_RETURN(std::vector<std::string> parts, std::move(parts_or));
+      HFM_ASSIGN_OR_RETURN(xet::FetchedRanges parts, std::move(parts_or));
       if (parts.size() != job.entry->ranges.size()) return Error::io("fetch part count mismatch");
       for (size_t r = 0; r < parts.size(); ++r) {
         const auto& range = job.entry->ranges[r];
         const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(parts[r].data()),
                                              parts[r].size());
-        HFM_ASSIGN_OR_RETURN(auto chunks, xet::decodeFetchedRange(bytes, range));
-        for (size_t k = 0; k < chunks.size(); ++k) {
-          const ChunkKey key{job.xorb, range.chunks.start + static_cast<uint32_t>(k)};
-          auto data = std::make_shared<const std::vector<uint8_t>>(std::move(chunks[k]));
-          if (cache_) {
-            if (auto put = cache_->put(key, *data); !put) {
-              spdlog::debug("chunk cache put failed: {}", put.error().message());
-            }
+        HFM_ASSIGN_OR_RETURN(auto decoded, xet::decodeFetchedRange(bytes, range));
+        // The chunks stay views into the fetched body and the decode buffer: one shared
+        // holder keeps both alive for as long as any reader holds one of its chunks.
+        struct Holder {
+          std::shared_ptr<const void> body;
+          xet::DecodedRange decoded;
+        };
+        auto holder = std::make_shared<Holder>(Holder{parts.owner, std::move(decoded)});
+        const auto& views = holder->decoded.chunks;
+        if (cache_) {
+          if (auto put = cache_->putRange(job.xorb, range.chunks.start, views); !put) {
+            spdlog::debug("chunk cache put failed: {}", put.error().message());
           }
-          produced.emplace(key, std::move(data));
+        }
+        for (size_t k = 0; k < views.size(); ++k) {
+          const ChunkKey key{job.xorb, range.chunks.start + static_cast<uint32_t>(k)};
+          produced.emplace(key, ChunkData(holder, &views[k]));
         }
       }
       return okStatus();

@@ -32,11 +32,25 @@ class MemoryChunkCache final : public ChunkCache {
     return static_cast<uint32_t>(it->second.data->size());
   }
 
-  Status put(const ChunkKey& key, std::span<const uint8_t> data) override {
-    if (data.size() > capacity_) return okStatus();
-    auto copy = std::make_shared<const std::vector<uint8_t>>(data.begin(), data.end());
+  Status putRange(const xet::MerkleHash& xorb, uint32_t first,
+                  std::span<const std::span<const uint8_t>> chunks) override {
+    for (size_t k = 0; k < chunks.size(); ++k) {
+      insert(ChunkKey{xorb, first + static_cast<uint32_t>(k)}, chunks[k]);
+    }
+    return okStatus();
+  }
+
+  CacheStats stats() const override {
     std::lock_guard lock(mu_);
-    if (index_.count(key) != 0) return okStatus();
+    return {capacity_, used_, index_.size(), hits_, misses_, 0, evictions_};
+  }
+
+ private:
+  void insert(const ChunkKey& key, std::span<const uint8_t> data) {
+    if (data.size() > capacity_) return;
+    ChunkData copy = ownedChunkData(std::vector<uint8_t>(data.begin(), data.end()));
+    std::lock_guard lock(mu_);
+    if (index_.count(key) != 0) return;
     while (used_ + data.size() > capacity_ && !lru_.empty()) {
       auto victim = index_.find(lru_.back());
       used_ -= victim->second.data->size();
@@ -47,15 +61,8 @@ class MemoryChunkCache final : public ChunkCache {
     lru_.push_front(key);
     index_.emplace(key, Entry{std::move(copy), lru_.begin()});
     used_ += data.size();
-    return okStatus();
   }
 
-  CacheStats stats() const override {
-    std::lock_guard lock(mu_);
-    return {capacity_, used_, index_.size(), hits_, misses_, 0, evictions_};
-  }
-
- private:
   struct Entry {
     ChunkData data;
     std::list<ChunkKey>::iterator lru;

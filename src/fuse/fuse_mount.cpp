@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -382,14 +383,28 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
     fuse_reply_err(req, EINVAL);
     return;
   }
+  // Prefetched bytes come back as views into their parts and go to the kernel from there.
+  thread_local std::vector<vfs::ReadView> views;
+  views.clear();
   auto r = implOf(req)->vfs.read(fi->fh, static_cast<uint64_t>(off),
-                                 std::span<uint8_t>(buf.data(), size));
+                                 std::span<uint8_t>(buf.data(), size), &views);
   if (!r.ok()) {
     spdlog::warn("read fh {} @{}+{}: {}", fi->fh, off, size, r.error().message());
     fuse_reply_err(req, r.error().code());
     return;
   }
-  fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *r);
+  if (views.empty()) {
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *r);
+    return;
+  }
+  thread_local std::vector<iovec> iov;
+  iov.clear();
+  for (const auto& v : views) {
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): the kernel only reads the reply
+    iov.push_back({const_cast<uint8_t*>(v.bytes.data()), v.bytes.size()});
+  }
+  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  views.clear();  // releases the parts
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,

@@ -553,6 +553,11 @@ Result<Response> HttpClient::sendStreaming(const Request& request, const BodyCal
   return checked(request, impl_->run(request, &on_body));
 }
 
+Result<Response> HttpClient::exchangeStreaming(const Request& request,
+                                               const BodyCallback& on_body) {
+  return impl_->run(request, &on_body);
+}
+
 std::vector<Result<Response>> HttpClient::sendAll(std::span<const Request> requests) {
   std::vector<std::optional<Result<Response>>> slots(requests.size());
   std::atomic<std::size_t> next{0};

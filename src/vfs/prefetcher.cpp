@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "hfm/util/buffer_pool.h"
 #include "hfm/util/log.h"
 
 namespace hfm::vfs {
@@ -32,44 +33,13 @@ bool isPermanent(int err) {
   }
 }
 
-// Recycles part buffers. Why: parts are ≥ 1 MiB, so every fresh one is a new mmap whose pages
-// the kernel faults in and zeroes, and std::vector zeroed them once more; a cold read spent a
-// quarter of its CPU there. Buffers are uninitialised (fetchExact overwrites every byte before
-// anyone reads them) and at most kMaxIdleBuffers idle ones are kept, so idle memory is bounded.
-class PartBufferPool {
- public:
-  struct Buffer {
-    std::unique_ptr<uint8_t[]> bytes;
-    size_t capacity = 0;
-  };
-  static PartBufferPool& instance() {
-    static PartBufferPool pool;
-    return pool;
-  }
-  Buffer take(size_t len) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (size_t i = 0; i < idle_.size(); ++i) {
-        if (idle_[i].capacity != len) continue;
-        std::swap(idle_[i], idle_.back());
-        Buffer b = std::move(idle_.back());
-        idle_.pop_back();
-        return b;
-      }
-    }
-    return Buffer{std::make_unique_for_overwrite<uint8_t[]>(len), len};  // uninitialised
-  }
-  void give(Buffer b) {
-    if (!b.bytes) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kMaxIdleBuffers) idle_.push_back(std::move(b));  // else freed here
-  }
-
- private:
-  static constexpr size_t kMaxIdleBuffers = 4;
-  std::mutex mu_;
-  std::vector<Buffer> idle_;  // Guarded by mu_.
-};
+// Part buffers are recycled (see util::BufferPool for why): at most 8 idle ones (one per part of
+// two 32 MiB batches in flight) are kept, so idle memory stays bounded. fetchExact overwrites every
+// byte before anyone reads a part.
+util::BufferPool& partBuffers() {
+  static util::BufferPool pool(8);
+  return pool;
+}
 
 }  // namespace
 
@@ -115,7 +85,6 @@ void MemoryBudget::release(uint64_t bytes) { used_ -= bytes; }
 struct Prefetcher::Part {
   Part(uint64_t s, uint64_t l, MemoryBudget* b) : start(s), len(l), budget(b) {}
   ~Part() {
-    PartBufferPool::instance().give(std::move(data));
     if (budget != nullptr) budget->release(len);
   }
   Part(const Part&) = delete;
@@ -125,9 +94,9 @@ struct Prefetcher::Part {
   MemoryBudget* const budget;  // charged for len while the part exists
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;            // Guarded by mu.
-  std::optional<Error> error;   // Guarded by mu.
-  PartBufferPool::Buffer data;  // Guarded by mu; immutable once done.
+  bool done = false;              // Guarded by mu.
+  std::optional<Error> error;     // Guarded by mu.
+  util::BufferPool::Buffer data;  // Guarded by mu; immutable once done.
 };
 
 Prefetcher::Prefetcher(Remote& remote, WorkerPool& pool, std::shared_ptr<const RemoteEntry> file,
@@ -184,18 +153,16 @@ bool Prefetcher::issueBatchLocked(uint64_t size, bool demand) {
     const bool queued = pool_.submit([weak, file, remote, attempts, backoff] {
       auto p = weak.lock();
       if (!p) return;  // the stream was dropped before this part started
-      // A unique_ptr owns the buffer; the analyzer's leak report here is a false positive.
-      // NOLINTNEXTLINE(clang-analyzer-cplusplus.NewDeleteLeaks)
-      auto buf = PartBufferPool::instance().take(static_cast<size_t>(p->len));
+      auto buf = partBuffers().take(static_cast<size_t>(p->len));
       Status st = fetchExact(*remote, *file, p->start,
-                             std::span<uint8_t>(buf.bytes.get(), buf.capacity), attempts, backoff);
+                             std::span<uint8_t>(buf.data(), static_cast<size_t>(p->len)), attempts,
+                             backoff);
       {
         std::lock_guard<std::mutex> lock(p->mu);
         if (st.ok()) {
           p->data = std::move(buf);
         } else {
-          p->error = st.error();
-          PartBufferPool::instance().give(std::move(buf));
+          p->error = st.error();  // buf goes back to the pool
         }
         p->done = true;
       }
@@ -213,7 +180,7 @@ bool Prefetcher::issueBatchLocked(uint64_t size, bool demand) {
 }
 
 Status Prefetcher::waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offset,
-                               std::span<uint8_t> out) {
+                               std::span<uint8_t> out, std::vector<ReadView>* views) {
   std::unique_lock<std::mutex> lock(part->mu);
   auto ready = [&] { return part->done; };
   if (config_.read_timeout.count() > 0) {
@@ -228,9 +195,12 @@ Status Prefetcher::waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offse
   if (part->error) return *part->error;
   const uint64_t from = std::max(offset, part->start);
   const uint64_t to = std::min(offset + out.size(), part->start + part->len);
-  if (to > from) {
-    std::memcpy(out.data() + (from - offset), part->data.bytes.get() + (from - part->start),
-                static_cast<size_t>(to - from));
+  if (to <= from) return okStatus();
+  const uint8_t* src = part->data.data() + (from - part->start);
+  if (views != nullptr) {
+    views->push_back({part, {src, static_cast<size_t>(to - from)}});
+  } else {
+    std::memcpy(out.data() + (from - offset), src, static_cast<size_t>(to - from));
   }
   return okStatus();
 }
@@ -245,7 +215,8 @@ void Prefetcher::forgetFailedLocked(const Part* part) {
   }
 }
 
-Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
+Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out,
+                                std::vector<ReadView>* views) {
   const uint64_t size = file_->size;
   if (offset >= size || out.empty()) return size_t{0};
   const uint64_t len = std::min<uint64_t>(out.size(), size - offset);
@@ -359,9 +330,12 @@ Result<size_t> Prefetcher::read(uint64_t offset, std::span<uint8_t> out) {
     HFM_TRY(fetchExact(remote_, *file_, offset, out.first(static_cast<size_t>(direct_end - offset)),
                        config_.fetch_attempts, config_.retry_backoff));
   }
+  // Views only when every byte comes from the parts (no synchronous piece in `out`).
+  std::vector<ReadView>* part_views = direct_end > offset ? nullptr : views;
   for (const auto& part : needed) {
-    Status st = waitAndCopy(part, offset, out);
+    Status st = waitAndCopy(part, offset, out, part_views);
     if (!st.ok()) {
+      if (part_views != nullptr) part_views->clear();
       std::lock_guard<std::mutex> lock(mu_);
       forgetFailedLocked(part.get());
       return st.error();

@@ -1,6 +1,11 @@
 // CAS read client over HTTP (see cas_client.h).
 #include "hfm/xet/cas_client.h"
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "hfm/util/buffer_pool.h"
 #include "hfm/util/log.h"
 
 namespace hfm::xet {
@@ -52,10 +57,10 @@ Result<ReconstructionPlan> CasClient::getReconstruction(const MerkleHash& file_h
   return Error::io("GET reconstruction " + file_hash.hex() + ": still unauthorized after refresh");
 }
 
-Result<std::vector<std::string>> splitFetchResponse(const http::Response& response,
-                                                    const FetchEntry& entry) {
+Result<std::vector<std::string_view>> splitFetchResponse(const http::Response& response,
+                                                         std::string_view body,
+                                                         const FetchEntry& entry) {
   std::vector<BodyPart> parts;
-  const std::string_view body = response.body;
   if (response.status == 200) {  // server ignored Range: the whole object
     if (!body.empty()) parts.push_back({{0, body.size() - 1}, body});
   } else if (response.status == 206) {
@@ -75,40 +80,68 @@ Result<std::vector<std::string>> splitFetchResponse(const http::Response& respon
   } else {
     return Error::io("unexpected status " + std::to_string(response.status));
   }
-  std::vector<std::string> out;
+  std::vector<std::string_view> out;
   out.reserve(entry.ranges.size());
   for (const auto& r : entry.ranges) {
     auto slice = sliceParts(parts, r.bytes);
     if (!slice) return slice.error();
-    out.emplace_back(*slice);
+    out.push_back(*slice);
   }
   return out;
 }
 
-Result<std::vector<std::string>> CasClient::fetch(const FetchEntry& entry) {
+namespace {
+
+// Receives a body into pooled storage: the expected size up front, doubled when a server sends
+// more (a 200 with the whole object, multipart headers). Retries restart at offset 0.
+class PooledBody {
+ public:
+  explicit PooledBody(size_t expected) : buf_(pool().take(std::max<size_t>(expected, 4096))) {}
+
+  bool put(uint64_t offset, std::string_view data) {
+    const size_t end = static_cast<size_t>(offset) + data.size();
+    if (end > buf_.capacity()) {
+      auto bigger = pool().take(std::max(end, buf_.capacity() * 2));
+      std::memcpy(bigger.data(), buf_.data(), static_cast<size_t>(offset));
+      buf_ = std::move(bigger);
+    }
+    std::memcpy(buf_.data() + offset, data.data(), data.size());
+    size_ = end;
+    return true;
+  }
+  std::string_view view() const { return {reinterpret_cast<const char*>(buf_.data()), size_}; }
+
+ private:
+  // As many idle bodies as a sequential reader has fetches in flight (8 prefetch parts),
+  // so steady streaming reuses them all; more idle memory would only raise the RSS.
+  static util::BufferPool& pool() {
+    static util::BufferPool bodies(8);
+    return bodies;
+  }
+  util::BufferPool::Buffer buf_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+Result<FetchedRanges> CasClient::fetch(const FetchEntry& entry) {
   http::Request request;
   request.url = entry.url;
   request.headers["Range"] = entry.rangeHeader();  // exactly the signed ranges; no auth
   const std::string context = "GET " + http::urlForLog(entry.url);
-  auto response = http_.exchange(request);
+  uint64_t expected = 0;
+  for (const auto& r : entry.ranges) expected += r.bytes.size();
+  auto body = std::make_shared<PooledBody>(static_cast<size_t>(expected));
+  auto response = http_.exchangeStreaming(
+      request, [&body](uint64_t offset, std::string_view data) { return body->put(offset, data); });
   if (!response) return response.error();
   if (response->status == 403) {
     return Error(kFetchUrlExpired, context + ": 403, presigned URL expired or refused");
   }
   if (!response->ok()) return http::statusError(*response, context);
-  // Common case: one range answered with exactly its bytes; hand the body over without a copy.
-  if (response->status == 206 && entry.ranges.size() == 1 &&
-      !multipartBoundary(response->header("Content-Type"))) {
-    auto range = parseContentRange(response->header("Content-Range"));
-    if (range && *range == entry.ranges[0].bytes && range->size() == response->body.size()) {
-      std::vector<std::string> out;
-      out.push_back(std::move(response->body));
-      return out;
-    }
-  }
-  auto parts = splitFetchResponse(*response, entry);
-  if (!parts) return parts.error().withContext(context);
-  return parts;
+  auto views = splitFetchResponse(*response, body->view(), entry);
+  if (!views) return views.error().withContext(context);
+  return FetchedRanges{std::move(body), std::move(views).value()};
 }
 
 }  // namespace hfm::xet

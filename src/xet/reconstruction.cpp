@@ -356,17 +356,21 @@ Result<std::string_view> sliceParts(std::span<const BodyPart> parts,
                    std::to_string(wanted.end));
 }
 
-Result<std::vector<std::vector<uint8_t>>> decodeFetchedRange(std::span<const uint8_t> bytes,
-                                                             const FetchRange& range) {
+Result<DecodedRange> decodeFetchedRange(std::span<const uint8_t> bytes, const FetchRange& range) {
   if (bytes.size() != range.bytes.size()) {
     return Error::io("fetched " + std::to_string(bytes.size()) + " bytes, expected " +
                      std::to_string(range.bytes.size()));
   }
-  std::vector<std::vector<uint8_t>> chunks;
-  chunks.reserve(range.chunks.size());
-  size_t pos = 0;
-  while (pos < bytes.size()) {
-    if (chunks.size() == range.chunks.size()) {
+  // Pass 1: validate the headers and size the decode buffer for the compressed chunks.
+  struct Located {
+    ChunkHeader header;
+    size_t payload;
+  };
+  std::vector<Located> located;
+  located.reserve(range.chunks.size());
+  size_t to_decode = 0;
+  for (size_t pos = 0; pos < bytes.size();) {
+    if (located.size() == range.chunks.size()) {
       return Error::io("fetched range holds more than " + std::to_string(range.chunks.size()) +
                        " chunks");
     }
@@ -376,18 +380,33 @@ Result<std::vector<std::vector<uint8_t>>> decodeFetchedRange(std::span<const uin
     if (header->compressed_size > bytes.size() - payload) {
       return Error::io("fetched chunk truncated");
     }
-    std::vector<uint8_t> out;
-    out.reserve(header->uncompressed_size);
-    auto st = decodeChunkPayload(*header, bytes.subspan(payload, header->compressed_size), out);
-    if (!st) return Error::io("fetched chunk: " + st.error().message());
-    chunks.push_back(std::move(out));
+    if (header->scheme != CompressionScheme::kNone) to_decode += header->uncompressed_size;
+    located.push_back({*header, payload});
     pos = payload + header->compressed_size;
   }
-  if (chunks.size() != range.chunks.size()) {
-    return Error::io("fetched range holds " + std::to_string(chunks.size()) + " chunks, expected " +
-                     std::to_string(range.chunks.size()));
+  if (located.size() != range.chunks.size()) {
+    return Error::io("fetched range holds " + std::to_string(located.size()) +
+                     " chunks, expected " + std::to_string(range.chunks.size()));
   }
-  return chunks;
+  // Pass 2: views; uncompressed chunks alias `bytes`, the others decode into one buffer.
+  static util::BufferPool decode_buffers(4);
+  DecodedRange out;
+  if (to_decode > 0) out.decoded = decode_buffers.take(to_decode);
+  out.chunks.reserve(located.size());
+  size_t used = 0;
+  for (const auto& [header, payload] : located) {
+    const auto stored = bytes.subspan(payload, header.compressed_size);
+    if (header.scheme == CompressionScheme::kNone) {  // sizes equal: parseChunkHeader checked
+      out.chunks.push_back(stored);
+      continue;
+    }
+    const std::span<uint8_t> dst(out.decoded.data() + used, header.uncompressed_size);
+    auto st = decodeChunkPayloadInto(header, stored, dst);
+    if (!st) return Error::io("fetched chunk: " + st.error().message());
+    out.chunks.emplace_back(dst);
+    used += header.uncompressed_size;
+  }
+  return out;
 }
 
 }  // namespace hfm::xet

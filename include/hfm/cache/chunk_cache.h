@@ -23,15 +23,21 @@
 //  * All methods are thread-safe.
 //
 // DiskChunkCache layout under its root (`<--cache-dir>/chunks`):
-//   <root>/.lock                  flock()ed while open: one process per cache directory
-//   <root>/tmp/<random>           entries being written (deleted at open)
-//   <root>/<hh>/<xorbhex>.<index> committed entries; hh = first two hex digits
-// Entry file = 56-byte header ("HFMCHNK1", raw xorb hash, u32 index, u32 length, u64 XXH3 of
-// header[0..48) ‖ data) ‖ data. Writes go to tmp/ and are renamed into place, so a crash
-// leaves either no entry or a complete one; no fsync: a torn file after power loss fails its
-// checksum and is dropped. The accounted size of an entry is its file size (header + data).
-// At open the index is rebuilt by scanning the directory (checksums are verified lazily, on
-// read); LRU order after a restart is by file mtime.
+//   <root>/.lock                          flock()ed while open: one process per directory
+//   <root>/tmp/<random>                   entries being written (deleted at open)
+//   <root>/<hh>/<xorbhex>.<first>-<end>   committed entries; hh = first two hex digits
+// One entry holds the consecutive chunks [first, end) of one xorb: everything one fetched
+// range decoded to. Why not a file per chunk: creating, renaming and later deleting a file
+// for every ~64 KiB chunk cost more CPU than the rest of a cold read's bookkeeping.
+// Entry file = header ‖ chunk data in order. Header: "HFMRNG01", raw xorb hash, u32 first,
+// u32 count, count × (u32 length, u64 XXH3 of the chunk's data seeded with its index), u64
+// XXH3 of all preceding header bytes. The header is verified when the index is rebuilt at
+// open; each chunk's checksum on every read of that chunk, and a chunk that fails drops its
+// whole entry. Writes go to tmp/ and are renamed into place, so a crash leaves either no
+// entry or a complete one; no fsync: a torn file after power loss fails its checksums and is
+// dropped. Entries of the older one-file-per-chunk layout are deleted at open. A chunk in
+// several entries (overlapping fetched ranges) is served from the newest. The accounted size
+// of an entry is its file size; LRU order is per entry (by mtime after a restart).
 #pragma once
 
 #include <cstdint>
@@ -59,8 +65,22 @@ struct ChunkKeyHash {
   }
 };
 
-// Immutable shared chunk bytes: a hit stays valid after the entry is evicted.
-using ChunkData = std::shared_ptr<const std::vector<uint8_t>>;
+// Immutable shared chunk bytes: a view whose shared owner keeps the storage alive (a fetched
+// body, a decode buffer, a cache read), so a hit stays valid after the entry is evicted and
+// fetched chunks reach readers without a copy.
+using ChunkData = std::shared_ptr<const std::span<const uint8_t>>;
+
+// ChunkData owning `bytes`.
+inline ChunkData ownedChunkData(std::vector<uint8_t> bytes) {
+  struct Owned {
+    std::vector<uint8_t> bytes;
+    std::span<const uint8_t> view;
+  };
+  auto owned = std::make_shared<Owned>();
+  owned->bytes = std::move(bytes);
+  owned->view = owned->bytes;
+  return {owned, &owned->view};
+}
 
 struct CacheStats {
   uint64_t capacity_bytes = 0;
@@ -85,7 +105,14 @@ class ChunkCache {
 
   // Inserts a chunk. Failure (e.g. ENOSPC) leaves the cache consistent; callers may ignore it
   // since the cache is only an optimisation.
-  virtual Status put(const ChunkKey& key, std::span<const uint8_t> data) = 0;
+  Status put(const ChunkKey& key, std::span<const uint8_t> data) {
+    return putRange(key.xorb, key.index, std::span<const std::span<const uint8_t>>(&data, 1));
+  }
+
+  // Inserts the consecutive chunks first, first+1, ... of `xorb` (one fetched range) as a
+  // single entry where the implementation can. Same failure contract as put().
+  virtual Status putRange(const xet::MerkleHash& xorb, uint32_t first,
+                          std::span<const std::span<const uint8_t>> chunks) = 0;
 
   virtual CacheStats stats() const = 0;
 };

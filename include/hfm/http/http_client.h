@@ -141,6 +141,10 @@ class HttpClient {
   // Response::body (error bodies are still kept, for the message).
   Result<Response> sendStreaming(const Request& request, const BodyCallback& on_body);
 
+  // Like exchange() (any final status is a Response), with a 2xx body streamed as in
+  // sendStreaming(); a non-2xx body is kept in Response::body.
+  Result<Response> exchangeStreaming(const Request& request, const BodyCallback& on_body);
+
   // Runs the requests concurrently (at most ClientOptions::max_parallel at once) and returns
   // one result per request, in order. Each behaves like send().
   std::vector<Result<Response>> sendAll(std::span<const Request> requests);

@@ -116,6 +116,12 @@ struct PrefetchStats {
 Status fetchExact(Remote& remote, const RemoteEntry& file, uint64_t offset, std::span<uint8_t> out,
                   int attempts, std::chrono::milliseconds backoff);
 
+// Bytes served without a copy: a view into storage that `owner` keeps alive.
+struct ReadView {
+  std::shared_ptr<const void> owner;
+  std::span<const uint8_t> bytes;
+};
+
 class Prefetcher {
  public:
   // `budget` (optional) must outlive every part, i.e. the pool's queued tasks.
@@ -127,7 +133,11 @@ class Prefetcher {
 
   // Reads up to out.size() bytes at `offset`; returns exactly min(out.size(), size - offset)
   // bytes, 0 at or past end of file, or the error of the fetch that failed.
-  Result<size_t> read(uint64_t offset, std::span<uint8_t> out);
+  // With `views`: when the bytes all come from prefetched parts they are not copied into `out`
+  // but appended to *views (in order, summing to the returned size), each view keeping its part
+  // alive; otherwise *views stays empty and the bytes are in `out`. Saves a copy per FUSE read.
+  Result<size_t> read(uint64_t offset, std::span<uint8_t> out,
+                      std::vector<ReadView>* views = nullptr);
 
   PrefetchStats stats() const;
   uint64_t bufferedBytes() const;  // bytes held or being fetched (for the memory-bound test)
@@ -141,7 +151,10 @@ class Prefetcher {
   bool issueBatchLocked(uint64_t size, bool demand);
   void dropStreamLocked();
   void trimLocked();
-  Status waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offset, std::span<uint8_t> out);
+  // Waits for `part`, then copies its overlap with [offset, offset + out.size()) into `out`,
+  // or, with `views`, appends a view of that overlap instead.
+  Status waitAndCopy(const std::shared_ptr<Part>& part, uint64_t offset, std::span<uint8_t> out,
+                     std::vector<ReadView>* views);
   void forgetFailedLocked(const Part* part);
 
   Remote& remote_;

@@ -11,15 +11,19 @@
 //    (reconstruction.h); anything inconsistent is EIO.
 //  * fetch(): GET the presigned URL with exactly the signed Range header and NO Authorization;
 //    parses a multipart/byteranges answer or a single-range 206 (or a 200 whole object) and
-//    returns the bytes of each signed range in order. A 403 (URL expired) is reported as
-//    kFetchUrlExpired so the caller re-plans; other failures are mapped by http::statusError.
+//    returns the bytes of each signed range in order, as views into one pooled receive buffer
+//    (no copy after the socket read; see util::BufferPool for why pooled). A 403 (URL expired) is
+//    reported as kFetchUrlExpired so the caller re-plans; other failures are mapped by
+//    http::statusError.
 // Transient failures (connect, timeouts, 408/429/5xx, truncated bodies) are retried inside
 // HttpClient with backoff. Thread-safe: any number of threads may call concurrently.
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hfm/http/http_client.h"
@@ -33,6 +37,24 @@ namespace hfm::xet {
 // errno of a fetch whose presigned URL was refused (403): get a new plan and retry.
 inline constexpr int kFetchUrlExpired = EACCES;
 
+// The bytes of each range of a FetchEntry, in the entry's order. The views stay valid while
+// `owner` (or a copy of it) lives: keep it to use the bytes without copying them.
+struct FetchedRanges {
+  std::shared_ptr<const void> owner;
+  std::vector<std::string_view> ranges;
+
+  size_t size() const { return ranges.size(); }
+  std::string_view operator[](size_t i) const { return ranges[i]; }
+
+  // Owning `parts` (readers that build the bytes themselves, e.g. test fakes).
+  static FetchedRanges own(std::vector<std::string> parts) {
+    auto owned = std::make_shared<std::vector<std::string>>(std::move(parts));
+    FetchedRanges out{owned, {}};
+    for (const auto& p : *owned) out.ranges.emplace_back(p);
+    return out;
+  }
+};
+
 class CasReader {
  public:
   virtual ~CasReader() = default;
@@ -43,7 +65,7 @@ class CasReader {
                                                        std::optional<InclusiveByteRange> range) = 0;
 
   // Serialized bytes of each range of `entry`, in the entry's order.
-  virtual Result<std::vector<std::string>> fetch(const FetchEntry& entry) = 0;
+  virtual Result<FetchedRanges> fetch(const FetchEntry& entry) = 0;
 };
 
 class CasClient final : public CasReader {
@@ -53,7 +75,7 @@ class CasClient final : public CasReader {
 
   Result<ReconstructionPlan> getReconstruction(const MerkleHash& file_hash,
                                                std::optional<InclusiveByteRange> range) override;
-  Result<std::vector<std::string>> fetch(const FetchEntry& entry) override;
+  Result<FetchedRanges> fetch(const FetchEntry& entry) override;
 
  private:
   http::HttpClient& http_;
@@ -61,8 +83,10 @@ class CasClient final : public CasReader {
   std::atomic<bool> use_v1_{false};  // set once the server showed it has no V2 endpoint
 };
 
-// Splits a fetch answer into the bytes of each range of `entry` (exposed for tests).
-Result<std::vector<std::string>> splitFetchResponse(const http::Response& response,
-                                                    const FetchEntry& entry);
+// Splits a fetch answer (status and headers of `response`, body bytes `body`) into views of
+// the bytes of each range of `entry`, pointing into `body`.
+Result<std::vector<std::string_view>> splitFetchResponse(const http::Response& response,
+                                                         std::string_view body,
+                                                         const FetchEntry& entry);
 
 }  // namespace hfm::xet

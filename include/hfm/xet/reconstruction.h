@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hfm/util/buffer_pool.h"
 #include "hfm/util/result.h"
 #include "hfm/xet/merkle_hash.h"
 
@@ -113,9 +114,16 @@ Result<std::string_view> sliceParts(std::span<const BodyPart> parts,
 
 // --- decoding ------------------------------------------------------------------------------
 
-// Decodes the serialized chunks fetched for `range` into one buffer per chunk. EIO unless the
-// bytes hold exactly range.chunks.size() well-formed chunks and nothing else.
-Result<std::vector<std::vector<uint8_t>>> decodeFetchedRange(std::span<const uint8_t> bytes,
-                                                             const FetchRange& range);
+// The decoded chunks of one fetched range, as views. A chunk stored uncompressed is a view into
+// the fetched bytes themselves (no copy: the caller keeps those alive as long as the views);
+// compressed chunks are decoded into `decoded`, one pooled buffer for the whole range.
+struct DecodedRange {
+  util::BufferPool::Buffer decoded;
+  std::vector<std::span<const uint8_t>> chunks;  // in chunk order
+};
+
+// Decodes the serialized chunks fetched for `range`. EIO unless the bytes hold exactly
+// range.chunks.size() well-formed chunks and nothing else.
+Result<DecodedRange> decodeFetchedRange(std::span<const uint8_t> bytes, const FetchRange& range);
 
 }  // namespace hfm::xet

@@ -8,16 +8,23 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <span>
 #include <thread>
+#include <vector>
 
 #include "hfm/cache/single_flight.h"
 
 namespace hfm::cache {
 namespace {
 
+std::vector<uint8_t> bytesOf(const ChunkData& d) {
+  return d ? std::vector<uint8_t>(d->begin(), d->end()) : std::vector<uint8_t>{};
+}
+
 namespace fs = std::filesystem;
 
-constexpr uint64_t kHeader = 56;  // documented entry header size
+// Documented header size of an entry holding one chunk: fixed part, one slot, checksum.
+constexpr uint64_t kHeader = 48 + 12 + 8;
 
 class TempDir {
  public:
@@ -52,7 +59,8 @@ std::vector<uint8_t> bytes(size_t n, uint32_t seed) {
 
 fs::path entryPath(const fs::path& root, const ChunkKey& key) {
   const std::string hex = key.xorb.hex();
-  return root / hex.substr(0, 2) / (hex + "." + std::to_string(key.index));
+  return root / hex.substr(0, 2) /
+         (hex + "." + std::to_string(key.index) + "-" + std::to_string(key.index + 1));
 }
 
 uint64_t diskBytes(const fs::path& root) {
@@ -72,7 +80,7 @@ TEST(DiskChunkCacheTest, PutGetRoundTrip) {
   ASSERT_TRUE(cache->put(key, data));
   auto got = cache->get(key);
   ASSERT_NE(got, nullptr);
-  EXPECT_EQ(*got, data);
+  EXPECT_EQ(bytesOf(got), data);
   EXPECT_EQ(cache->peekSize(key), 5000u);
   EXPECT_EQ(cache->get(ChunkKey{hashFor(1), 8}), nullptr);  // same xorb, other chunk
   EXPECT_EQ(cache->get(ChunkKey{hashFor(2), 7}), nullptr);
@@ -105,29 +113,106 @@ TEST(DiskChunkCacheTest, FlippedByteIsDetectedDeletedAndMissed) {
   // Refetched data can be stored again and is served.
   ASSERT_TRUE(cache->put(key, data));
   ASSERT_NE(cache->get(key), nullptr);
-  EXPECT_EQ(*cache->get(key), data);
+  EXPECT_EQ(bytesOf(cache->get(key)), data);
 }
 
-TEST(DiskChunkCacheTest, TruncatedAndHeaderCorruptEntriesAreMisses) {
+TEST(DiskChunkCacheTest, TruncatedEntryIsAMissAndCorruptHeaderIsDroppedAtOpen) {
   TempDir dir;
-  auto cache = openDiskChunkCache(dir.path(), 1 << 20).value();
   const ChunkKey truncated{hashFor(4), 1};
   const ChunkKey wrong_index{hashFor(4), 2};
-  ASSERT_TRUE(cache->put(truncated, bytes(3000, 3)));
-  ASSERT_TRUE(cache->put(wrong_index, bytes(3000, 4)));
-  fs::resize_file(entryPath(dir.path(), truncated), kHeader + 2999);
-  {  // header says another chunk index: must not be served under this key
-
+  {
+    auto cache = openDiskChunkCache(dir.path(), 1 << 20).value();
+    ASSERT_TRUE(cache->put(truncated, bytes(3000, 3)));
+    ASSERT_TRUE(cache->put(wrong_index, bytes(3000, 4)));
+    fs::resize_file(entryPath(dir.path(), truncated), kHeader + 2999);
+    EXPECT_EQ(cache->get(truncated), nullptr);
+    EXPECT_EQ(cache->stats().corrupt, 1u);
+    EXPECT_FALSE(fs::exists(entryPath(dir.path(), truncated)));
+  }
+  {  // header says another first chunk: must not be served under this key after a restart
     std::fstream f(entryPath(dir.path(), wrong_index),
                    std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(40);  // index field of the header
+    f.seekp(40);  // first-index field of the header
     const char other = 9;
     f.write(&other, 1);
   }
-  EXPECT_EQ(cache->get(truncated), nullptr);
+  auto cache = openDiskChunkCache(dir.path(), 1 << 20).value();
   EXPECT_EQ(cache->get(wrong_index), nullptr);
-  EXPECT_EQ(cache->stats().corrupt, 2u);
   EXPECT_EQ(cache->stats().entries, 0u);
+  EXPECT_EQ(cache->stats().used_bytes, 0u);
+  EXPECT_FALSE(fs::exists(entryPath(dir.path(), wrong_index)));
+}
+
+TEST(DiskChunkCacheTest, RangeIsOneFileServingEachChunk) {
+  TempDir dir;
+  auto cache = openDiskChunkCache(dir.path(), 1 << 20).value();
+  const auto a = bytes(5000, 11);
+  const auto b = bytes(7000, 12);
+  const auto c = bytes(100, 13);
+  const std::vector<std::span<const uint8_t>> range{a, b, c};
+  ASSERT_TRUE(cache->putRange(hashFor(10), 4, range));
+  const fs::path file = dir.path() / hashFor(10).hex().substr(0, 2) / (hashFor(10).hex() + ".4-7");
+  ASSERT_TRUE(fs::exists(file));
+  const uint64_t header = 48 + 3 * 12 + 8;
+  EXPECT_EQ(fs::file_size(file), header + 12'100);
+  EXPECT_EQ(diskBytes(dir.path()), header + 12'100);
+  EXPECT_EQ(cache->stats().used_bytes, header + 12'100);
+  EXPECT_EQ(cache->stats().entries, 3u);
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(10), 4})), a);
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(10), 5})), b);
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(10), 6})), c);
+  EXPECT_EQ(cache->peekSize(ChunkKey{hashFor(10), 5}), 7000u);
+  EXPECT_EQ(cache->get(ChunkKey{hashFor(10), 3}), nullptr);
+  EXPECT_EQ(cache->get(ChunkKey{hashFor(10), 7}), nullptr);
+
+  // A flipped byte in one chunk drops the whole entry (it is one file).
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(header + 5000 + 10));  // inside chunk 5
+    const char flipped = static_cast<char>(b[10] ^ 0x40);
+    f.write(&flipped, 1);
+  }
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(10), 4})), a);  // its own checksum still holds
+  EXPECT_EQ(cache->get(ChunkKey{hashFor(10), 5}), nullptr);
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_EQ(cache->get(ChunkKey{hashFor(10), 6}), nullptr);
+  EXPECT_EQ(cache->stats().used_bytes, 0u);
+}
+
+TEST(DiskChunkCacheTest, OverlappingRangesServeFromTheNewestAndFallBackToTheOlder) {
+  TempDir dir;
+  auto cache = openDiskChunkCache(dir.path(), 1 << 20).value();
+  const auto c0 = bytes(1000, 20);
+  const auto c1 = bytes(1100, 21);
+  const auto c2 = bytes(1200, 22);
+  const std::vector<std::span<const uint8_t>> older{c0, c1};  // chunks 0-1
+  const std::vector<std::span<const uint8_t>> newer{c1, c2};  // chunks 1-2
+  ASSERT_TRUE(cache->putRange(hashFor(11), 0, older));
+  ASSERT_TRUE(cache->putRange(hashFor(11), 1, newer));
+  EXPECT_EQ(cache->stats().entries, 3u);
+  const std::string hex = hashFor(11).hex();
+  const fs::path newer_file = dir.path() / hex.substr(0, 2) / (hex + ".1-3");
+  // Corrupt the newer entry: chunk 1 is then served from the older one after the drop.
+  {
+    std::fstream f(newer_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(48 + 2 * 12 + 8 + 5));
+    const char flipped = static_cast<char>(c1[5] ^ 0x01);
+    f.write(&flipped, 1);
+  }
+  EXPECT_EQ(cache->get(ChunkKey{hashFor(11), 1}), nullptr);      // newest is corrupt: dropped
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(11), 1})), c1);  // from the older entry
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(11), 0})), c0);
+  EXPECT_EQ(cache->get(ChunkKey{hashFor(11), 2}), nullptr);
+}
+
+TEST(DiskChunkCacheTest, OldOneFilePerChunkLayoutIsRemovedAtOpen) {
+  TempDir dir;
+  const std::string hex = hashFor(12).hex();
+  fs::create_directories(dir.path() / hex.substr(0, 2));
+  { std::ofstream(dir.path() / hex.substr(0, 2) / (hex + ".3")) << std::string(200, 'x'); }
+  auto cache = openDiskChunkCache(dir.path(), 1 << 20).value();
+  EXPECT_FALSE(fs::exists(dir.path() / hex.substr(0, 2) / (hex + ".3")));
+  EXPECT_EQ(cache->stats().used_bytes, 0u);
 }
 
 TEST(DiskChunkCacheTest, BoundRespectedWhileInsertingThreeTimesTheBound) {
@@ -242,8 +327,8 @@ TEST(DiskChunkCacheTest, RestartRebuildsIndexAndCleansTemp) {
   EXPECT_EQ(cache->stats().entries, 2u);
   EXPECT_EQ(cache->stats().used_bytes, 2 * kHeader + 5000);
   ASSERT_NE(cache->get(ChunkKey{hashFor(7), 0}), nullptr);
-  EXPECT_EQ(*cache->get(ChunkKey{hashFor(7), 0}), a);
-  EXPECT_EQ(*cache->get(ChunkKey{hashFor(8), 5}), b);
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(7), 0})), a);
+  EXPECT_EQ(bytesOf(cache->get(ChunkKey{hashFor(8), 5})), b);
 }
 
 TEST(DiskChunkCacheTest, RestartWithSmallerBoundEvictsOldest) {
@@ -291,7 +376,7 @@ TEST(MemoryChunkCacheTest, PutGetAndByteBound) {
   EXPECT_EQ(cache->get(ChunkKey{hashFor(10), 0}), nullptr);
   auto got = cache->get(ChunkKey{hashFor(10), 29});
   ASSERT_NE(got, nullptr);
-  EXPECT_EQ(*got, bytes(1000, 29));
+  EXPECT_EQ(bytesOf(got), bytes(1000, 29));
 }
 
 TEST(SingleFlightTest, EightThreadsShareOneComputation) {

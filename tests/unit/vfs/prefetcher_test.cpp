@@ -168,6 +168,47 @@ TEST_F(PrefetcherTest, ReadsSpanningManyPartsAreByteIdentical) {
   EXPECT_EQ(p.stats().random_reads, 0u);
 }
 
+TEST_F(PrefetcherTest, ViewsServeSequentialReadsWithoutCopyingAndMatchTheBytes) {
+  auto file = addFile(3 * kMiB + 777);
+  auto c = config();
+  c.max_request = 96 * kKiB;  // reads span several parts: several views per read
+  Prefetcher p(remote_, pool_, file, c);
+  std::vector<uint8_t> out(256 * kKiB, 0xEE);
+  uint64_t off = 0;
+  size_t reads_with_views = 0;
+  std::vector<ReadView> kept;
+  uint64_t kept_off = 0;
+  while (off < data_.size()) {
+    std::vector<ReadView> views;
+    auto got = p.read(off, out, &views);
+    ASSERT_TRUE(got.ok()) << got.error().message();
+    const uint64_t want = std::min<uint64_t>(out.size(), data_.size() - off);
+    ASSERT_EQ(*got, want);
+    std::vector<uint8_t> served;
+    if (views.empty()) {
+      served.assign(out.begin(), out.begin() + static_cast<long>(want));
+    } else {
+      if (++reads_with_views == 1) {
+        kept = views;
+        kept_off = off;
+      }
+      for (const auto& v : views) served.insert(served.end(), v.bytes.begin(), v.bytes.end());
+      EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0xEE; }))
+          << "a read answered with views also wrote the buffer";
+    }
+    ASSERT_EQ(served.size(), want);
+    ASSERT_TRUE(std::equal(served.begin(), served.end(), data_.begin() + static_cast<long>(off)))
+        << "bytes differ at offset " << off;
+    off += want;
+  }
+  EXPECT_GT(reads_with_views, 5u);
+  // The views of the first such read still hold their bytes after the stream moved past them.
+  ASSERT_FALSE(kept.empty());
+  std::vector<uint8_t> again;
+  for (const auto& v : kept) again.insert(again.end(), v.bytes.begin(), v.bytes.end());
+  ASSERT_TRUE(std::equal(again.begin(), again.end(), data_.begin() + static_cast<long>(kept_off)));
+}
+
 TEST_F(PrefetcherTest, BufferIsBounded) {
   auto file = addFile(48 * kMiB);
   auto c = config();

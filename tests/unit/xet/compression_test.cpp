@@ -5,6 +5,7 @@
 #include <lz4frame.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -53,6 +54,34 @@ std::vector<uint8_t> serialize(std::span<const uint8_t> chunk, CompressionScheme
   std::vector<uint8_t> out;
   appendSerializedChunk(chunk, s, out);
   return out;
+}
+
+// Every scheme a writer may ask for (kAuto picks one of the others).
+constexpr std::array kRequestedSchemes = {CompressionScheme::kNone, CompressionScheme::kLz4,
+                                          CompressionScheme::kByteGrouping4Lz4,
+                                          CompressionScheme::kAuto};
+
+// One chunk serialized with a requested scheme, and its header parsed back.
+struct SerializedChunk {
+  std::vector<uint8_t> bytes;
+  Result<ChunkHeader> header;
+  std::span<const uint8_t> payload() const { return std::span(bytes).subspan(kChunkHeaderSize); }
+};
+
+SerializedChunk serializeAndParse(std::span<const uint8_t> chunk, CompressionScheme s) {
+  auto bytes = serialize(chunk, s);
+  auto header = parseChunkHeader(bytes);
+  return {std::move(bytes), std::move(header)};
+}
+
+// `frame` decodes with lz4FrameDecompress to exactly `expected`.
+::testing::AssertionResult lz4FrameDecodesTo(std::span<const uint8_t> frame,
+                                             const std::vector<uint8_t>& expected) {
+  std::vector<uint8_t> out(expected.size());
+  auto st = lz4FrameDecompress(frame, out);
+  if (!st.ok()) return ::testing::AssertionFailure() << st.error().message();
+  if (out != expected) return ::testing::AssertionFailure() << "decoded bytes differ";
+  return ::testing::AssertionSuccess();
 }
 
 std::vector<uint8_t> lz4FrameWith(std::span<const uint8_t> src, const LZ4F_preferences_t& prefs) {
@@ -155,11 +184,9 @@ TEST(ChunkCodecTest, RoundTripsEachSchemeAndSize) {
                                                     randomBytes(131072, 1),
                                                     std::vector<uint8_t>(131072, 0),
                                                     randomBytes(1000, 2)};
-  for (const auto scheme : {CompressionScheme::kNone, CompressionScheme::kLz4,
-                            CompressionScheme::kByteGrouping4Lz4, CompressionScheme::kAuto}) {
+  for (const auto scheme : kRequestedSchemes) {
     for (const auto& in : inputs) {
-      const auto ser = serialize(in, scheme);
-      auto h = parseChunkHeader(ser);
+      const auto [ser, h] = serializeAndParse(in, scheme);
       ASSERT_TRUE(h.ok()) << h.error().message();
       EXPECT_EQ(h->uncompressed_size, in.size());
       EXPECT_EQ(ser.size(), kChunkHeaderSize + h->compressed_size);
@@ -189,15 +216,13 @@ TEST(ChunkCodecTest, DecodesIntoCallerStorageOfTheExactSize) {
       floatBytes(131072), textBytes(4097),   {},
       floatBytes(65539),  textBytes(131072), randomBytes(1000, 4)};
   constexpr uint8_t kGuard = 0xA5;
-  for (const auto scheme : {CompressionScheme::kNone, CompressionScheme::kLz4,
-                            CompressionScheme::kByteGrouping4Lz4, CompressionScheme::kAuto}) {
+  for (const auto scheme : kRequestedSchemes) {
     for (const auto& in : inputs) {
-      const auto ser = serialize(in, scheme);
-      auto h = parseChunkHeader(ser);
-      ASSERT_TRUE(h.ok()) << h.error().message();
+      const auto chunk = serializeAndParse(in, scheme);
+      ASSERT_TRUE(chunk.header.ok()) << chunk.header.error().message();
       std::vector<uint8_t> buffer(in.size() + 2, kGuard);
       const auto dst = std::span(buffer).subspan(1, in.size());
-      auto st = decodeChunkPayloadInto(*h, std::span(ser).subspan(kChunkHeaderSize), dst);
+      auto st = decodeChunkPayloadInto(*chunk.header, chunk.payload(), dst);
       ASSERT_TRUE(st.ok()) << st.error().message();
       EXPECT_TRUE(std::equal(in.begin(), in.end(), dst.begin()));
       EXPECT_EQ(buffer.front(), kGuard);
@@ -208,10 +233,10 @@ TEST(ChunkCodecTest, DecodesIntoCallerStorageOfTheExactSize) {
 
 TEST(ChunkCodecTest, DecodeIntoRejectsMissizedStorageAndBadPayloads) {
   const auto in = textBytes(5000);
-  const auto ser = serialize(in, CompressionScheme::kLz4);
-  auto h = parseChunkHeader(ser);
+  const auto chunk = serializeAndParse(in, CompressionScheme::kLz4);
+  const auto& h = chunk.header;
   ASSERT_TRUE(h.ok());
-  const auto payload = std::span(ser).subspan(kChunkHeaderSize);
+  const auto payload = chunk.payload();
   for (const size_t size : {size_t{0}, in.size() - 1, in.size() + 1}) {
     std::vector<uint8_t> dst(size);
     auto st = decodeChunkPayloadInto(*h, payload, dst);
@@ -253,12 +278,11 @@ TEST(ChunkCodecTest, IncompressibleDataFallsBackToNone) {
   const auto rnd = randomBytes(65536, 3);
   for (const auto scheme :
        {CompressionScheme::kLz4, CompressionScheme::kByteGrouping4Lz4, CompressionScheme::kAuto}) {
-    const auto ser = serialize(rnd, scheme);
-    auto h = parseChunkHeader(ser);
-    ASSERT_TRUE(h.ok());
-    EXPECT_EQ(h->scheme, CompressionScheme::kNone);
-    EXPECT_EQ(h->compressed_size, rnd.size());
-    EXPECT_TRUE(std::equal(rnd.begin(), rnd.end(), ser.begin() + kChunkHeaderSize));
+    const auto chunk = serializeAndParse(rnd, scheme);
+    ASSERT_TRUE(chunk.header.ok());
+    EXPECT_EQ(chunk.header->scheme, CompressionScheme::kNone);
+    EXPECT_EQ(chunk.header->compressed_size, rnd.size());
+    EXPECT_TRUE(std::ranges::equal(chunk.payload(), rnd));
   }
 }
 
@@ -289,10 +313,7 @@ TEST(Lz4FrameTest, DecoderAcceptsAnyStandardFrame) {
   variants.push_back(small);
   for (const auto& prefs : variants) {
     const auto frame = lz4FrameWith(text, prefs);
-    std::vector<uint8_t> out(text.size());
-    auto st = lz4FrameDecompress(frame, out);
-    ASSERT_TRUE(st.ok()) << st.error().message();
-    EXPECT_EQ(out, text);
+    EXPECT_TRUE(lz4FrameDecodesTo(frame, text));
     // Through the chunk path too.
     const auto chunk = chunkWithPayload(CompressionScheme::kLz4, 131072, frame);
     std::vector<uint8_t> decoded;
@@ -321,14 +342,12 @@ TEST(Lz4FrameTest, LinkedBlocksAcrossOddSizes) {
     p.frameInfo.blockMode = LZ4F_blockLinked;
     p.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
     const auto frame = lz4FrameWith(text, p);
-    std::vector<uint8_t> out(n);
-    auto st = lz4FrameDecompress(frame, out);
-    ASSERT_TRUE(st.ok()) << n << ": " << st.error().message();
-    EXPECT_EQ(out, text);
+    EXPECT_TRUE(lz4FrameDecodesTo(frame, text)) << n;
     // A flipped content byte is caught by the content checksum or the block decoder.
     auto bad = frame;
     bad[bad.size() - 6] ^= 0x01;
-    EXPECT_FALSE(lz4FrameDecompress(bad, out).ok());
+    std::vector<uint8_t> out(n);
+    EXPECT_FALSE(lz4FrameDecompress(bad, out).ok()) << n;
   }
 }
 
@@ -444,7 +463,7 @@ TEST(Lz4FrameTest, RejectsCorruptTruncatedAndMissizedFrames) {
   std::vector<uint8_t> frame;
   lz4FrameCompress(text, frame);
   std::vector<uint8_t> out(text.size());
-  ASSERT_TRUE(lz4FrameDecompress(frame, out).ok());
+  ASSERT_TRUE(lz4FrameDecodesTo(frame, text));
 
   // Every truncation fails.
   for (size_t len = 0; len < frame.size(); len += (len < 64 ? 1 : 97)) {
@@ -475,8 +494,7 @@ TEST(Lz4FrameTest, RejectsCorruptTruncatedAndMissizedFrames) {
     (void)lz4FrameDecompress(c, o);
   }
   // The decoder is still usable after errors (context reset).
-  ASSERT_TRUE(lz4FrameDecompress(frame, out).ok());
-  EXPECT_EQ(out, text);
+  EXPECT_TRUE(lz4FrameDecodesTo(frame, text));
 }
 
 TEST(DecodeChunksTest, DecodesSequenceAndStopsAtFooter) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -199,9 +200,21 @@ TEST(DecodeFetchedRangeTest, DecodesExactlyTheAnnouncedChunks) {
   const FetchRange range{{4, 6}, {1000, 1000 + wire.size() - 1}};
   auto chunks = decodeFetchedRange(wire, range);
   ASSERT_TRUE(chunks.ok()) << chunks.error().message();
-  ASSERT_EQ(chunks->size(), 2u);
-  EXPECT_EQ((*chunks)[0], a);
-  EXPECT_EQ((*chunks)[1], b);
+  ASSERT_EQ(chunks->chunks.size(), 2u);
+  EXPECT_TRUE(std::ranges::equal(chunks->chunks[0], a));
+  EXPECT_TRUE(std::ranges::equal(chunks->chunks[1], b));
+
+  // A chunk stored uncompressed is a view of the fetched bytes, not a copy.
+  std::vector<uint8_t> plain_wire;
+  const auto c = pattern(700, 3);
+  appendSerializedChunk(c, CompressionScheme::kNone, plain_wire);
+  appendSerializedChunk(a, CompressionScheme::kLz4, plain_wire);
+  auto mixed = decodeFetchedRange(plain_wire, {{0, 2}, {0, plain_wire.size() - 1}});
+  ASSERT_TRUE(mixed.ok()) << mixed.error().message();
+  ASSERT_EQ(mixed->chunks.size(), 2u);
+  EXPECT_EQ(mixed->chunks[0].data(), plain_wire.data() + kChunkHeaderSize);
+  EXPECT_TRUE(std::ranges::equal(mixed->chunks[0], c));
+  EXPECT_TRUE(std::ranges::equal(mixed->chunks[1], a));
 
   // Wrong chunk count, truncated bytes, trailing garbage, corrupt header: all EIO.
   EXPECT_FALSE(decodeFetchedRange(wire, {{4, 7}, range.bytes}).ok());
