@@ -10,6 +10,8 @@
 #include <functional>
 #include <random>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 namespace hfm::vfs::staging {
 
@@ -77,18 +79,10 @@ Error errnoError(const std::string& what) {
 
 }  // namespace
 
-std::string serializeManifest(const Manifest& m) {
-  std::string out = "hfm-pending 1\n";
-  out += "path " + encode(m.path) + "\n";
-  out += "size " + std::to_string(m.size) + "\n";
-  out += "mtime_ns " + std::to_string(m.mtime_ns) + "\n";
-  out += "data " + encode(m.data) + "\n";
-  for (const auto& d : m.deletes) out += "delete " + encode(d) + "\n";
-  out += "end\n";
-  return out;
-}
-
 namespace {
+
+constexpr const char* kManifestHeader = "hfm-pending 1";
+constexpr const char* kDeleteHeader = "hfm-delete 1";
 
 // The shared shape of manifests and delete records: `header`, then `key value` lines handed to
 // `on_field` (which returns an error for a bad or unknown field), then "end". Anything after
@@ -107,6 +101,16 @@ Status parseRecord(const std::string& text, const std::string& header,
   return Error(EINVAL, "truncated (no end line)");
 }
 
+// The inverse of parseRecord, the one place that formats a record: `header`, one
+// "key value" line per field in order (values already encoded), then "end".
+std::string writeRecord(const std::string& header,
+                        const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string out = header + "\n";
+  for (const auto& [key, value] : fields) out += key + " " + value + "\n";
+  out += "end\n";
+  return out;
+}
+
 Error unknownField(const std::string& key) { return {EINVAL, "unknown field '" + key + "'"}; }
 
 // A relative path: decodes and refuses empty and absolute ones.
@@ -121,10 +125,20 @@ bool validDataName(const std::string& name) {
 
 }  // namespace
 
+std::string serializeManifest(const Manifest& m) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"path", encode(m.path)},
+      {"size", std::to_string(m.size)},
+      {"mtime_ns", std::to_string(m.mtime_ns)},
+      {"data", encode(m.data)}};
+  for (const auto& d : m.deletes) fields.emplace_back("delete", encode(d));
+  return writeRecord(kManifestHeader, fields);
+}
+
 Result<Manifest> parseManifest(const std::string& text) {
   Manifest m;
   bool have_path = false, have_size = false, have_data = false;
-  Status st = parseRecord(text, "hfm-pending 1",
+  Status st = parseRecord(text, kManifestHeader,
                           [&](const std::string& key, const std::string& value) -> Status {
                             uint64_t number = 0;
                             std::string decoded;
@@ -163,14 +177,14 @@ Result<Manifest> parseManifest(const std::string& text) {
 }
 
 std::string serializeDelete(const DeleteRecord& d) {
-  return "hfm-delete 1\npath " + encode(d.path) + "\ntime_ns " + std::to_string(d.time_ns) +
-         "\nend\n";
+  return writeRecord(kDeleteHeader,
+                     {{"path", encode(d.path)}, {"time_ns", std::to_string(d.time_ns)}});
 }
 
 Result<DeleteRecord> parseDelete(const std::string& text) {
   DeleteRecord d;
   bool have_path = false, have_time = false;
-  Status st = parseRecord(text, "hfm-delete 1",
+  Status st = parseRecord(text, kDeleteHeader,
                           [&](const std::string& key, const std::string& value) -> Status {
                             uint64_t number = 0;
                             if (key == "path") {
@@ -256,6 +270,16 @@ Status pwriteFull(int fd, uint64_t offset, std::span<const uint8_t> data) {
     done += static_cast<size_t>(n);
   }
   return okStatus();
+}
+
+Status pwriteOrRollback(int fd, uint64_t offset, std::span<const uint8_t> data, uint64_t old_size) {
+  Status st = pwriteFull(fd, offset, data);
+  if (st.ok() || offset + data.size() <= old_size) return st;
+  if (::ftruncate(fd, static_cast<off_t>(old_size)) != 0) {
+    const Error cut = errnoError("cutting a failed write back to " + std::to_string(old_size));
+    return st.error().withContext(cut.message());
+  }
+  return st;
 }
 
 namespace {

@@ -663,7 +663,8 @@ Result<OpenResult> Vfs::open(InodeId ino, int flags) {
   return result;
 }
 
-Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
+Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out,
+                         std::vector<ReadView>* views) {
   std::shared_ptr<FileHandle> handle;
   {
     std::lock_guard<std::mutex> lock(handles_mu_);
@@ -707,7 +708,7 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out) {
       return Error(ESTALE, node->path + " changed remotely since it was opened");
     }
   }
-  auto got = handle->prefetcher->read(offset, out);
+  auto got = handle->prefetcher->read(offset, out, views);
   if (!got.ok()) {
     const int code = got.error().code();
     // read(2) has no ENOENT/ENOTDIR/EISDIR: a version that vanished from the store is an I/O
@@ -756,22 +757,32 @@ Result<Attr> Vfs::setattr(InodeId ino) {
   return getattr(ino);
 }
 
-Status Vfs::mkdir(InodeId parent, std::string_view name_view) {
-  HFM_TRY(checkMutation(name_view));
-  const std::string name(name_view);
+Status Vfs::requireFreeName(InodeId parent, const std::string& name) {
   auto existing = lookup(parent, name);
   if (existing.ok()) {
-    forget(existing->ino, 1);
+    forget(existing->ino, 1);  // the lookup took a reference the kernel never sees
     return Error(EEXIST, name + " exists");
   }
   if (existing.error().code() != ENOENT) return existing.error();
+  return okStatus();
+}
+
+Result<Vfs::Inode*> Vfs::freeNameParentLocked(InodeId parent, const std::string& name) const {
+  Inode* dir = findLocked(parent);
+  if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
+  if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
+  if (dir->children.contains(name)) return Error(EEXIST, name + " exists");
+  return dir;
+}
+
+Status Vfs::mkdir(InodeId parent, std::string_view name_view) {
+  HFM_TRY(checkMutation(name_view));
+  const std::string name(name_view);
+  HFM_TRY(requireFreeName(parent, name));
   std::string path;
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    Inode* dir = findLocked(parent);
-    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
-    if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
-    if (dir->children.contains(name)) return Error(EEXIST, name + " exists");
+    HFM_ASSIGN_OR_RETURN(Inode * dir, freeNameParentLocked(parent, name));
     path = childPath(*dir, name);
     RemoteEntry e;
     e.path = path;

@@ -62,6 +62,9 @@ struct Vfs::Staged {
   std::atomic<uint64_t> committed{kNeverCommitted};  // generation the Hub has (at this path)
   std::atomic<bool> discarded{false};
   std::atomic<bool> superseded{false};  // a second streaming writer replaced this version
+  // A write to the staging file failed (ENOSPC, EIO): the unsaved bytes are gone and this copy
+  // is discarded; later writes, flushes and fsyncs through its handles fail with this errno.
+  std::atomic<int> lost_errno{0};
   bool has_manifest = false;
   std::string manifest_text;              // what the manifest on disk says
   uint64_t synced_gen = kNeverCommitted;  // generation last fdatasync'd

@@ -32,21 +32,12 @@ Result<Attr> Vfs::symlink(InodeId parent, std::string_view name_view, std::strin
   if (target.empty()) return Error(ENOENT, "empty symlink target");
   if (target.size() >= PATH_MAX) return Error(ENAMETOOLONG, "symlink target too long");
   const std::string name(name_view);
-  // The name may exist remotely in a directory not listed yet: ask as mkdir does.
-  auto existing = lookup(parent, name);
-  if (existing.ok()) {
-    forget(existing->ino, 1);
-    return Error(EEXIST, name + " exists");
-  }
-  if (existing.error().code() != ENOENT) return existing.error();
+  HFM_TRY(requireFreeName(parent, name));
   std::string path;
   Attr attr;
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    Inode* dir = findLocked(parent);
-    if (dir == nullptr || dir->detached) return Error(ENOENT, "directory was removed");
-    if (!dir->is_dir) return Error(ENOTDIR, dir->path + " is not a directory");
-    if (dir->children.contains(name)) return Error(EEXIST, name + " exists");
+    HFM_ASSIGN_OR_RETURN(Inode * dir, freeNameParentLocked(parent, name));
     path = childPath(*dir, name);
     // Always a fresh number: whatever the path named before was another kind of object.
     const InodeId id = next_ino_++;
@@ -171,12 +162,7 @@ Result<Attr> Vfs::link(InodeId ino, InodeId new_parent, std::string_view new_nam
     if (auto it = symlinks_.find(ino); it != symlinks_.end()) symlink_target = it->second;
   }
   if (symlink_target) return symlink(new_parent, new_name, *symlink_target);
-  auto existing = lookup(new_parent, new_name);
-  if (existing.ok()) {
-    forget(existing->ino, 1);
-    return Error(EEXIST, new_name + " exists");
-  }
-  if (existing.error().code() != ENOENT) return existing.error();
+  HFM_TRY(requireFreeName(new_parent, new_name));
   HFM_TRY(commitOpenWriter(ino));
   RemoteEntry entry;
   std::string source_path;
@@ -193,9 +179,7 @@ Result<Attr> Vfs::link(InodeId ino, InodeId new_parent, std::string_view new_nam
       return Error(ENOTSUP, source_path + " has no xet hash to copy: copy it instead");
     }
     entry = node->entry;
-    Inode* new_dir = findLocked(new_parent);
-    if (new_dir == nullptr || new_dir->detached) return Error(ENOENT, "directory was removed");
-    if (!new_dir->is_dir) return Error(ENOTDIR, new_dir->path + " is not a directory");
+    HFM_ASSIGN_OR_RETURN(Inode * new_dir, freeNameParentLocked(new_parent, new_name));
     new_path = childPath(*new_dir, new_name);
   }
   HFM_TRY(commitByHash(new_path, entry, {}, "link " + source_path + " → " + new_path));

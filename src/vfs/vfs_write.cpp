@@ -78,6 +78,11 @@ Status copyFileBytes(int from, int to, uint64_t size) {
   return okStatus();
 }
 
+// What every later write, flush and fsync of a copy that lost its bytes returns.
+Error lostError(int code) {
+  return {code, "an earlier write to this file failed and its unsaved bytes were dropped"};
+}
+
 std::chrono::milliseconds backoff(const WriteConfig& c, int attempt) {
   const auto initial = std::max<int64_t>(c.retry_initial.count(), 1);
   const auto cap = std::max<int64_t>(c.retry_max.count(), initial);
@@ -221,6 +226,7 @@ Result<std::shared_ptr<Vfs::Staged>> Vfs::acquireStaged(InodeId ino, bool trunca
         Status w = staging::pwriteFull(made->fd, at, std::span<const uint8_t>(buf.data(), *got));
         if (!w.ok()) {
           ::unlink(made->data_path.c_str());
+          spdlog::error("staging {} for writing: {}", path, w.error().message());
           return w.error();
         }
         at += *got;
@@ -277,6 +283,79 @@ void Vfs::discardLocked(Inode& node) {
   std::lock_guard<std::mutex> lock(commit_mu_);
   signaled_.erase(s.get());
   retries_.erase(s.get());
+}
+
+void Vfs::loseStaged(const std::shared_ptr<Staged>& s, const Error& cause) {
+  if (s->lost_errno.exchange(cause.code()) != 0) return;  // another handle got here first
+  std::string path;
+  bool hub_version = false;
+  bool delete_again = false;  // the Hub still has a file the user deleted before re-creating it
+  std::vector<std::function<void(InvalidationSink&)>> notes;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    Inode* node = findLocked(s->ino);
+    if (node != nullptr && node->staged == s) {  // else unlinked or replaced already
+      path = node->path;
+      hub_version = !node->entry.xet_hash.empty() || !node->entry.etag.empty();
+      {
+        std::lock_guard<std::mutex> slock(s->mu);
+        delete_again = !hub_version && s->remote_exists;
+      }
+      discardLocked(*node);
+      const InodeId ino = node->ino;
+      Inode* dir = findLocked(node->parent);
+      if (hub_version) {
+        notes.emplace_back([ino](InvalidationSink& sink) { sink.invalidateInode(ino, false); });
+      } else if (dir != nullptr && !node->detached) {
+        ChangeSet changes;
+        detachLocked(*dir, node->name, changes, notes);  // never committed: the name goes
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> slock(s->mu);
+    if (::ftruncate(s->fd, 0) != 0) {  // the unlinked file keeps its blocks while fds are open
+      spdlog::warn("freeing {}: {}", s->data_path, std::strerror(errno));
+    }
+    s->size = 0;
+  }
+  dispatch(notes);
+  if (path.empty()) {
+    spdlog::error("a write to {} failed ({}); the file was already replaced or removed",
+                  s->data_path, cause.message());
+    return;
+  }
+  if (delete_again) queueDelete(path);
+  if (!hub_version) addNegative(path);
+  spdlog::error("{}: unsaved data LOST, a write failed ({}); nothing of it is committed and {}",
+                path, cause.message(),
+                hub_version ? "the file shows its last committed version again"
+                            : "the file, never committed, is removed");
+}
+
+uint64_t Vfs::dropCleanCopies() {
+  std::vector<std::shared_ptr<Staged>> dropped;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    std::vector<Inode*> clean;
+    for (InodeId id : staged_inodes_) {
+      Inode* node = findLocked(id);
+      const auto& s = node != nullptr ? node->staged : nullptr;
+      if (s != nullptr && !s->dirty() && s->handles == 0) clean.push_back(node);
+    }
+    for (Inode* node : clean) {
+      dropped.push_back(node->staged);
+      discardLocked(*node);
+    }
+  }
+  // Unlinked and unused: the blocks are freed when `dropped` closes the last fds below.
+  uint64_t freed = 0;
+  for (const auto& s : dropped) freed += s->size.load();
+  if (!dropped.empty()) {
+    spdlog::info("staging area full: dropped {} cached clean copies ({} bytes) to make room",
+                 dropped.size(), freed);
+  }
+  return freed;
 }
 
 void Vfs::releaseCleanLocked(Inode& node) {
@@ -550,6 +629,7 @@ Result<size_t> Vfs::write(uint64_t fh, uint64_t offset, std::span<const uint8_t>
   if (!handle->writable) return Error(EBADF, "write on a read-only handle");
   std::lock_guard<std::mutex> wlock(handle->write_mu);
   Staged& s = *handle->staged;
+  if (const int lost = s.lost_errno.load(); lost != 0) return lostError(lost);
   if (s.superseded) return Error(EIO, "a later writer replaced this file (last writer wins)");
   if (!config_.writes.advanced && offset != handle->written) {
     return Error(EINVAL, "streaming writes must be sequential (offset " + std::to_string(offset) +
@@ -560,18 +640,24 @@ Result<size_t> Vfs::write(uint64_t fh, uint64_t offset, std::span<const uint8_t>
   std::lock_guard<std::mutex> ulock(s.upload_mu);
   uint64_t at = offset;
   uint64_t gen = 0;
-  {
+  auto store = [&]() -> Status {
     std::lock_guard<std::mutex> slock(s.mu);
     if (handle->append && config_.writes.advanced) at = s.size;
-    Status st = staging::pwriteFull(s.fd, at, data);
-    if (!st.ok()) {
-      spdlog::error("write to {}: {}", s.data_path, st.error().message());
-      return st.error();
-    }
-    if (at + data.size() > s.size) s.size = at + data.size();
-    s.changedLocked(at);
+    Status st = staging::pwriteOrRollback(s.fd, at, data, s.size);
+    if (st.ok() && at + data.size() > s.size) s.size = at + data.size();
+    s.changedLocked(at);  // also on failure: bytes below the old size may be half overwritten
     gen = s.generation;
     s.mtime_ns = wallNowNs();
+    return st;
+  };
+  Status stored = store();
+  if (!stored.ok() && stored.error().code() == ENOSPC && dropCleanCopies() > 0) {
+    stored = store();  // cached clean copies made room
+  }
+  if (!stored.ok()) {
+    s.upload.reset();  // the live upload is abandoned: no byte of this version is committed
+    loseStaged(handle->staged, stored.error());
+    return stored.error();
   }
   if (s.upload != nullptr) {
     // Streaming: keep uploading while the file arrives, so close has little left to do.
@@ -601,6 +687,7 @@ Status Vfs::flush(uint64_t fh) {
   if (!handle->writable) return okStatus();
   std::lock_guard<std::mutex> wlock(handle->write_mu);
   const auto s = handle->staged;
+  if (const int lost = s->lost_errno.load(); lost != 0) return lostError(lost);
   if (s->superseded) return Error(EIO, "a later writer replaced this file (last writer wins)");
   if (s->discarded) return okStatus();  // unlinked: nothing to commit
   if (!config_.writes.advanced) {
@@ -626,6 +713,7 @@ Status Vfs::fsync(uint64_t fh) {
   HFM_ASSIGN_OR_RETURN(auto handle, handleOf(fh));
   if (!handle->writable) return okStatus();
   const auto s = handle->staged;
+  if (const int lost = s->lost_errno.load(); lost != 0) return lostError(lost);
   if (s->superseded) return Error(EIO, "a later writer replaced this file (last writer wins)");
   if (s->discarded || !s->dirty()) return okStatus();
   // Safe on local disk is what fsync promises here; the Hub commit follows in the background.
@@ -990,7 +1078,7 @@ Status Vfs::commitStaged(const std::vector<std::shared_ptr<Staged>>& items,
         if (s->discarded || node == nullptr || node->staged != s) {
           // Unlinked while committing: the path now names bytes the user deleted (unless a
           // newer version of it is on its way, which overwrites it anyway).
-          queue_delete = p.add && !s->superseded;
+          queue_delete = p.add && !s->superseded && s->lost_errno == 0;
         } else if (node->path != p.path) {
           if (p.add) s->deletes.push_back(p.path);  // renamed while committing
           s->committed = kNeverCommitted;

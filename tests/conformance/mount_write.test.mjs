@@ -6,11 +6,12 @@
 // and compared by sha256 with the local source; removed and renamed-away paths must be gone.
 // Also: dedup of a 200 MB checkpoint rewritten with 1 % of its bytes changed (measured in the
 // bytes hf-local-hub stores), names over 255 bytes (ENAMETOOLONG), `..` in paths, and EROFS on
-// a --read-only mount.
+// a --read-only mount. And on a bucket of their own: symlinks (readlink, ls -l, cat through, rm),
+// hard links as server-side copies checked by xetHash on the hub (an empty file too), chmod.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as hub from "@huggingface/hub";
 import { USER, TOKEN, startLocalHub, makeDataDir, removeDir } from "./lib/localhub.mjs";
@@ -355,6 +356,193 @@ describe("namespace operations", { skip }, () => {
 			last = data;
 		}
 		expectFile("edit/doc.txt", last);
+	});
+});
+
+// Issue #5's in-memory namespace features, on a bucket of their own (so the end-of-file listing
+// of `writeb` is unaffected) and a mount of their own, which is remounted at the end. What the
+// reference does: symlinks and chmod live in memory only (lost on unmount); a hard link is a
+// server-side copy, one batch addFile bound to the source's xet hash (no bytes uploaded), with
+// its own inode; an empty file has the all-zero xet hash (no chunks), which links like any other.
+describe("symlinks, hard links and chmod through the mount", { skip }, () => {
+	const lbucket = { type: "bucket", name: `${USER}/linksb` };
+	let lm; // this block's mount
+	const at = (p) => path.join(lm.mountpoint, p);
+	const startLinksMount = () =>
+		startMount({
+			hubUrl: server.url,
+			kind: "bucket",
+			id: lbucket.name,
+			mountpoint: path.join(work, "links-mnt"),
+			cacheDir: path.join(work, "links-cache"),
+		});
+	const ran = (res, what) =>
+		assert.equal(res.status, 0, `${what}: exit ${res.status ?? res.signal}\n${res.stderr}\n--- mount log tail ---\n${lm.log().slice(-3000)}`);
+	const hubInfo = async (p) => (await hub.pathsInfo({ ...common(), repo: lbucket, paths: [p] }))[0];
+	// Waits until the hub lists `p` with `size` bytes (close may return before the commit).
+	const committed = (p, size) =>
+		waitFor(
+			async () => {
+				const info = await hubInfo(p);
+				return info?.size === size ? info : null;
+			},
+			{ timeoutMs: 60000, intervalMs: 200, what: `${p} to be committed on the hub` },
+		);
+	// `ln src dst`; a source the hub already has may still be finishing its commit in the mount
+	// (ENOTSUP until it is marked clean), so that one error is retried for a few seconds.
+	async function hardLink(src, dst) {
+		const deadline = Date.now() + 5000;
+		for (;;) {
+			const res = await run("ln", [at(src), at(dst)]);
+			if (res.status === 0 || !/not supported/i.test(res.stderr) || Date.now() > deadline) return res;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+
+	before(async () => {
+		await hub.createRepo({ ...common(), repo: lbucket });
+		lm = await startLinksMount();
+	});
+
+	after(async () => {
+		await lm?.stop();
+	});
+
+	it("ln -s: readlink answers the target, ls -l shows an l entry `-> target`, cat reads through, rm leaves the target", async () => {
+		await mkdir(at("sl"));
+		const data = seededBytes(70_000, 600);
+		await writeFile(at("sl/target.bin"), data);
+		ran(await run("ln", ["-s", "target.bin", at("sl/link")]), "ln -s");
+		ran(await run("ln", ["-s", "/nonexistent/elsewhere", at("sl/dangling")]), "ln -s to a missing path");
+
+		const rl = await run("readlink", [at("sl/link")]);
+		ran(rl, "readlink");
+		assert.equal(rl.stdout, "target.bin\n");
+		assert.equal(await readlink(at("sl/dangling")), "/nonexistent/elsewhere");
+		const st = await lstat(at("sl/link"));
+		assert.ok(st.isSymbolicLink(), "lstat reports a symlink");
+		assert.equal(st.size, "target.bin".length, "a symlink's size is its target's length");
+		const ls = await run("ls", ["-l", at("sl")]);
+		ran(ls, "ls -l");
+		assert.match(ls.stdout, /^l[rwx-]{9}\S*\s.*\slink -> target\.bin$/m, ls.stdout);
+		assert.match(ls.stdout, /^l[rwx-]{9}\S*\s.*\sdangling -> \/nonexistent\/elsewhere$/m, ls.stdout);
+		assert.deepEqual(
+			(await readdir(at("sl"), { withFileTypes: true })).map((e) => [e.name, e.isSymbolicLink()]).sort(),
+			[
+				["dangling", true],
+				["link", true],
+				["target.bin", false],
+			],
+			"readdir types (DT_LNK)",
+		);
+
+		const cat = await run("sh", ["-c", 'cat "$1" | sha256sum', "sh", at("sl/link")]);
+		ran(cat, "cat through the symlink");
+		assert.equal(cat.stdout.split(" ")[0], sha256(data), "cat link gives the target's bytes");
+		assert.equal(sha256(await readFile(at("sl/link"))), sha256(data), "node reads through the symlink");
+		await expectErrno(readFile(at("sl/dangling")), "ENOENT", "reading through a dangling symlink");
+		await expectErrno(readlink(at("sl/target.bin")), "EINVAL", "readlink of a regular file");
+		await expectErrno(symlink("other", at("sl/link")), "EEXIST", "ln -s over an existing symlink");
+
+		ran(await run("rm", [at("sl/link")]), "rm link");
+		await expectErrno(lstat(at("sl/link")), "ENOENT", "the removed symlink");
+		assert.equal(await sha256File(at("sl/target.bin")), sha256(data), "the target is intact");
+		assert.deepEqual((await readdir(at("sl"))).sort(), ["dangling", "target.bin"]);
+		// Symlinks never reach the bucket; the target does.
+		await committed("sl/target.bin", data.length);
+		assert.deepEqual(await hubFilePaths(common(), lbucket), ["sl/target.bin"]);
+	});
+
+	it("ln of a committed file: the hub lists the new name with the same xetHash and serves identical bytes", async () => {
+		await mkdir(at("hl"));
+		const data = seededBytes(3 * MiB + 7, 610);
+		await writeFile(at("hl/a.bin"), data);
+		const a = await committed("hl/a.bin", data.length);
+		assert.match(a.xetHash ?? "", /^[0-9a-f]{64}$/, "a.bin's xetHash");
+		const stored = await casStoredBytes(dataDir);
+
+		ran(await hardLink("hl/a.bin", "hl/b.bin"), "ln a.bin b.bin");
+		// link commits synchronously (one batch addFile): the hub has b.bin when ln returns.
+		const b = await hubInfo("hl/b.bin");
+		assert.ok(b, "the hub lists hl/b.bin right after ln");
+		assert.equal(b.xetHash, a.xetHash, "same xetHash: a server-side copy");
+		assert.equal(b.size, data.length);
+		assert.deepEqual(await hubFileDigest(common(), lbucket, "hl/b.bin"), { size: data.length, sha256: sha256(data) });
+		assert.equal(await casStoredBytes(dataDir), stored, "no bytes were uploaded for the link");
+
+		const [sa, sb] = [await stat(at("hl/a.bin")), await stat(at("hl/b.bin"))];
+		assert.notEqual(sb.ino, sa.ino, "the new name is a separate inode");
+		assert.equal(sb.nlink, 1);
+		assert.equal(sb.size, data.length);
+		assert.equal(await sha256File(at("hl/b.bin")), sha256(data), "b.bin reads the bytes through the mount");
+		await expectErrno(link(at("hl/a.bin"), at("hl/b.bin")), "EEXIST", "ln onto an existing name");
+		await expectErrno(link(at("hl"), at("hl-dir-link")), "EPERM", "ln of a directory");
+
+		// A copy, not a shared inode: replacing b.bin leaves a.bin (locally and on the hub).
+		const other = new TextEncoder().encode("b.bin rewritten\n");
+		await writeFile(at("hl/b.bin"), other);
+		assert.equal(await sha256File(at("hl/a.bin")), sha256(data), "a.bin after b.bin was rewritten");
+		await committed("hl/b.bin", other.length);
+		assert.equal((await hubInfo("hl/a.bin")).xetHash, a.xetHash, "a.bin on the hub after b.bin was rewritten");
+		// rm of the link leaves the source.
+		ran(await run("rm", [at("hl/b.bin")]), "rm b.bin");
+		assert.equal(await sha256File(at("hl/a.bin")), sha256(data));
+		await waitFor(async () => !(await hub.fileExists({ ...common(), repo: lbucket, path: "hl/b.bin" })), {
+			timeoutMs: 30000,
+			what: "hl/b.bin to be deleted on the hub",
+		});
+		assert.deepEqual(await hubFileDigest(common(), lbucket, "hl/a.bin"), { size: data.length, sha256: sha256(data) });
+	});
+
+	it("ln of an empty file: the all-zero xetHash is copied like any other, and the copy downloads as 0 bytes", async () => {
+		ran(await run("sh", ["-c", ': > "$1"', "sh", at("hl/empty")]), "create an empty file");
+		// An empty file commits at release, which the kernel sends after close has returned: an
+		// `ln` right away may find it uncommitted, and must then say ENOTSUP (ln falls back to
+		// nothing, so the user sees "Operation not supported"), never anything else.
+		const early = await run("ln", [at("hl/empty"), at("hl/empty-early")]);
+		if (early.status !== 0) assert.match(early.stderr, /Operation not supported/, early.stderr);
+		const e = await committed("hl/empty", 0);
+		// xet: a file with no chunks has the all-zero file hash (not a keyed hash of nothing).
+		assert.equal(e.xetHash, "0".repeat(64), "the empty file's xetHash on the hub");
+		ran(await hardLink("hl/empty", "hl/empty-link"), "ln empty empty-link");
+		const l = await hubInfo("hl/empty-link");
+		assert.ok(l, "the hub lists hl/empty-link right after ln");
+		assert.equal(l.xetHash, e.xetHash);
+		assert.equal(l.size, 0);
+		assert.deepEqual(await hubFileDigest(common(), lbucket, "hl/empty-link"), { size: 0, sha256: sha256(new Uint8Array(0)) });
+		assert.equal((await stat(at("hl/empty-link"))).size, 0);
+		assert.equal((await readFile(at("hl/empty-link"))).length, 0);
+		if (early.status === 0) assert.equal((await hubInfo("hl/empty-early"))?.xetHash, e.xetHash, "the early link");
+		else ran(await hardLink("hl/empty", "hl/empty-early"), "ln of the empty file once committed");
+		ran(await run("rm", [at("hl/empty-early")]), "rm empty-early");
+	});
+
+	it("chmod 600: stat shows mode 0600 while mounted (ls -l too); another file keeps 0644", async () => {
+		await mkdir(at("perm"));
+		await writeFile(at("perm/f.txt"), "mode bits live in memory\n");
+		await writeFile(at("perm/g.txt"), "untouched\n");
+		ran(await run("chmod", ["600", at("perm/f.txt")]), "chmod 600");
+		assert.equal((await stat(at("perm/f.txt"))).mode & 0o7777, 0o600);
+		const st = await run("stat", ["-c", "%a %A", at("perm/f.txt")]);
+		ran(st, "stat");
+		assert.equal(st.stdout, "600 -rw-------\n");
+		assert.equal((await stat(at("perm/g.txt"))).mode & 0o7777, 0o644);
+		ran(await run("chmod", ["700", at("perm")]), "chmod 700 on a directory");
+		assert.equal((await stat(at("perm"))).mode & 0o7777, 0o700);
+		// Still 0600 once the content is committed (the commit carries no mode).
+		await committed("perm/f.txt", "mode bits live in memory\n".length);
+		assert.equal((await stat(at("perm/f.txt"))).mode & 0o7777, 0o600, "mode after the commit");
+	});
+
+	it("after a remount: symlinks and modes are gone (memory only), the hard-link copies are still there", async () => {
+		const exit = await lm.stop();
+		assert.deepEqual(exit, { code: 0, signal: null, stillMounted: false }, lm.log().slice(-3000));
+		lm = await startLinksMount();
+		await expectErrno(lstat(at("sl/dangling")), "ENOENT", "a symlink after the remount");
+		assert.deepEqual(await readdir(at("sl")), ["target.bin"]);
+		assert.equal((await stat(at("perm/f.txt"))).mode & 0o7777, 0o644, "chmod'd file after the remount");
+		assert.equal((await stat(at("hl/empty-link"))).size, 0);
+		assert.deepEqual(await hubFilePaths(common(), lbucket), ["hl/a.bin", "hl/empty", "hl/empty-link", "perm/f.txt", "perm/g.txt", "sl/target.bin"]);
 	});
 });
 

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -270,17 +271,33 @@ struct TempRoot {
 const std::vector<std::string> kAdvanced = {"--advanced-writes", "--flush-debounce-ms", "100",
                                             "--flush-max-batch-window-ms", "1000"};
 
+// A fresh hub with the bucket tester/wb mounted with kAdvanced at <root>/mnt (cache in
+// <root>/cache; <root>/local is for the test's reference copies). Declared in teardown order:
+// the mount stops first, then the hub, then the directory goes.
+struct AdvancedWritesMount {
+  TempRoot root;
+  std::string mnt;
+  LocalHubProcess hub;
+  std::optional<MountProcess> writer;
+
+  // True once the bucket exists and the mount is up.
+  bool start() {
+    if (root.dir.empty()) return false;
+    for (const char* d : {"mnt", "cache", "local"}) fs::create_directories(root.dir + "/" + d);
+    mnt = root.dir + "/mnt";
+    if (!createBucket(hub.url())) return false;
+    writer.emplace(hub.url(), root.dir + "/cache", mnt, false, kAdvanced);
+    return writer->mounted();
+  }
+};
+
 TEST(BucketWriteTest, AdvancedWritesRandomOffsetsAppendSqliteAndGit) {
   if (!fuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-  TempRoot root;
-  ASSERT_FALSE(root.dir.empty());
-  const std::string r = root.dir;
-  for (const char* d : {"mnt", "cache", "local"}) fs::create_directories(r + "/" + d);
-  const std::string m = r + "/mnt";
-  LocalHubProcess hub;
-  ASSERT_TRUE(createBucket(hub.url()));
-  MountProcess writer(hub.url(), r + "/cache", m, false, kAdvanced);
-  ASSERT_TRUE(writer.mounted());
+  AdvancedWritesMount mount;
+  ASSERT_TRUE(mount.start());
+  const std::string& r = mount.root.dir;
+  const std::string& m = mount.mnt;
+  const LocalHubProcess& hub = mount.hub;
 
   // Random-offset writes (fixed seed) into the mount and into a local model file.
   const std::string py =
@@ -337,7 +354,7 @@ test "$(sqlite3 db.sqlite 'pragma integrity_check;')" = ok
   EXPECT_TRUE(hubHas(hub.url(), "repo/README", r + "/local/README", 60));
   EXPECT_EQ(run("test \"$(sqlite3 " + r + "/local/db.sqlite.hub 'select count(*) from t;')\" = 3"),
             0);
-  writer.stop();
+  mount.writer->stop();
 }
 
 TEST(BucketWriteTest, HubDownDuringCloseTheFileArrivesWhenItIsBack) {
@@ -396,15 +413,11 @@ TEST(BucketWriteTest, KillNineRightAfterCloseThenRestartCommitsTheFile) {
 
 TEST(BucketWriteTest, AdvancedFileAppendedWithoutPauseReachesTheHubBeforeTheWriterStops) {
   if (!fuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-  TempRoot root;
-  ASSERT_FALSE(root.dir.empty());
-  const std::string r = root.dir;
-  for (const char* d : {"mnt", "cache", "local"}) fs::create_directories(r + "/" + d);
-  const std::string m = r + "/mnt";
-  LocalHubProcess hub;
-  ASSERT_TRUE(createBucket(hub.url()));
-  MountProcess writer(hub.url(), r + "/cache", m, false, kAdvanced);
-  ASSERT_TRUE(writer.mounted());
+  AdvancedWritesMount mount;
+  ASSERT_TRUE(mount.start());
+  const std::string& r = mount.root.dir;
+  const std::string& m = mount.mnt;
+  const LocalHubProcess& hub = mount.hub;
   // 8 MB of history, then a line appended every 50 ms for ~3 s: every upload overlaps appends.
   // The hub must show a version while the writer is still running.
   const std::string script = "head -c 8000000 /dev/urandom > " + m + "/train.log\n" +
@@ -424,7 +437,7 @@ TEST(BucketWriteTest, AdvancedFileAppendedWithoutPauseReachesTheHubBeforeTheWrit
           "/train.log " + r + "/local/train.log"),
       0);
   EXPECT_TRUE(hubHas(hub.url(), "train.log", r + "/local/train.log", 60));
-  writer.stop();
+  mount.writer->stop();
 }
 
 }  // namespace

@@ -61,6 +61,12 @@ Result<std::string> readSmallFile(const std::string& path, size_t max_bytes);
 Result<size_t> preadFull(int fd, uint64_t offset, std::span<uint8_t> out);
 Status pwriteFull(int fd, uint64_t offset, std::span<const uint8_t> data);
 
+// pwriteFull into a staging file whose size before the write is `old_size`. When the write
+// fails (the staging filesystem is full: ENOSPC, also for EDQUOT; else EIO), the file is cut
+// back to `old_size`, so a failed extension leaves neither a hole nor a half-written tail and
+// the blocks it took are free again. Bytes below `old_size` may be partly overwritten.
+Status pwriteOrRollback(int fd, uint64_t offset, std::span<const uint8_t> data, uint64_t old_size);
+
 // This process's random prefix of uniqueName() (16 hex digits).
 std::string runId();
 

@@ -261,7 +261,10 @@ class Vfs {
   Result<OpenResult> open(InodeId ino, int flags);
   // FUSE READ: exactly min(size, file size - offset) bytes (never short before EOF), 0 at EOF.
   // EBADF for unknown handles; remote errors pass through (EIO on timeouts).
-  Result<size_t> read(uint64_t fh, uint64_t offset, std::span<uint8_t> out);
+  // `views` as in Prefetcher::read: remote bytes already prefetched may come back as views
+  // instead of being copied into `out`.
+  Result<size_t> read(uint64_t fh, uint64_t offset, std::span<uint8_t> out,
+                      std::vector<ReadView>* views = nullptr);
   // FUSE RELEASE: frees the handle. A write handle with uncommitted bytes is committed now
   // (streaming) or persisted and queued (advanced); failures keep the file pending and are
   // logged (the kernel ignores release errors).
@@ -387,6 +390,12 @@ class Vfs {
   void addNegative(const std::string& path);
   void dropNegativeUnder(const std::string& dir_path);
   Status checkMutation(std::string_view name) const;
+  // A new entry named `name` may go in `parent`: EEXIST if a lookup finds it (remotely too, in a
+  // directory not listed yet); other lookup failures pass through. Takes no lock on entry.
+  Status requireFreeName(InodeId parent, const std::string& name);
+  // `parent` as a live directory with no child `name` (checked again under mu_: the lookup in
+  // requireFreeName ran unlocked). ENOENT, ENOTDIR or EEXIST otherwise. Requires mu_.
+  Result<Inode*> freeNameParentLocked(InodeId parent, const std::string& name) const;
   // --- write path (vfs_write.cpp) ---
   struct Staged;
   Result<std::shared_ptr<FileHandle>> handleOf(uint64_t fh) const;
@@ -411,6 +420,13 @@ class Vfs {
                       const std::vector<std::string>& deletes, std::vector<Status>& results);
   // Uploads the current generation of `s` (its uploaded_* fields name what was uploaded).
   Result<UploadedContent> uploadStaged(Staged& s);
+  // A write to the staging file of `s` failed with `cause`: `s` is marked lost and discarded,
+  // its blocks are freed, and the path shows the Hub's version again (or goes away if the Hub
+  // has none). Logs one line naming the file.
+  void loseStaged(const std::shared_ptr<Staged>& s, const Error& cause);
+  // The staging filesystem is full: drops every clean copy no handle uses (advanced mode's
+  // cache of committed versions). Returns the bytes freed. Takes mu_.
+  uint64_t dropCleanCopies();
   // Drops the inode's staged copy: never committed, files removed (open handles keep the fd).
   void discardLocked(Inode& node);  // requires mu_ exclusively
   // Drops a clean, unused staged copy (streaming) or keeps it as a cache (advanced, GC).

@@ -12,6 +12,7 @@
 
 #include "fake_remote.h"
 #include "hfm/vfs/vfs.h"
+#include "vfs_fixture.h"
 
 namespace hfm::vfs {
 namespace {
@@ -43,7 +44,7 @@ class PartlyHashlessRemote : public FakeRemote {
   }
 };
 
-class VfsLinksTest : public ::testing::TestWithParam<bool> {
+class VfsLinksTest : public hfm::testing::VfsFixture<::testing::TestWithParam<bool>> {
  protected:
   void SetUp() override {
     remote_ = std::make_shared<PartlyHashlessRemote>(/*read_only=*/false);
@@ -59,10 +60,7 @@ class VfsLinksTest : public ::testing::TestWithParam<bool> {
 
   std::unique_ptr<Vfs> makeVfs(std::shared_ptr<FakeRemote> remote, bool advanced_writes) {
     VfsConfig c;
-    c.now = [this] { return Clock::time_point(std::chrono::milliseconds(clock_ms_.load())); };
-    c.prefetch.retry_backoff = std::chrono::milliseconds(1);
     c.prefetch.fetch_attempts = 1;
-    c.worker_threads = 2;
     c.writes.retry_initial = std::chrono::milliseconds(20);
     c.writes.retry_max = std::chrono::milliseconds(80);
     if (advanced_writes) {
@@ -70,48 +68,19 @@ class VfsLinksTest : public ::testing::TestWithParam<bool> {
       c.writes.flush_debounce = std::chrono::milliseconds(20);
       c.writes.flush_max_batch_window = std::chrono::milliseconds(500);
     }
-    auto v = std::make_unique<Vfs>(std::move(remote), c);
+    auto v = makeVfsOver(std::move(remote), c);
     EXPECT_TRUE(v->preloadRoot().ok());
     return v;
   }
 
   InodeId mustLookup(InodeId parent, const std::string& name) {
-    auto r = vfs_->lookup(parent, name);
-    EXPECT_TRUE(r.ok()) << name << ": " << (r.ok() ? "" : r.error().message());
-    return r.ok() ? r->ino : 0;
+    return VfsFixture::mustLookup(*vfs_, parent, name);
   }
+  std::vector<DirEntry> entries(InodeId dir) { return listEntries(*vfs_, dir); }
+  std::vector<uint8_t> readAll(InodeId ino) { return VfsFixture::readAll(*vfs_, ino); }
 
   int errorOf(const Result<Attr>& r) { return r.ok() ? 0 : r.error().code(); }
   int errorOf(const Status& s) { return s.ok() ? 0 : s.error().code(); }
-
-  std::vector<DirEntry> entries(InodeId dir) {
-    auto fh = vfs_->opendir(dir);
-    EXPECT_TRUE(fh.ok());
-    if (!fh.ok()) return {};
-    auto got = vfs_->readdir(*fh, 0, 100000);
-    vfs_->releasedir(*fh);
-    EXPECT_TRUE(got.ok());
-    return got.ok() ? *got : std::vector<DirEntry>{};
-  }
-
-  const DirEntry* findEntry(const std::vector<DirEntry>& list, const std::string& name) {
-    for (const auto& e : list) {
-      if (e.name == name) return &e;
-    }
-    return nullptr;
-  }
-
-  std::vector<uint8_t> readAll(InodeId ino) {
-    auto attr = vfs_->getattr(ino);
-    auto h = vfs_->open(ino, O_RDONLY);
-    EXPECT_TRUE(attr.ok() && h.ok());
-    if (!attr.ok() || !h.ok()) return {};
-    std::vector<uint8_t> out(static_cast<size_t>(attr->size));
-    auto n = vfs_->read(h->fh, 0, out);
-    vfs_->release(h->fh);
-    EXPECT_TRUE(n.ok());
-    return out;
-  }
 
   // Everything queued is on the remote (advanced mode commits in the background).
   void settle() { ASSERT_TRUE(vfs_->flushAll(std::chrono::seconds(10)).ok()); }
@@ -119,7 +88,6 @@ class VfsLinksTest : public ::testing::TestWithParam<bool> {
   std::shared_ptr<PartlyHashlessRemote> remote_;
   std::unique_ptr<Vfs> vfs_;
   std::vector<uint8_t> a_bytes_;
-  std::atomic<int64_t> clock_ms_{1'000'000};
 };
 
 std::string modeName(const ::testing::TestParamInfo<bool>& mode) {

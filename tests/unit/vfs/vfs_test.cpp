@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fake_remote.h"
+#include "vfs_fixture.h"
 
 namespace hfm::vfs {
 namespace {
@@ -33,7 +34,7 @@ class RecordingSink : public InvalidationSink {
   std::vector<std::pair<InodeId, std::string>> entries;
 };
 
-class VfsTest : public ::testing::Test {
+class VfsTest : public hfm::testing::VfsFixture<> {
  protected:
   void SetUp() override {
     remote_ = std::make_shared<FakeRemote>();
@@ -47,52 +48,13 @@ class VfsTest : public ::testing::Test {
   std::unique_ptr<Vfs> makeVfs(VfsConfig c = {}) {
     c.uid = 1234;
     c.gid = 5678;
-    c.now = [this] { return Clock::time_point(std::chrono::milliseconds(clock_ms_.load())); };
-    c.prefetch.retry_backoff = std::chrono::milliseconds(1);
-    c.worker_threads = 2;
-    auto v = std::make_unique<Vfs>(remote_, c);
+    auto v = makeVfsOver(remote_, c);
     v->setInvalidationSink(&sink_);
     return v;
   }
 
-  void advance(std::chrono::milliseconds d) { clock_ms_ += d.count(); }
-
-  InodeId mustLookup(Vfs& v, InodeId parent, const std::string& name) {
-    auto r = v.lookup(parent, name);
-    EXPECT_TRUE(r.ok()) << name << ": " << (r.ok() ? "" : r.error().message());
-    return r.ok() ? r->ino : 0;
-  }
-
-  std::vector<std::string> listNames(Vfs& v, InodeId dir) {
-    auto fh = v.opendir(dir);
-    EXPECT_TRUE(fh.ok());
-    std::vector<std::string> names;
-    auto entries = v.readdir(*fh, 0, 100000);
-    EXPECT_TRUE(entries.ok());
-    for (const auto& e : *entries) names.push_back(e.name);
-    v.releasedir(*fh);
-    return names;
-  }
-
-  std::vector<uint8_t> readAll(Vfs& v, InodeId ino) {
-    auto o = v.open(ino, O_RDONLY);
-    EXPECT_TRUE(o.ok());
-    std::vector<uint8_t> out;
-    std::vector<uint8_t> buf(65536);
-    for (uint64_t off = 0;;) {
-      auto n = v.read(o->fh, off, buf);
-      EXPECT_TRUE(n.ok());
-      if (!n.ok() || *n == 0) break;
-      out.insert(out.end(), buf.begin(), buf.begin() + static_cast<long>(*n));
-      off += *n;
-    }
-    v.release(o->fh);
-    return out;
-  }
-
   std::shared_ptr<FakeRemote> remote_;
   RecordingSink sink_;
-  std::atomic<int64_t> clock_ms_{1000000};
 };
 
 TEST_F(VfsTest, AttributesFollowTheReference) {
