@@ -25,6 +25,11 @@ inline int64_t wallNowNs() {
       .count();
 }
 
+// What every later write, flush, fsync and link of a copy that lost its bytes returns.
+inline Error lostError(int code) {
+  return {code, "an earlier write to this file failed and its unsaved bytes were dropped"};
+}
+
 inline std::string versionOf(const RemoteEntry& e) {
   return e.xet_hash + "|" + e.etag + "|" + std::to_string(e.size);
 }

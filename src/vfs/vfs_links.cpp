@@ -110,25 +110,39 @@ Status Vfs::renameSymlink(InodeId parent, const std::string& name, InodeId new_p
   return okStatus();
 }
 
-Status Vfs::commitOpenWriter(InodeId ino) {
-  if (config_.writes.advanced) return okStatus();  // staged writes commit on their own schedule
+Status Vfs::commitForLink(InodeId ino) {
   std::shared_ptr<Staged> staged;
+  std::string path;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     Inode* node = findLocked(ino);
-    if (node == nullptr || node->writers == 0 || !node->dirty()) return okStatus();
+    if (node == nullptr || !node->dirty()) return okStatus();
     staged = node->staged;
+    path = node->path;
   }
-  std::vector<uint64_t> writers;
-  {
-    std::lock_guard<std::mutex> lock(handles_mu_);
-    for (const auto& [fh, handle] : files_) {
-      if (handle->writable && handle->staged == staged) writers.push_back(fh);
+  if (staged == nullptr) return okStatus();
+  if (const int lost = staged->lost_errno.load(); lost != 0) return lostError(lost);
+  if (!config_.writes.advanced) {
+    // A writer that wrote bytes commits as its close would, serialized with its writes.
+    std::vector<uint64_t> writers;
+    {
+      std::lock_guard<std::mutex> lock(handles_mu_);
+      for (const auto& [fh, handle] : files_) {
+        if (handle->writable && handle->staged == staged) writers.push_back(fh);
+      }
     }
+    for (const uint64_t fh : writers) HFM_TRY(flush(fh));
   }
-  // The same commit a close makes (flush): serialized with that handle's writes, a no-op for a
-  // handle that wrote nothing. Later writes through the handle start a new version.
-  for (const uint64_t fh : writers) HFM_TRY(flush(fh));
+  // What is left: a new file nobody wrote to yet (its release, which commits it, may still be
+  // on its way after close returned), or advanced writes waiting for their debounce. Kept on
+  // local disk first, so a failed commit is retried like any other.
+  HFM_TRY(persist(staged));
+  std::vector<Status> results;
+  (void)commitStaged({staged}, {}, results);
+  if (!results[0].ok()) {
+    scheduleRetry(staged, results[0].error());
+    return Error(EIO, "committing " + path + " before linking it: " + results[0].error().message());
+  }
   return okStatus();
 }
 
@@ -163,7 +177,7 @@ Result<Attr> Vfs::link(InodeId ino, InodeId new_parent, std::string_view new_nam
   }
   if (symlink_target) return symlink(new_parent, new_name, *symlink_target);
   HFM_TRY(requireFreeName(new_parent, new_name));
-  HFM_TRY(commitOpenWriter(ino));
+  HFM_TRY(commitForLink(ino));
   RemoteEntry entry;
   std::string source_path;
   std::string new_path;

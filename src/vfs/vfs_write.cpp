@@ -78,11 +78,6 @@ Status copyFileBytes(int from, int to, uint64_t size) {
   return okStatus();
 }
 
-// What every later write, flush and fsync of a copy that lost its bytes returns.
-Error lostError(int code) {
-  return {code, "an earlier write to this file failed and its unsaved bytes were dropped"};
-}
-
 std::chrono::milliseconds backoff(const WriteConfig& c, int attempt) {
   const auto initial = std::max<int64_t>(c.retry_initial.count(), 1);
   const auto cap = std::max<int64_t>(c.retry_max.count(), initial);

@@ -388,16 +388,8 @@ describe("symlinks, hard links and chmod through the mount", { skip }, () => {
 			},
 			{ timeoutMs: 60000, intervalMs: 200, what: `${p} to be committed on the hub` },
 		);
-	// `ln src dst`; a source the hub already has may still be finishing its commit in the mount
-	// (ENOTSUP until it is marked clean), so that one error is retried for a few seconds.
-	async function hardLink(src, dst) {
-		const deadline = Date.now() + 5000;
-		for (;;) {
-			const res = await run("ln", [at(src), at(dst)]);
-			if (res.status === 0 || !/not supported/i.test(res.stderr) || Date.now() > deadline) return res;
-			await new Promise((r) => setTimeout(r, 100));
-		}
-	}
+	// `ln src dst`: the mount commits an uncommitted source first, so it never needs a retry.
+	const hardLink = (src, dst) => run("ln", [at(src), at(dst)]);
 
 	before(async () => {
 		await hub.createRepo({ ...common(), repo: lbucket });
@@ -496,11 +488,9 @@ describe("symlinks, hard links and chmod through the mount", { skip }, () => {
 
 	it("ln of an empty file: the all-zero xetHash is copied like any other, and the copy downloads as 0 bytes", async () => {
 		ran(await run("sh", ["-c", ': > "$1"', "sh", at("hl/empty")]), "create an empty file");
-		// An empty file commits at release, which the kernel sends after close has returned: an
-		// `ln` right away may find it uncommitted, and must then say ENOTSUP (ln falls back to
-		// nothing, so the user sees "Operation not supported"), never anything else.
-		const early = await run("ln", [at("hl/empty"), at("hl/empty-early")]);
-		if (early.status !== 0) assert.match(early.stderr, /Operation not supported/, early.stderr);
+		// An empty file commits at release, which the kernel may send after close has returned
+		// and after the `ln` below: the link commits the source first, so it works at once.
+		ran(await hardLink("hl/empty", "hl/empty-early"), "ln right after creating the file");
 		const e = await committed("hl/empty", 0);
 		// xet: a file with no chunks has the all-zero file hash (not a keyed hash of nothing).
 		assert.equal(e.xetHash, "0".repeat(64), "the empty file's xetHash on the hub");
@@ -512,8 +502,7 @@ describe("symlinks, hard links and chmod through the mount", { skip }, () => {
 		assert.deepEqual(await hubFileDigest(common(), lbucket, "hl/empty-link"), { size: 0, sha256: sha256(new Uint8Array(0)) });
 		assert.equal((await stat(at("hl/empty-link"))).size, 0);
 		assert.equal((await readFile(at("hl/empty-link"))).length, 0);
-		if (early.status === 0) assert.equal((await hubInfo("hl/empty-early"))?.xetHash, e.xetHash, "the early link");
-		else ran(await hardLink("hl/empty", "hl/empty-early"), "ln of the empty file once committed");
+		assert.equal((await hubInfo("hl/empty-early"))?.xetHash, e.xetHash, "the early link");
 		ran(await run("rm", [at("hl/empty-early")]), "rm empty-early");
 	});
 

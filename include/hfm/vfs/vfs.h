@@ -470,8 +470,9 @@ class Vfs {
   // True when the subtree below `node` (itself included) holds something the remote does not
   // know: an uncommitted file, a mkdir'd directory, a symlink. Listings keep it. Requires mu_.
   bool holdsLocalStateLocked(const Inode& node) const;
-  // Streaming mode: commits the open writer of `ino` now if it wrote bytes (link needs a hash).
-  Status commitOpenWriter(InodeId ino);
+  // A link copies the committed version (by hash): uncommitted bytes of `ino` are committed
+  // now. EIO (kept locally, retried) when that commit fails.
+  Status commitForLink(InodeId ino);
   // One batch binding `path` to `entry`'s content (same hash, same mtime) plus `deletes`; no byte
   // is uploaded. A queued delete of `path` is cancelled (re-queued if the batch fails), one in
   // flight is waited for. Remote failures are logged (prefixed with `what`) and become EIO.

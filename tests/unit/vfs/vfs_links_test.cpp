@@ -339,20 +339,14 @@ TEST_P(VfsLinksTest, LinkErrors) {
   EXPECT_EQ(errorOf(ro->link(f->ino, kRootInode, "desktop.ini")), EACCES);
 }
 
-TEST_P(VfsLinksTest, LinkOfAnOpenWriter) {
+TEST_P(VfsLinksTest, LinkOfAnOpenWriterCommitsItFirst) {
   auto made = vfs_->create(kRootInode, "w.bin", O_WRONLY | O_CREAT | O_TRUNC);
   ASSERT_TRUE(made.ok());
   const auto first = patternBytes(70'000, 21);
   const auto second = patternBytes(30'000, 22);
   ASSERT_TRUE(vfs_->write(made->open.fh, 0, first).ok());
+  // Streaming commits as close would; advanced mode commits without waiting for the debounce.
   auto linked = vfs_->link(made->attr.ino, kRootInode, "w-copy.bin");
-  if (advanced()) {
-    // Staged writes are not committed on demand: the caller copies instead.
-    EXPECT_EQ(errorOf(linked), ENOTSUP);
-    vfs_->release(made->open.fh);
-    return;
-  }
-  // Streaming: the writer is committed first (as close would), then copied by its hash.
   ASSERT_TRUE(linked.ok()) << linked.error().message();
   EXPECT_EQ(remote_->contents("w.bin"), first);
   EXPECT_EQ(remote_->contents("w-copy.bin"), first);
@@ -361,6 +355,7 @@ TEST_P(VfsLinksTest, LinkOfAnOpenWriter) {
   ASSERT_TRUE(vfs_->write(made->open.fh, first.size(), second).ok());
   ASSERT_TRUE(vfs_->flush(made->open.fh).ok());
   vfs_->release(made->open.fh);
+  settle();
   auto whole = first;
   whole.insert(whole.end(), second.begin(), second.end());
   EXPECT_EQ(remote_->contents("w.bin"), whole);
@@ -368,25 +363,39 @@ TEST_P(VfsLinksTest, LinkOfAnOpenWriter) {
   EXPECT_EQ(readAll(linked->ino), first);
 }
 
-TEST_P(VfsLinksTest, LinkOfAnOpenWriterThatWroteNothingIsNotSupported) {
+TEST_P(VfsLinksTest, LinkOfANewFileNobodyWroteToYetCopiesItEmpty) {
+  // `: > e; ln e e2`: the kernel may send the link before the release that commits `e`.
   auto made = vfs_->create(kRootInode, "blank", O_WRONLY | O_CREAT | O_TRUNC);
   ASSERT_TRUE(made.ok());
-  EXPECT_EQ(errorOf(vfs_->link(made->attr.ino, kRootInode, "blank2")), ENOTSUP);
+  auto linked = vfs_->link(made->attr.ino, kRootInode, "blank2");
+  ASSERT_TRUE(linked.ok()) << linked.error().message();
+  EXPECT_EQ(linked->size, 0u);
+  ASSERT_TRUE(remote_->stat("blank").ok());
+  ASSERT_TRUE(remote_->stat("blank2").ok());
+  EXPECT_EQ(remote_->stat("blank2")->size, 0u);
+  // Bytes written afterwards reach the source only.
+  const auto later = patternBytes(9'000, 24);
+  ASSERT_TRUE(vfs_->write(made->open.fh, 0, later).ok());
+  ASSERT_TRUE(vfs_->flush(made->open.fh).ok());
   vfs_->release(made->open.fh);
+  settle();
+  EXPECT_EQ(remote_->contents("blank"), later);
+  EXPECT_TRUE(remote_->contents("blank2").empty());
 }
 
-TEST_P(VfsLinksTest, LinkOfAPendingFileIsNotSupported) {
+TEST_P(VfsLinksTest, LinkOfAFileTheHubRefusesIsEioAndTheFileIsKept) {
   remote_->failAlways(FakeRemote::kCommit, EIO);
   auto made = vfs_->create(kRootInode, "pending.bin", O_WRONLY | O_CREAT | O_TRUNC);
   ASSERT_TRUE(made.ok());
   ASSERT_TRUE(vfs_->write(made->open.fh, 0, patternBytes(5000, 23)).ok());
   (void)vfs_->flush(made->open.fh);  // closed: kept on local disk, commit retried
   vfs_->release(made->open.fh);
-  EXPECT_EQ(errorOf(vfs_->link(made->attr.ino, kRootInode, "pending-copy.bin")), ENOTSUP);
+  EXPECT_EQ(errorOf(vfs_->link(made->attr.ino, kRootInode, "pending-copy.bin")), EIO);
   EXPECT_EQ(errorOf(vfs_->lookup(kRootInode, "pending-copy.bin")), ENOENT);
+  EXPECT_EQ(remote_->stat("pending-copy.bin").error().code(), ENOENT);
   remote_->clearFaults();
   settle();
-  // Once committed it links.
+  EXPECT_EQ(remote_->contents("pending.bin"), patternBytes(5000, 23));
   EXPECT_TRUE(vfs_->link(made->attr.ino, kRootInode, "pending-copy.bin").ok());
   EXPECT_EQ(remote_->contents("pending-copy.bin"), patternBytes(5000, 23));
 }
