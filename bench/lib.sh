@@ -16,6 +16,23 @@ median() {
           else printf "%g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# Reads $1 sequentially with dd (4 MiB blocks) to /dev/null and prints the seconds it took;
+# exits 1 unless exactly $2 bytes came back. Bounded by STEP_TIMEOUT (default 900 s).
+timed_read() {
+  local t0 t1 n
+  t0=$(now)
+  n=$(timeout "${STEP_TIMEOUT:-900}" dd if="$1" of=/dev/null bs=4M 2>&1 | awk '/bytes/ { print $1 }')
+  t1=$(now)
+  [[ "$n" == "$2" ]] || { echo "short read of $1: $n of $2 bytes" >&2; exit 1; }
+  elapsed "$t0" "$t1"
+}
+# Untimed check that $1 reads back with sha256 $2 (exits 1 naming the file otherwise).
+check_sha256() {
+  local sha
+  sha=$(timeout "${STEP_TIMEOUT:-900}" sha256sum "$1" | cut -d' ' -f1)
+  [[ "$sha" == "$2" ]] || { echo "WRONG BYTES reading $1" >&2; exit 1; }
+}
+
 # --- preconditions -------------------------------------------------------------------------
 require_tools() { # $@ = commands that must be on PATH; exits 2 naming the first missing one
   local tool

@@ -8,7 +8,8 @@
 #             entry/attr timeouts (target: >= 0.8x the null filesystem's rate)
 #   rclone  : cold sequential read of one file, hf-mount vs `rclone mount` of an HTTP remote
 #             (nginx serving a copy of the same bytes) (target: >= 3x rclone)
-#   rss     : peak RSS (VmHWM) of hf-mount-fuse while reading a large file (target < 300 MiB)
+#   rss     : peak RSS (VmHWM) of hf-mount-fuse while sha256sum reads a large file that was
+#             written through a mount with 4 MiB writes (target < 300 MiB)
 #
 #   bench/run-meta-bench.sh [BUILD_DIR]      (default: build; needs root for FUSE)
 #   env: BENCH_DIRS (100) x BENCH_FILES (200)  bucket layout for ls/stat
@@ -19,6 +20,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/bench/lib.sh"
 BUILD="${1:-$ROOT/build}"
 BIN="$BUILD/src/bin"
 NULLFS="$BUILD/bench/null_fuse_fs"
@@ -31,14 +33,10 @@ TOKEN="hf_bench_token_0123456789"
 BUCKET="user/meta"
 TTL_SECS=10 # hf-mount's default --metadata-ttl-ms, also given to null_fuse_fs
 
-for b in "$BIN/hf-local-hub" "$BIN/hf-mount-fuse" "$NULLFS"; do
-  [[ -x "$b" ]] || { echo "missing $b (build it: ninja -C $BUILD hf-local-hub hf-mount-fuse null_fuse_fs)" >&2; exit 2; }
-done
-for tool in node curl python3 fusermount3; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
-done
-[[ -d "$ROOT/tests/conformance/node_modules/@huggingface/hub" ]] || {
-  echo "missing tests/conformance/node_modules (npm ci there first)" >&2; exit 2; }
+[[ -x "$NULLFS" ]] || { echo "missing $NULLFS (build it: ninja -C $BUILD null_fuse_fs)" >&2; exit 2; }
+require_binaries "$BIN" hf-local-hub hf-mount-fuse
+require_tools node curl python3 fusermount3 dd sha256sum
+require_hub_client "$ROOT"
 if [[ "$RCLONE_MIB" != 0 ]]; then
   for tool in rclone nginx; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install $tool, or BENCH_RCLONE_MIB=0)" >&2; exit 2; }
@@ -51,70 +49,40 @@ HUB_PID="" MOUNT_PID="" NULL_PID="" RCLONE_PID="" NGINX_PID=""
 MP="$WORK/mnt"
 mkdir -p "$MP" "$WORK/data"
 
-stop_pid() { # $1 = pid; TERM, wait up to 10 s, then KILL
-  [[ -n "$1" ]] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+# Every filesystem process is stopped; hf-mount gets 30 s to commit what was written.
 unmount_all() {
-  if grep -q " $MP " /proc/mounts 2>/dev/null; then
-    fusermount3 -u "$MP" 2>/dev/null || fusermount3 -u -z "$MP" 2>/dev/null || umount -l "$MP" 2>/dev/null || true
-  fi
-  stop_pid "$MOUNT_PID"; MOUNT_PID=""
-  stop_pid "$NULL_PID"; NULL_PID=""
-  stop_pid "$RCLONE_PID"; RCLONE_PID=""
+  stop_mount "$MP" "$MOUNT_PID" 300; MOUNT_PID=""
+  stop_mount "$MP" "$NULL_PID"; NULL_PID=""
+  stop_mount "$MP" "$RCLONE_PID"; RCLONE_PID=""
 }
 cleanup() {
   unmount_all
   stop_pid "$NGINX_PID"
-  stop_pid "$HUB_PID"
+  stop_local_hub
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else printf "%.2f", a / b }'; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-wait_mounted() { # $1 = pid of the filesystem process, $2 = log
-  for _ in $(seq 1 600); do
-    if grep -q " $MP " /proc/mounts && ls "$MP" > /dev/null 2>&1; then return 0; fi
-    kill -0 "$1" 2>/dev/null || { cat "$2" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "mount did not come up" >&2; cat "$2" >&2; exit 1
-}
 mount_ours() { # $1 = cache dir
   unmount_all
   "$BIN/hf-mount-fuse" --hf-token "$TOKEN" --hub-endpoint "$URL" --cache-dir "$1" \
     --poll-interval-secs 0 --metadata-ttl-ms $((TTL_SECS * 1000)) bucket "$BUCKET" "$MP" \
     > "$WORK/mount.log" 2>&1 &
   MOUNT_PID=$!
-  wait_mounted "$MOUNT_PID" "$WORK/mount.log"
+  wait_mounted "$MP" "$MOUNT_PID" "$WORK/mount.log"
 }
 mount_null() {
   unmount_all
   "$NULLFS" "$MP" "$DIRS" "$FILES" "$TTL_SECS" > "$WORK/null.log" 2>&1 &
   NULL_PID=$!
-  wait_mounted "$NULL_PID" "$WORK/null.log"
+  wait_mounted "$MP" "$NULL_PID" "$WORK/null.log"
 }
 hub_requests() { grep -c 'http: [A-Z]* ' "$WORK/hub.log" || true; }
 
 # --- hub with a 20 000-file bucket ----------------------------------------------------------
-HF_MOUNT_LOG=debug "$BIN/hf-local-hub" serve --data "$WORK/data" --port 0 \
-  --token "user:$TOKEN" > "$WORK/hub.log" 2>&1 &
-HUB_PID=$!
-URL=""
-for _ in $(seq 1 200); do
-  URL=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$WORK/hub.log" | head -1 || true)
-  [[ -n "$URL" ]] && break
-  kill -0 "$HUB_PID" 2>/dev/null || { cat "$WORK/hub.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n "$URL" ]] || { echo "hub did not start" >&2; exit 1; }
+HF_MOUNT_LOG=debug start_local_hub "$BIN/hf-local-hub" "$WORK/data" "$WORK/hub.log" --token "user:$TOKEN"
+URL=$HUB_URL
 
 # One small file uploaded by the JS client; the other paths are added by hash through the
 # batch API (1000 operations per call, as the Python client), so setup stays fast.
@@ -206,7 +174,7 @@ import { openAsBlob } from 'node:fs';
 await hub.uploadFiles({ hubUrl: '$URL', accessToken: '$TOKEN', repo: { type: 'bucket', name: '$BUCKET' },
   files: [{ path: 'big.bin', content: await openAsBlob('$BIG') }] });
 ")
-  NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  NGINX_PORT=$(free_port)
   cat > "$WORK/nginx.conf" <<EOF
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -227,32 +195,19 @@ EOF
   NGINX_PID=$!
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
 
-  timed_read() { # $1 = file; prints seconds; checks the bytes untimed afterwards
-    local t0 t1 n sha
-    t0=$(now)
-    n=$(timeout "$STEP_TIMEOUT" dd if="$1" of=/dev/null bs=4M 2>&1 | awk '/bytes/ { print $1 }')
-    t1=$(now)
-    [[ "$n" == "$BIG_SIZE" ]] || { echo "short read of $1: $n of $BIG_SIZE" >&2; exit 1; }
-    elapsed "$t0" "$t1"
-  }
-  check_bytes() {
-    local sha
-    sha=$(timeout "$STEP_TIMEOUT" sha256sum "$1" | cut -d' ' -f1)
-    [[ "$sha" == "$BIG_SHA" ]] || { echo "WRONG BYTES reading $1" >&2; exit 1; }
-  }
   mount_ours "$WORK/cache-rclone"
   drop_caches
-  COLD_OURS=$(timed_read "$MP/big.bin")
-  check_bytes "$MP/big.bin"
+  COLD_OURS=$(timed_read "$MP/big.bin" "$BIG_SIZE")
+  check_sha256 "$MP/big.bin" "$BIG_SHA"
   unmount_all
   rclone mount ":http:" "$MP" --http-url "http://127.0.0.1:$NGINX_PORT/" --read-only \
     --vfs-cache-mode off --dir-cache-time 10s --cache-dir "$WORK/rclone-cache" \
     > "$WORK/rclone.log" 2>&1 &
   RCLONE_PID=$!
-  wait_mounted "$RCLONE_PID" "$WORK/rclone.log"
+  wait_mounted "$MP" "$RCLONE_PID" "$WORK/rclone.log"
   drop_caches
-  COLD_RCLONE=$(timed_read "$MP/big.bin")
-  check_bytes "$MP/big.bin"
+  COLD_RCLONE=$(timed_read "$MP/big.bin" "$BIG_SIZE")
+  check_sha256 "$MP/big.bin" "$BIG_SHA"
   unmount_all
   MB=$(awk -v s="$BIG_SIZE" 'BEGIN { printf "%.1f", s / 1e6 }')
   RCLONE_ROW=$(printf "%-40s %12s %12s %8s  %s" "cold read ${MB} MB (MB/s)" \
@@ -265,17 +220,23 @@ fi
 # --- peak RSS on a large file -----------------------------------------------------------------
 RSS_ROW=""
 if [[ "$RSS_GIB" != 0 ]]; then
-  echo "rss: uploading a ${RSS_GIB} GiB file"
-  HUGE="$WORK/huge.bin"
-  timeout "$STEP_TIMEOUT" head -c "$((RSS_GIB * 1024 * 1024 * 1024))" /dev/urandom > "$HUGE"
-  HUGE_SHA=$(sha256sum "$HUGE" | cut -d' ' -f1)
-  (cd "$ROOT/tests/conformance" && timeout "$((STEP_TIMEOUT * 4))" node --input-type=module -e "
-import * as hub from '@huggingface/hub';
-import { openAsBlob } from 'node:fs';
-await hub.uploadFiles({ hubUrl: '$URL', accessToken: '$TOKEN', repo: { type: 'bucket', name: '$BUCKET' },
-  files: [{ path: 'huge.bin', content: await openAsBlob('$HUGE') }] });
-")
-  rm -f "$HUGE" # the hub has it; the check below uses the hash taken before
+  echo "rss: writing a ${RSS_GIB} GiB file through a mount"
+  # Random bytes written with dd through a writable mount (streaming writes commit at close),
+  # hashed on the way in: no local copy of the file is kept.
+  mount_ours "$WORK/cache-rss-write"
+  HUGE_SHA=$(timeout "$((STEP_TIMEOUT * 2))" python3 - "$MP/huge.bin" "$RSS_GIB" <<'EOF'
+import hashlib, os, sys
+path, gib = sys.argv[1], int(sys.argv[2])
+digest = hashlib.sha256()
+with open(path, "wb", buffering=0) as out:
+    for _ in range(gib * 256):  # 4 MiB writes
+        block = os.urandom(4 << 20)
+        digest.update(block)
+        out.write(block)
+print(digest.hexdigest())
+EOF
+)
+  unmount_all
   mount_ours "$WORK/cache-rss"
   drop_caches
   T0=$(now)
