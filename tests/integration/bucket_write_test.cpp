@@ -418,12 +418,13 @@ TEST(BucketWriteTest, AdvancedFileAppendedWithoutPauseReachesTheHubBeforeTheWrit
   const std::string& r = mount.root.dir;
   const std::string& m = mount.mnt;
   const LocalHubProcess& hub = mount.hub;
-  // 8 MB of history, then a line appended every 50 ms for ~3 s: every upload overlaps appends.
-  // The hub must show a version while the writer is still running.
+  // 8 MB of history, then a line appended every 50 ms for ~6 s: every upload overlaps appends.
+  // The hub must show a version while the writer is still running (without consistent
+  // snapshots every commit attempt meets a changed file and none lands before the end).
   const std::string script = "head -c 8000000 /dev/urandom > " + m + "/train.log\n" +
-                             "( for i in $(seq 1 60); do echo step $i >> " + m +
+                             "( for i in $(seq 1 120); do echo step $i >> " + m +
                              "/train.log; sleep 0.05; done; touch " + r + "/stopped ) &\n" +
-                             "for i in $(seq 1 100); do\n"
+                             "for i in $(seq 1 200); do\n"
                              "  test -e " +
                              r + "/stopped && exit 1\n" + "  curl -sf -o /dev/null -I " + auth() +
                              " " + hub.url() +
