@@ -105,12 +105,21 @@ void HubRemote::learnBase(const vfs::RemoteEntry& base) {
   if (read_only_ || base.xet_hash.empty() || base.size == 0) return;
   const auto file = xet::MerkleHash::fromHex(base.xet_hash);
   if (!file || !known_files_->add(*file)) return;
+  // A base larger than the whole index is learned up to the index's capacity (its beginning):
+  // walking further would only fetch and hash chunks the index cannot keep.
+  const size_t capacity = dedup_index_->capacity();
   std::vector<xet::DedupIndex::KnownChunk> chunks;
-  Status walked = fetcher_->forEachChunk(*file, base.size, [&](const cache::FileChunk& chunk) {
-    chunks.push_back({xet::chunkHash(chunk.bytes), chunk.xorb, chunk.index});
-    return okStatus();
-  });
-  if (!walked) {
+  bool full = false;
+  Status walked =
+      fetcher_->forEachChunk(*file, base.size, [&](const cache::FileChunk& chunk) -> Status {
+        if (chunks.size() >= capacity) {
+          full = true;
+          return Error(ECANCELED, "the dedup index is full");
+        }
+        chunks.push_back({xet::chunkHash(chunk.bytes), chunk.xorb, chunk.index});
+        return okStatus();
+      });
+  if (!walked && !full) {
     known_files_->remove(*file);  // the next upload may try again
     spdlog::info(
         "dedup: cannot learn the chunks of {} ({}); unchanged chunks may be uploaded again",

@@ -53,6 +53,7 @@ class DedupIndex {
   std::optional<Ref> find(const MerkleHash& chunk_hash);
 
   size_t size() const;  // chunks indexed
+  size_t capacity() const { return max_chunks_; }
 
  private:
   struct Group {
