@@ -3,7 +3,7 @@
 //
 //   hf-local-hub serve --data DIR [--host 127.0.0.1] [--port 8080] [--token USER:TOKEN]...
 //                      [--fault-rate P --faults 5xx,reset,slow,truncate] [--latency-ms N]
-//                      [--token-ttl-secs N]
+//                      [--token-ttl-secs N] [--no-global-dedup]
 //
 // Prints "hf-local-hub listening on http://HOST:PORT" once ready; SIGTERM/SIGINT stop it.
 #include <CLI/CLI.hpp>
@@ -24,7 +24,7 @@ namespace {
 
 int serve(const std::string& data, const std::string& host, uint16_t port,
           const std::vector<std::string>& user_tokens, double fault_rate, const std::string& faults,
-          int latency_ms, int64_t ttl_secs, unsigned threads) {
+          int latency_ms, int64_t ttl_secs, unsigned threads, bool global_dedup) {
   using namespace hfm::localhub;
   HubOptions hub_options;
   for (const auto& ut : user_tokens) {
@@ -63,7 +63,9 @@ int serve(const std::string& data, const std::string& host, uint16_t port,
     return 1;
   }
   XetTokens tokens((*store)->secret(), ttl_secs);
-  auto cas = CasService::open(data, &tokens);
+  CasOptions cas_options;
+  cas_options.global_dedup = global_dedup;
+  auto cas = CasService::open(data, &tokens, cas_options);
   if (!cas) {
     std::cerr << "error: " << cas.error().message() << "\n";
     return 1;
@@ -114,6 +116,7 @@ int run(int argc, char** argv) {
   int latency_ms = 0;
   int64_t ttl_secs = 3600;
   unsigned threads = 8;
+  bool no_global_dedup = false;
   serve_cmd->add_option("--data", data, "Data directory (created if missing)")->required();
   serve_cmd->add_option("--host", host, "Address to listen on (127.0.0.1, ::1, ...)");
   serve_cmd->add_option("--port", port, "TCP port; 0 picks a free one");
@@ -125,8 +128,12 @@ int run(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   serve_cmd->add_option("--token-ttl-secs", ttl_secs, "Lifetime of issued Xet tokens");
   serve_cmd->add_option("--threads", threads, "HTTP worker threads")->check(CLI::Range(1, 256));
+  serve_cmd->add_flag("--no-global-dedup", no_global_dedup,
+                      "Answer every global-dedup query with 404 (clients upload what they "
+                      "do not know themselves)");
   CLI11_PARSE(app, argc, argv);
-  return serve(data, host, port, user_tokens, fault_rate, faults, latency_ms, ttl_secs, threads);
+  return serve(data, host, port, user_tokens, fault_rate, faults, latency_ms, ttl_secs, threads,
+               !no_global_dedup);
 }
 
 }  // namespace

@@ -42,43 +42,54 @@ Result<size_t> ChunkFetcher::read(const xet::MerkleHash& file, uint64_t file_siz
     return n;
   }
   const PlanKey key{file, offset, offset + n - 1};
-  for (int attempt = 0;; ++attempt) {
+  Status st = withPlan(key, [&](const ReconstructionPlan& plan) {
+    return readWithPlan(file, file_size, plan, offset, dst);
+  });
+  if (!st) return st.error().withContext("read " + file.hex() + " @" + std::to_string(offset));
+  return n;
+}
+
+Status ChunkFetcher::withPlan(const PlanKey& key,
+                              const std::function<Status(const ReconstructionPlan&)>& attempt) {
+  for (int tries = 0;; ++tries) {
     HFM_ASSIGN_OR_RETURN(PlanPtr plan, this->plan(key));
-    Status st = readWithPlan(file, file_size, *plan, offset, dst);
-    if (st) return n;
+    Status st = attempt(*plan);
+    if (st) return st;
     dropPlan(key);
-    if (st.error().code() != xet::kFetchUrlExpired || attempt >= options_.max_replans) {
-      return st.error().withContext("read " + file.hex() + " @" + std::to_string(offset));
-    }
-    spdlog::debug("fetch URL refused for {}; re-planning ({})", file.hex(), st.error().message());
+    if (st.error().code() != xet::kFetchUrlExpired || tries >= options_.max_replans) return st;
+    spdlog::debug("fetch URL refused for {}; re-planning ({})", key.file.hex(),
+                  st.error().message());
     std::lock_guard lock(mu_);
     ++stats_.replans;
   }
+}
+
+bool ChunkFetcher::layoutRun(const xet::MerkleHash& file, uint64_t offset, uint64_t end,
+                             LayoutRun& run) {
+  std::lock_guard lock(mu_);
+  auto lit = layouts_.find(file);
+  if (lit == layouts_.end()) return false;
+  const auto& chunks = lit->second.chunks;
+  auto it = chunks.upper_bound(offset);
+  if (it == chunks.begin()) return false;
+  --it;
+  uint64_t pos = it->first;
+  while (pos < end) {
+    if (it == chunks.end() || it->first != pos) return false;  // gap: unknown chunk
+    run.emplace_back(*it);
+    pos += it->second.size;
+    ++it;
+  }
+  layout_lru_.splice(layout_lru_.begin(), layout_lru_, lit->second.lru);
+  return run.front().first + run.front().second.size > offset;
 }
 
 bool ChunkFetcher::readFromLayout(const xet::MerkleHash& file, uint64_t offset,
                                   std::span<uint8_t> out) {
   if (!cache_) return false;
   const uint64_t end = offset + out.size();
-  std::vector<std::pair<uint64_t, ChunkLoc>> run;
-  {
-    std::lock_guard lock(mu_);
-    auto lit = layouts_.find(file);
-    if (lit == layouts_.end()) return false;
-    const auto& chunks = lit->second.chunks;
-    auto it = chunks.upper_bound(offset);
-    if (it == chunks.begin()) return false;
-    --it;
-    uint64_t pos = it->first;
-    while (pos < end) {
-      if (it == chunks.end() || it->first != pos) return false;  // gap: unknown chunk
-      run.emplace_back(*it);
-      pos += it->second.size;
-      ++it;
-    }
-    layout_lru_.splice(layout_lru_.begin(), layout_lru_, lit->second.lru);
-  }
-  if (run.front().first + run.front().second.size <= offset) return false;
+  LayoutRun run;
+  if (!layoutRun(file, offset, end, run)) return false;
   for (const auto& [start, loc] : run) {
     ChunkData data = cache_->get(ChunkKey{loc.xorb, loc.index});
     if (!data || data->size() != loc.size) return false;
@@ -136,26 +147,43 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
                                   const ReconstructionPlan& plan, uint64_t offset,
                                   std::span<uint8_t> out) {
   const uint64_t end = offset + out.size();
+  HFM_ASSIGN_OR_RETURN(const auto terms, gatherTerms(file, file_size, plan, offset, end));
+  for (const auto& tw : terms) {
+    uint64_t chunk_start = tw.file_start;
+    for (const auto& chunk : tw.chunks) {
+      const auto& d = *chunk;
+      const uint64_t chunk_end = chunk_start + d.size();
+      const uint64_t from = std::max(chunk_start, offset);
+      const uint64_t to = std::min(chunk_end, end);
+      if (from < to) {
+        std::memcpy(out.data() + (from - offset), d.data() + (from - chunk_start),
+                    static_cast<size_t>(to - from));
+      }
+      chunk_start = chunk_end;
+    }
+  }
+  return okStatus();
+}
+
+Result<std::vector<ChunkFetcher::TermChunks>> ChunkFetcher::gatherTerms(
+    const xet::MerkleHash& file, uint64_t file_size, const ReconstructionPlan& plan,
+    uint64_t offset, uint64_t end) {
+  const uint64_t want = end - offset;
   if (plan.terms.empty()) {
     return Error::io("CAS says the range starts past the end of the file");
   }
   // The plan is positioned only by offset_into_first_range, so make sure it describes bytes
   // from `offset` on: at least the request, and nothing past the end of the file (a server
   // ignoring the Range header would otherwise shift every byte).
-  if (plan.offset_into_first_range > offset || plan.availableBytes() < out.size() ||
+  if (plan.offset_into_first_range > offset || plan.availableBytes() < want ||
       plan.availableBytes() > file_size - offset) {
     return Error::io("reconstruction covers " + std::to_string(plan.availableBytes()) +
                      " bytes from offset " + std::to_string(offset) + ", expected " +
-                     std::to_string(out.size()) + ".." + std::to_string(file_size - offset));
+                     std::to_string(want) + ".." + std::to_string(file_size - offset));
   }
 
   // The terms that overlap [offset, end), with their file offsets.
-  struct TermWork {
-    size_t index;
-    uint64_t file_start;
-    std::vector<ChunkData> chunks;  // one per chunk of the term once known
-  };
-  std::vector<TermWork> work;
+  std::vector<TermChunks> work;
   uint64_t pos = offset - plan.offset_into_first_range;
   for (size_t i = 0; i < plan.terms.size() && pos < end; ++i) {
     const uint64_t t_end = pos + plan.terms[i].unpacked_length;
@@ -166,7 +194,7 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
   // Cache pass: a term is complete when all its chunks are cached with the planned total.
   std::vector<size_t> missing;  // indices into work
   for (size_t w = 0; w < work.size(); ++w) {
-    const auto& term = plan.terms[work[w].index];
+    const auto& term = plan.terms[work[w].term];
     uint64_t total = 0;
     bool complete = cache_ != nullptr;
     for (uint32_t c = term.chunks.start; complete && c < term.chunks.end; ++c) {
@@ -194,8 +222,8 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
   std::unordered_map<ChunkKey, decltype(chunk_flights_)::Future, ChunkKeyHash> futures;
   std::unordered_set<const FetchEntry*> seen_entries;
   for (size_t w : missing) {
-    const auto& term = plan.terms[work[w].index];
-    const FetchEntry& entry = plan.entryFor(work[w].index);
+    const auto& term = plan.terms[work[w].term];
+    const FetchEntry& entry = plan.entryFor(work[w].term);
     if (!seen_entries.insert(&entry).second) continue;
     Job job{term.xorb, &entry, {}};
     for (const auto& r : entry.ranges) {
@@ -279,7 +307,7 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
 
   // Collect the missing terms' chunks (from our fetches or from other readers' flights).
   for (size_t w : missing) {
-    const auto& term = plan.terms[work[w].index];
+    const auto& term = plan.terms[work[w].term];
     for (uint32_t c = term.chunks.start; c < term.chunks.end; ++c) {
       const auto& result = futures.at(ChunkKey{term.xorb, c}).get();
       if (!result.ok()) return result.error();
@@ -287,35 +315,89 @@ Status ChunkFetcher::readWithPlan(const xet::MerkleHash& file, uint64_t file_siz
     }
   }
 
-  // Verify and assemble.
-  std::vector<std::pair<uint64_t, ChunkLoc>> layout;
+  // Verify each term and remember where its chunks are.
+  LayoutRun layout;
   for (const auto& tw : work) {
-    const auto& term = plan.terms[tw.index];
+    const auto& term = plan.terms[tw.term];
     uint64_t total = 0;
     for (const auto& d : tw.chunks) total += d->size();
     if (total != term.unpacked_length) {
-      return Error::io("term " + std::to_string(tw.index) + " (xorb " + term.xorb.hex() +
+      return Error::io("term " + std::to_string(tw.term) + " (xorb " + term.xorb.hex() +
                        ") decoded to " + std::to_string(total) + " bytes, plan says " +
                        std::to_string(term.unpacked_length));
     }
     uint64_t chunk_start = tw.file_start;
     for (size_t k = 0; k < tw.chunks.size(); ++k) {
-      const auto& d = *tw.chunks[k];
-      const uint64_t chunk_end = chunk_start + d.size();
-      const uint64_t from = std::max(chunk_start, offset);
-      const uint64_t to = std::min(chunk_end, end);
-      if (from < to) {
-        std::memcpy(out.data() + (from - offset), d.data() + (from - chunk_start),
-                    static_cast<size_t>(to - from));
-      }
+      const auto size = static_cast<uint32_t>(tw.chunks[k]->size());
       layout.emplace_back(chunk_start,
-                          ChunkLoc{term.xorb, term.chunks.start + static_cast<uint32_t>(k),
-                                   static_cast<uint32_t>(d.size())});
-      chunk_start = chunk_end;
+                          ChunkLoc{term.xorb, term.chunks.start + static_cast<uint32_t>(k), size});
+      chunk_start += size;
     }
   }
   if (cache_) rememberLayout(file, layout);
+  return work;
+}
+
+Status ChunkFetcher::forEachChunk(const xet::MerkleHash& file, uint64_t file_size,
+                                  const std::function<Status(const FileChunk&)>& visit) {
+  const uint64_t window = std::max<uint64_t>(1, options_.walk_window);
+  uint64_t next = 0;  // file offset of the next chunk to visit
+  while (next < file_size) {
+    const uint64_t end = next + std::min(window, file_size - next);
+    std::vector<ChunkData> keep;  // owns the bytes the window's chunks view
+    auto chunks = windowChunks(file, file_size, next, end, keep);
+    if (!chunks) return chunks.error().withContext("chunks of " + file.hex());
+    for (const auto& chunk : *chunks) {
+      if (chunk.offset + chunk.bytes.size() <= next) continue;  // visited with the last window
+      if (chunk.offset != next) {
+        return Error::io("chunks of " + file.hex() + ": a chunk starts at " +
+                         std::to_string(chunk.offset) + ", expected " + std::to_string(next));
+      }
+      HFM_TRY(visit(chunk));
+      next += chunk.bytes.size();
+    }
+    if (next < end) {
+      return Error::io("chunks of " + file.hex() + " end at " + std::to_string(next) +
+                       ", expected " + std::to_string(end));
+    }
+  }
   return okStatus();
+}
+
+Result<std::vector<FileChunk>> ChunkFetcher::windowChunks(const xet::MerkleHash& file,
+                                                          uint64_t file_size, uint64_t offset,
+                                                          uint64_t end,
+                                                          std::vector<ChunkData>& keep) {
+  std::vector<FileChunk> out;
+  LayoutRun run;
+  if (cache_ && layoutRun(file, offset, end, run)) {
+    for (const auto& [start, loc] : run) {
+      ChunkData data = cache_->get(ChunkKey{loc.xorb, loc.index});
+      if (!data || data->size() != loc.size) break;
+      out.push_back(FileChunk{start, loc.xorb, loc.index, *data});
+      keep.push_back(std::move(data));
+    }
+    if (out.size() == run.size()) return out;
+  }
+  const auto fromPlan = [&](const ReconstructionPlan& plan) -> Status {
+    HFM_ASSIGN_OR_RETURN(auto terms, gatherTerms(file, file_size, plan, offset, end));
+    out.clear();
+    keep.clear();
+    for (auto& tw : terms) {
+      const auto& term = plan.terms[tw.term];
+      uint64_t start = tw.file_start;
+      for (size_t k = 0; k < tw.chunks.size(); ++k) {
+        const std::span<const uint8_t> bytes = *tw.chunks[k];
+        out.push_back(
+            FileChunk{start, term.xorb, term.chunks.start + static_cast<uint32_t>(k), bytes});
+        start += bytes.size();
+        keep.push_back(std::move(tw.chunks[k]));
+      }
+    }
+    return okStatus();
+  };
+  HFM_TRY(withPlan(PlanKey{file, offset, end - 1}, fromPlan));
+  return out;
 }
 
 void ChunkFetcher::rememberLayout(const xet::MerkleHash& file,

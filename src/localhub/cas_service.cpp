@@ -529,6 +529,7 @@ HttpResponse CasServiceImpl::getFetch(const HttpRequest& request, const std::str
 }
 
 HttpResponse CasServiceImpl::getDedupShard(const MerkleHash& chunk_hash) {
+  if (!options_.global_dedup) return jsonError(404, "chunk not found (global dedup is off)");
   // Like the CAS: the shard that registered the chunk, so one hit covers every xorb of that
   // upload. Bounded: the chunk's own xorb always, the others while the answer stays small.
   auto xorb_hashes = store_->dedupXorbsForChunk(chunk_hash, kMaxDedupAnswerXorbs);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "hfm/util/log.h"
+#include "hfm/xet/hashing.h"
 #include "hfm/xet/upload_session.h"
 
 namespace hfm::mount {
@@ -19,6 +20,7 @@ HubRemote::HubRemote(std::shared_ptr<const hub::HubClient> hub,
       fetcher_(std::move(fetcher)),
       cas_writer_(std::move(cas_writer)),
       dedup_index_(std::make_shared<xet::DedupIndex>()),
+      known_files_(std::make_shared<KnownFiles>(kKnownFiles)),
       read_only_(read_only || cas_writer_ == nullptr) {}
 
 namespace {
@@ -45,8 +47,10 @@ class OwningCasWriter final : public xet::CasWriter {
 // One file, one session: a failure stays with its file. Chunks are shared through the index.
 class HubUpload final : public vfs::RemoteUpload {
  public:
-  HubUpload(std::shared_ptr<xet::CasWriter> cas, std::shared_ptr<xet::DedupIndex> index)
+  HubUpload(std::shared_ptr<xet::CasWriter> cas, std::shared_ptr<xet::DedupIndex> index,
+            std::shared_ptr<HubRemote::KnownFiles> known_files)
       : cas_(std::move(cas)),
+        known_files_(std::move(known_files)),
         session_(
             std::make_unique<xet::UploadSession>(*cas_, xet::UploadOptions{}, std::move(index))),
         writer_(session_->beginFile()) {}
@@ -73,11 +77,13 @@ class HubUpload final : public vfs::RemoteUpload {
         "upload: {} bytes, {} new chunks, {} dedup chunks ({} queries, {} hits), {} xorbs",
         stats.bytes_in, stats.new_chunks, stats.dedup_chunks, stats.dedup_queries,
         stats.dedup_query_hits, stats.xorbs_uploaded);
+    known_files_->add(file->file_hash);  // its chunks are in the index: nothing to learn
     return vfs::UploadedContent{file->file_hash.hex(), file->size};
   }
 
  private:
   std::shared_ptr<xet::CasWriter> cas_;
+  std::shared_ptr<HubRemote::KnownFiles> known_files_;
   std::unique_ptr<xet::UploadSession> session_;
   std::unique_ptr<xet::UploadSession::FileWriter> writer_;
 };
@@ -91,7 +97,53 @@ std::shared_ptr<xet::CasWriter> HubRemote::makeCasWriter(
 
 Result<std::unique_ptr<vfs::RemoteUpload>> HubRemote::beginUpload() {
   if (read_only_) return Error(EROFS, "read-only mount");
-  return std::unique_ptr<vfs::RemoteUpload>(std::make_unique<HubUpload>(cas_writer_, dedup_index_));
+  return std::unique_ptr<vfs::RemoteUpload>(
+      std::make_unique<HubUpload>(cas_writer_, dedup_index_, known_files_));
+}
+
+void HubRemote::learnBase(const vfs::RemoteEntry& base) {
+  if (read_only_ || base.xet_hash.empty() || base.size == 0) return;
+  const auto file = xet::MerkleHash::fromHex(base.xet_hash);
+  if (!file || !known_files_->add(*file)) return;
+  // A base larger than the whole index is learned up to the index's capacity (its beginning):
+  // walking further would only fetch and hash chunks the index cannot keep.
+  const size_t capacity = dedup_index_->capacity();
+  std::vector<xet::DedupIndex::KnownChunk> chunks;
+  bool full = false;
+  Status walked =
+      fetcher_->forEachChunk(*file, base.size, [&](const cache::FileChunk& chunk) -> Status {
+        if (chunks.size() >= capacity) {
+          full = true;
+          return Error(ECANCELED, "the dedup index is full");
+        }
+        chunks.push_back({xet::chunkHash(chunk.bytes), chunk.xorb, chunk.index});
+        return okStatus();
+      });
+  if (!walked && !full) {
+    known_files_->remove(*file);  // the next upload may try again
+    spdlog::info(
+        "dedup: cannot learn the chunks of {} ({}); unchanged chunks may be uploaded again",
+        base.path, walked.error().message());
+    return;
+  }
+  dedup_index_->addChunks(chunks);
+  spdlog::debug("dedup: learned {} chunks of {} ({} bytes)", chunks.size(), base.path, base.size);
+}
+
+bool HubRemote::KnownFiles::add(const xet::MerkleHash& file) {
+  std::lock_guard lock(mu_);
+  if (!members_.insert(file).second) return false;
+  order_.push_front(file);
+  while (order_.size() > capacity_) {
+    members_.erase(order_.back());
+    order_.pop_back();
+  }
+  return true;
+}
+
+void HubRemote::KnownFiles::remove(const xet::MerkleHash& file) {
+  std::lock_guard lock(mu_);
+  if (members_.erase(file) != 0) order_.remove(file);
 }
 
 Status HubRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,

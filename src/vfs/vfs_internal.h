@@ -88,6 +88,9 @@ struct Vfs::Staged {
   // (<name>.snap) made under mu, so a file that never stops changing still commits.
   bool prefer_snapshot = false;
   std::atomic<uint64_t> snapshot_bytes{0};  // size of the snapshot copy on disk right now
+  // The remote version this copy was downloaded from (to edit it): uploads of the copy first
+  // let the Remote learn its chunks (Remote::learnBase), so unchanged chunks are referenced.
+  std::optional<RemoteEntry> downloaded_from;
 
   // Guarded by Vfs::mu_.
   uint32_t handles = 0;  // open handles (read or write) on this copy

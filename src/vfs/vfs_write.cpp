@@ -229,6 +229,7 @@ Result<std::shared_ptr<Vfs::Staged>> Vfs::acquireStaged(InodeId ino, bool trunca
       made->size = entry.size;
       made->base_hash = entry.xet_hash;
       made->committed = 0;
+      made->downloaded_from = entry;
       spdlog::debug("staged {} ({} bytes) for writing", path, entry.size);
     }
     std::unique_lock<std::shared_mutex> lock(mu_);
@@ -945,10 +946,13 @@ Result<UploadedContent> Vfs::uploadStaged(Staged& s) {
     }
   }
   bool snapshot_first = false;
+  std::optional<RemoteEntry> base;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     snapshot_first = s.prefer_snapshot;
+    base = s.downloaded_from;
   }
+  if (base) remote_->learnBase(*base);
   if (!snapshot_first) {
     auto done = s.uploadInPlace(*remote_);
     if (done.ok() || done.error().code() != EAGAIN) return done;

@@ -285,6 +285,16 @@ Result<std::unique_ptr<vfs::RemoteUpload>> FakeRemote::beginUpload() {
   return std::unique_ptr<vfs::RemoteUpload>(std::make_unique<Upload>(*this));
 }
 
+void FakeRemote::learnBase(const vfs::RemoteEntry& base) {
+  std::lock_guard<std::mutex> lock(mu_);
+  learned_bases_.push_back(base);
+}
+
+std::vector<vfs::RemoteEntry> FakeRemote::learnedBases() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return learned_bases_;
+}
+
 Status FakeRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,
                                std::span<const std::string> deletes) {
   if (read_only_) return Error(EROFS, "read-only fake remote");

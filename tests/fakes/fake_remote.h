@@ -76,6 +76,7 @@ class FakeRemote : public vfs::Remote {
   Counts counts() const;
   void resetCounts();
   std::vector<std::pair<uint64_t, uint64_t>> readLog() const;  // (offset, length) per read
+  std::vector<vfs::RemoteEntry> learnedBases() const;          // learnBase() calls, in order
 
   // vfs::Remote
   Result<std::vector<vfs::RemoteEntry>> listDirectory(const std::string& dir) override;
@@ -85,6 +86,7 @@ class FakeRemote : public vfs::Remote {
   bool readOnly() const override { return read_only_; }
   Result<std::string> revision() override;
   Result<std::unique_ptr<vfs::RemoteUpload>> beginUpload() override;
+  void learnBase(const vfs::RemoteEntry& base) override;
   Status commitFiles(std::span<const vfs::RemoteAdd> adds,
                      std::span<const std::string> deletes) override;
 
@@ -114,6 +116,7 @@ class FakeRemote : public vfs::Remote {
   Counts counts_;                                                             // Guarded by mu_.
   uint64_t lists_in_flight_ = 0;                                              // Guarded by mu_.
   std::vector<std::pair<uint64_t, uint64_t>> read_log_;                       // Guarded by mu_.
+  std::vector<vfs::RemoteEntry> learned_bases_;                               // Guarded by mu_.
 };
 
 }  // namespace hfm::testing

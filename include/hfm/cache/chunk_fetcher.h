@@ -26,12 +26,18 @@
 //     to waiters. A plan must cover the request and nothing past EOF, else EIO.
 //  3. A 403 from a presigned URL (ours or the one a shared flight used) drops the cached plan
 //     and re-plans, at most max_replans times. 401s are handled by the CAS client.
+//
+// forEachChunk() walks a whole file chunk by chunk, giving each chunk's real place in its xorb
+// and its bytes (for a writer that wants to reference them, see xet::DedupIndex). It goes
+// through the same cache and flights, a window of walk_window bytes at a time, so memory
+// stays bounded whatever the file size. It is never on the read path.
 // Thread-safe; any number of concurrent reads. Locks: mu_ guards the plan cache and the
 // layout map, never held during I/O.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -57,6 +63,7 @@ struct FetcherOptions {
   size_t max_cached_plans = 1024;
   size_t max_layout_chunks = 1 << 20;  // chunk locations remembered, all files together
   int max_replans = 3;
+  uint64_t walk_window = 64ull << 20;  // bytes of chunks forEachChunk() holds at a time
 };
 
 struct FetcherStats {
@@ -67,6 +74,14 @@ struct FetcherStats {
   uint64_t replans = 0;        // after a 403
 };
 
+// One chunk of a file, as forEachChunk() visits it.
+struct FileChunk {
+  uint64_t offset = 0;  // of its first byte in the file
+  xet::MerkleHash xorb;
+  uint32_t index = 0;              // its position in `xorb`
+  std::span<const uint8_t> bytes;  // valid during the visit only
+};
+
 class ChunkFetcher {
  public:
   // `cas` must outlive the fetcher; `cache` may be null (no caching at all).
@@ -74,6 +89,11 @@ class ChunkFetcher {
 
   Result<size_t> read(const xet::MerkleHash& file, uint64_t file_size, uint64_t offset,
                       std::span<uint8_t> out);
+
+  // Visits every chunk of the file in file order. Stops at the first error, the visitor's
+  // included (a chunk the CAS cannot serve is an error, never a skipped chunk).
+  Status forEachChunk(const xet::MerkleHash& file, uint64_t file_size,
+                      const std::function<Status(const FileChunk&)>& visit);
 
   FetcherStats stats() const;
 
@@ -105,13 +125,35 @@ class ChunkFetcher {
     std::list<xet::MerkleHash>::iterator lru;
   };
 
+  using LayoutRun = std::vector<std::pair<uint64_t, ChunkLoc>>;
+  // The chunks of a plan term, with the file offset of its first byte.
+  struct TermChunks {
+    size_t term = 0;
+    uint64_t file_start = 0;
+    std::vector<ChunkData> chunks;  // one per chunk of the term
+  };
+
+  // The known chunks covering [offset, end) in order; false if one is unknown.
+  bool layoutRun(const xet::MerkleHash& file, uint64_t offset, uint64_t end, LayoutRun& run);
   // Fast path; false if any chunk is unknown or not cached.
   bool readFromLayout(const xet::MerkleHash& file, uint64_t offset, std::span<uint8_t> out);
   Result<PlanPtr> plan(const PlanKey& key);
   void dropPlan(const PlanKey& key);
+  // Runs `attempt` with the plan for `key`; re-plans after an expired URL (max_replans).
+  Status withPlan(const PlanKey& key,
+                  const std::function<Status(const xet::ReconstructionPlan&)>& attempt);
+  // The chunks of every term of `plan` overlapping [offset, end), from the cache or fetched,
+  // each term checked against its unpacked length; remembers their layout.
+  Result<std::vector<TermChunks>> gatherTerms(const xet::MerkleHash& file, uint64_t file_size,
+                                              const xet::ReconstructionPlan& plan, uint64_t offset,
+                                              uint64_t end);
   // One attempt at the slow path with a given plan.
   Status readWithPlan(const xet::MerkleHash& file, uint64_t file_size,
                       const xet::ReconstructionPlan& plan, uint64_t offset, std::span<uint8_t> out);
+  // The chunks of [offset, end) in order (the first may start before `offset`).
+  Result<std::vector<FileChunk>> windowChunks(const xet::MerkleHash& file, uint64_t file_size,
+                                              uint64_t offset, uint64_t end,
+                                              std::vector<ChunkData>& keep);
   void rememberLayout(const xet::MerkleHash& file, std::span<const std::pair<uint64_t, ChunkLoc>>);
 
   xet::CasReader& cas_;

@@ -24,6 +24,8 @@ namespace hfm::localhub {
 struct CasOptions {
   int64_t fetch_url_ttl_secs = 3600;   // lifetime of signed fetch URLs (Hub: about 1 h)
   int64_t dedup_key_ttl_secs = 86400;  // shard_key_expiry of global-dedup answers
+  // false: every global-dedup query answers 404 (tests that must see a client's own dedup).
+  bool global_dedup = true;
 };
 
 class CasService {

@@ -14,10 +14,21 @@
 // file and commits the session (xorbs, then the shard), after which the content is readable by
 // its xet hash. commitFiles() is one HubClient::batch (adds before deletes). Without a writer
 // (repos, --read-only) the writes answer EROFS.
+//
+// learnBase() adds the chunks of a version the mount downloaded to edit (another client's
+// upload) to that index, so re-uploading the edited file sends only the changed chunks. Each
+// chunk's hash is computed from the bytes stored at its (xorb, index) as the fetcher walks the
+// file (mostly from the cache, filled when the copy was staged), never from a re-chunking, so
+// a reference cannot name other bytes. It runs on the caller's (committer) thread, never on
+// reads; a bounded set of file hashes already learned (or uploaded by this mount) makes an
+// edited file that commits many times learn once.
 #pragma once
 
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "hfm/cache/chunk_fetcher.h"
 #include "hfm/http/http_client.h"
@@ -51,11 +62,29 @@ class HubRemote final : public vfs::Remote {
   bool readOnly() const override { return read_only_; }
   Result<std::string> revision() override;
   Result<std::unique_ptr<vfs::RemoteUpload>> beginUpload() override;
+  void learnBase(const vfs::RemoteEntry& base) override;
   Status commitFiles(std::span<const vfs::RemoteAdd> adds,
                      std::span<const std::string> deletes) override;
 
   // Conversion used for listings (exposed for tests).
   static vfs::RemoteEntry toRemoteEntry(const hub::TreeEntry& entry);
+
+  // The file versions whose chunks the dedup index was given (learned or uploaded here),
+  // the most recent `capacity`. Thread-safe.
+  class KnownFiles {
+   public:
+    explicit KnownFiles(size_t capacity) : capacity_(capacity) {}
+    // Records `file`; false if it was already recorded.
+    bool add(const xet::MerkleHash& file);
+    void remove(const xet::MerkleHash& file);
+
+   private:
+    const size_t capacity_;
+    std::mutex mu_;
+    std::list<xet::MerkleHash> order_;             // newest first. Guarded by mu_.
+    std::unordered_set<xet::MerkleHash> members_;  // Guarded by mu_.
+  };
+  static constexpr size_t kKnownFiles = 4096;
 
  private:
   Result<size_t> readPlain(const vfs::RemoteEntry& file, uint64_t offset, std::span<uint8_t> out);
@@ -64,6 +93,7 @@ class HubRemote final : public vfs::Remote {
   std::shared_ptr<cache::ChunkFetcher> fetcher_;
   std::shared_ptr<xet::CasWriter> cas_writer_;    // nullptr: read-only
   std::shared_ptr<xet::DedupIndex> dedup_index_;  // shared by every upload of this remote
+  std::shared_ptr<KnownFiles> known_files_;       // file versions dedup_index_ was given
   bool read_only_;
 };
 

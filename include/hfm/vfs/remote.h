@@ -97,6 +97,12 @@ class Remote {
   virtual Result<std::unique_ptr<RemoteUpload>> beginUpload() {
     return Error(EROFS, "read-only remote");
   }
+  // A hint before uploading a new version of a file whose bytes were copied from `base` (a
+  // version read from this remote): an implementation may learn base's chunks so the upload
+  // references what is unchanged instead of sending it again. Best effort: it never fails and
+  // uploads are correct without it. It may read all of `base`, so it is never called on the
+  // read path nor under a lock.
+  virtual void learnBase(const RemoteEntry& base) { (void)base; }
   // One atomic batch: binds every `adds` path to its (already uploaded or already stored)
   // content, then deletes every `deletes` path. Rename is add(new, same hash) + delete(old):
   // no byte is uploaded again.

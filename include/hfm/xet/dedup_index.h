@@ -3,7 +3,10 @@
 // accepted, so every reference it hands out names a stored, registered xorb range: a lookup
 // answers the xorb and the chunk's position in it.
 //
-// Memory is bounded: entries are grouped by the shard that added them and whole groups are
+// It can also learn the chunks of files the mount read (addChunks): each chunk's hash computed
+// from the bytes stored at its (xorb, index), so a reference never names other bytes.
+//
+// Memory is bounded: entries are grouped by the call that added them and whole groups are
 // evicted least-recently-used (a hit refreshes its group) so that at most `max_chunks` chunks
 // are indexed (about 100 bytes each). Thread-safe.
 #pragma once
@@ -34,12 +37,23 @@ class DedupIndex {
     uint32_t index = 0;  // chunk position in the xorb
   };
 
+  // A chunk stored at the CAS: its hash and where it is.
+  struct KnownChunk {
+    MerkleHash hash;
+    MerkleHash xorb;
+    uint32_t index = 0;  // the chunk's real position in `xorb`
+  };
+
   // Adds the chunks of xorbs the CAS has stored and registered (one accepted shard's CAS
   // section) as one group. Chunks already indexed keep their first reference.
   void addShardXorbs(std::span<const ShardXorb> xorbs);
+  // Adds chunks of stored xorbs (e.g. every chunk of a file read back) as one group, with the
+  // same rules.
+  void addChunks(std::span<const KnownChunk> chunks);
   std::optional<Ref> find(const MerkleHash& chunk_hash);
 
   size_t size() const;  // chunks indexed
+  size_t capacity() const { return max_chunks_; }
 
  private:
   struct Group {
@@ -47,6 +61,13 @@ class DedupIndex {
     std::vector<MerkleHash> chunks;  // the chunk keys this group owns in `map_`
   };
   using GroupList = std::list<Group>;
+  // Makes room for `incoming` chunks and opens a new most-recent group. Requires mu_.
+  GroupList::iterator openGroupLocked(size_t incoming);
+  // Indexes one chunk in `group` (xorb at `xorb_pos` of its xorbs) unless known or full.
+  void insertLocked(GroupList::iterator group, const MerkleHash& hash, uint32_t xorb_pos,
+                    uint32_t index);
+  // Drops `group` if it owns no chunk. Requires mu_.
+  void closeGroupLocked(GroupList::iterator group);
   struct Entry {
     GroupList::iterator group;
     uint32_t xorb = 0;  // position in group->xorbs

@@ -78,6 +78,20 @@ class FakeCas : public xet::CasReader {
   const std::vector<uint8_t>& data() const { return data_; }
   const MerkleHash& file() const { return file_; }
 
+  // Every chunk of the file in order, where the terms say it is.
+  std::vector<FileChunk> chunks() const {
+    std::vector<FileChunk> out;
+    uint64_t offset = 0;
+    for (const auto& t : terms_) {
+      for (uint32_t c = t.chunks.start; c < t.chunks.end; ++c) {
+        const auto& bytes = xorbs_[t.xorb].chunks[c];
+        out.push_back({offset, xorbs_[t.xorb].hash, c, bytes});
+        offset += bytes.size();
+      }
+    }
+    return out;
+  }
+
   Result<ReconstructionPlan> getReconstruction(const MerkleHash& file_hash,
                                                std::optional<InclusiveByteRange> range) override {
     plan_calls_.fetch_add(1);
@@ -141,6 +155,7 @@ class FakeCas : public xet::CasReader {
     if (fetch_delay_.count() > 0) std::this_thread::sleep_for(fetch_delay_);
     const size_t q = entry.url.find("?gen=");
     const size_t xi = std::stoul(entry.url.substr(12, q - 12));
+    if (static_cast<int>(xi) == lost_xorb_) return Error::notFound("xorb gone");
     if (std::stoi(entry.url.substr(q + 5)) < generation_.load()) {
       return Error(xet::kFetchUrlExpired, "403 expired");
     }
@@ -171,6 +186,7 @@ class FakeCas : public xet::CasReader {
   std::chrono::milliseconds fetch_delay_{0};
   uint32_t unpacked_delta_ = 0;  // lie about unpacked_length
   bool ignore_range_ = false;    // answer every plan request with the whole file
+  int lost_xorb_ = -1;           // fetches of this xorb fail (its chunks cannot be read)
 
  private:
   std::vector<FakeXorb> xorbs_;
@@ -435,6 +451,89 @@ TEST(ChunkFetcherTest, UnknownFileIsEnoent) {
   auto r = fetcher.read(MerkleHash{}, 100, 0, buf);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ENOENT);
+}
+
+}  // namespace
+}  // namespace hfm::cache
+
+namespace hfm::cache {
+namespace {
+
+struct Visited {
+  uint64_t offset;
+  MerkleHash xorb;
+  uint32_t index;
+  std::vector<uint8_t> bytes;
+  friend bool operator==(const Visited&, const Visited&) = default;
+};
+
+std::vector<Visited> expectedVisits(const FakeCas& cas) {
+  std::vector<Visited> out;
+  for (const auto& c : cas.chunks()) {
+    out.push_back({c.offset, c.xorb, c.index, {c.bytes.begin(), c.bytes.end()}});
+  }
+  return out;
+}
+
+Result<std::vector<Visited>> walk(ChunkFetcher& fetcher, const FakeCas& cas) {
+  std::vector<Visited> out;
+  HFM_TRY(fetcher.forEachChunk(cas.file(), cas.data().size(), [&](const FileChunk& c) {
+    out.push_back({c.offset, c.xorb, c.index, {c.bytes.begin(), c.bytes.end()}});
+    return okStatus();
+  }));
+  return out;
+}
+
+TEST(ChunkFetcherWalkTest, VisitsEveryChunkAtItsXorbPositionWithItsBytes) {
+  FakeCas cas;
+  const auto expected = expectedVisits(cas);
+  ASSERT_GT(expected.size(), 20u);  // six terms over three xorbs
+  // Windows smaller than one chunk, a few chunks, and the whole file; with and without cache.
+  for (const uint64_t window : {uint64_t{3000}, uint64_t{25000}, uint64_t{1} << 30}) {
+    for (const bool cached : {true, false}) {
+      FetcherOptions options;
+      options.walk_window = window;
+      ChunkFetcher fetcher(cas, cached ? makeMemoryChunkCache(64 << 20) : nullptr, options);
+      auto visited = walk(fetcher, cas);
+      ASSERT_TRUE(visited.ok()) << visited.error().message();
+      EXPECT_EQ(*visited, expected) << "window " << window << " cached " << cached;
+    }
+  }
+}
+
+TEST(ChunkFetcherWalkTest, AFileAlreadyReadIsWalkedFromTheCache) {
+  FakeCas cas;
+  ChunkFetcher fetcher(cas, makeMemoryChunkCache(64 << 20));
+  ASSERT_TRUE(readRange(fetcher, cas, 0, cas.data().size()).ok());
+  const int plans = cas.plan_calls_.load();
+  const int fetches = cas.fetch_calls_.load();
+  auto visited = walk(fetcher, cas);
+  ASSERT_TRUE(visited.ok()) << visited.error().message();
+  EXPECT_EQ(*visited, expectedVisits(cas));
+  EXPECT_EQ(cas.plan_calls_.load(), plans);
+  EXPECT_EQ(cas.fetch_calls_.load(), fetches);
+}
+
+TEST(ChunkFetcherWalkTest, AChunkTheCasCannotServeIsAnError) {
+  FakeCas cas;
+  cas.lost_xorb_ = 2;
+  ChunkFetcher fetcher(cas, makeMemoryChunkCache(64 << 20));
+  auto visited = walk(fetcher, cas);
+  ASSERT_FALSE(visited.ok());
+  EXPECT_EQ(visited.error().code(), ENOENT);
+}
+
+TEST(ChunkFetcherWalkTest, TheVisitorsErrorStopsTheWalk) {
+  FakeCas cas;
+  ChunkFetcher fetcher(cas, makeMemoryChunkCache(64 << 20));
+  int visits = 0;
+  Status st = fetcher.forEachChunk(cas.file(), cas.data().size(), [&](const FileChunk&) -> Status {
+    if (++visits == 3) return Error(EINTR, "enough");
+    return okStatus();
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), EINTR);
+  EXPECT_EQ(visits, 3);
 }
 
 }  // namespace

@@ -683,6 +683,21 @@ TEST_F(CasServiceTest, GlobalDedupAnswersWithAKeyedShard) {
   EXPECT_EQ(call("GET", "/v1/chunks/other/" + x.chunks[0].hash.hex(), read_token_).status, 404);
 }
 
+TEST_F(CasServiceTest, GlobalDedupTurnedOffAnswersNothing) {
+  auto x = buildXorb(randomBytes(70000, 12), 35000);
+  ASSERT_EQ(postXorb(x).status, 200);
+  auto file = shardFile({{&x, 0, 2}}, false);
+  ASSERT_EQ(
+      call("POST", "/v1/shards", write_token_, uploadShardBody({file}, {shardXorb(x)})).status,
+      200);
+  const std::string chunk = "/v1/chunks/default/" + x.chunks[0].hash.hex();
+  ASSERT_EQ(call("GET", chunk, read_token_).status, 200);
+  CasOptions off;
+  off.global_dedup = false;
+  reopen(off);
+  EXPECT_EQ(call("GET", chunk, read_token_).status, 404);
+}
+
 TEST_F(CasServiceTest, GlobalDedupAnswersWithEveryXorbOfTheRegisteringShard) {
   auto a = buildXorb(randomBytes(60000, 31), 20000);
   auto b = buildXorb(randomBytes(50000, 32), 25000);

@@ -395,6 +395,31 @@ TEST_F(VfsWriteTest, AdvancedAppendTruncateAndReadAfterWrite) {
   EXPECT_EQ(readAll(ino), (std::vector<uint8_t>{'a', 'X', 0, 0}));
 }
 
+TEST_F(VfsWriteTest, AdvancedEditOfARemoteFileOffersItsVersionAsTheUploadBase) {
+  rebuild(advanced());
+  const auto original = patternBytes(200000, 3);
+  const std::string hash = remote_->putFile("ckpt.bin", original);
+  clock_ms_ += 60'000;
+  const InodeId ino = vfs_->lookup(kRootInode, "ckpt.bin")->ino;
+  auto h = vfs_->open(ino, O_RDWR);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  const uint8_t x[2] = {'X', 'Y'};
+  ASSERT_TRUE(vfs_->write(h->fh, 100000, x).ok());
+  vfs_->release(h->fh);
+  ASSERT_TRUE(waitFor([&] {
+    const auto stored = remote_->contents("ckpt.bin");
+    return stored.size() > 100000 && stored[100000] == 'X';
+  }));
+  // The version the copy was downloaded from, before the upload; a new file offers none.
+  ASSERT_TRUE(writeFile(kRootInode, "new.bin", patternBytes(5000, 4)).ok());
+  ASSERT_TRUE(waitFor([&] { return remote_->contents("new.bin").size() == 5000; }));
+  const auto bases = remote_->learnedBases();
+  ASSERT_EQ(bases.size(), 1u);
+  EXPECT_EQ(bases[0].path, "ckpt.bin");
+  EXPECT_EQ(bases[0].xet_hash, hash);
+  EXPECT_EQ(bases[0].size, original.size());
+}
+
 TEST_F(VfsWriteTest, AdvancedFsyncNeverWaitsForTheHub) {
   rebuild(advanced(/*debounce_ms=*/60'000, /*window_ms=*/60'000));
   auto made = vfs_->create(kRootInode, "db.sqlite", O_RDWR | O_CREAT);

@@ -81,5 +81,60 @@ TEST(DedupIndexTest, EvictsTheLeastRecentlyUsedShardToStayBounded) {
   EXPECT_FALSE(index.find(hashOf("huge-10")).has_value());
 }
 
+// Chunks "<tag>-<i>" at indices first, first + 1, ... of the xorb "xorb <xorb>".
+std::vector<DedupIndex::KnownChunk> knownChunks(const std::string& tag, const std::string& xorb,
+                                                uint32_t first, size_t count) {
+  std::vector<DedupIndex::KnownChunk> out;
+  for (size_t i = 0; i < count; ++i) {
+    out.push_back({hashOf(tag + "-" + std::to_string(i)), hashOf("xorb " + xorb),
+                   first + static_cast<uint32_t>(i)});
+  }
+  return out;
+}
+
+TEST(DedupIndexTest, LearnedChunksKeepTheirXorbAndRealIndex) {
+  DedupIndex index;
+  // One file read back: chunks 5..7 of xorb x, then chunks 0..1 of xorb y, then x again.
+  auto chunks = knownChunks("f", "x", 5, 3);
+  for (auto& c : knownChunks("g", "y", 0, 2)) chunks.push_back(c);
+  for (auto& c : knownChunks("h", "x", 9, 1)) chunks.push_back(c);
+  index.addChunks(chunks);
+  EXPECT_EQ(index.size(), 6u);
+  for (const auto& c : chunks) {
+    auto ref = index.find(c.hash);
+    ASSERT_TRUE(ref.has_value());
+    EXPECT_EQ(ref->xorb, c.xorb);
+    EXPECT_EQ(ref->index, c.index);
+  }
+  // A chunk already known from a shard keeps the shard's reference.
+  const auto a = xorbOf("a", 1);
+  index.addShardXorbs(std::vector<ShardXorb>{a});
+  index.addChunks(std::vector<DedupIndex::KnownChunk>{{a.chunks[0].hash, hashOf("xorb z"), 4}});
+  auto ref = index.find(a.chunks[0].hash);
+  ASSERT_TRUE(ref.has_value());
+  EXPECT_EQ(ref->xorb, a.hash);
+  EXPECT_EQ(ref->index, 0u);
+}
+
+TEST(DedupIndexTest, LearnedGroupsAreEvictedLikeShards) {
+  DedupIndex index(10);
+  const auto first = knownChunks("f", "x", 100, 4);
+  const auto second = knownChunks("g", "y", 0, 4);
+  index.addChunks(first);
+  index.addChunks(second);
+  ASSERT_TRUE(index.find(first[0].hash).has_value());  // first is now more recent
+  index.addShardXorbs(std::vector<ShardXorb>{xorbOf("c", 4)});
+  EXPECT_EQ(index.size(), 8u);
+  EXPECT_TRUE(index.find(first[3].hash).has_value());
+  EXPECT_FALSE(index.find(second[0].hash).has_value());
+
+  index.addChunks(knownChunks("huge", "h", 0, 25));
+  EXPECT_EQ(index.size(), 10u);
+  auto ref = index.find(hashOf("huge-9"));
+  ASSERT_TRUE(ref.has_value());
+  EXPECT_EQ(ref->index, 9u);
+  EXPECT_FALSE(index.find(hashOf("huge-10")).has_value());
+}
+
 }  // namespace
 }  // namespace hfm::xet
