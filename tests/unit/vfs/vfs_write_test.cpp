@@ -1012,8 +1012,10 @@ class SlowUploadRemote : public Remote {
   Result<std::unique_ptr<RemoteUpload>> beginUpload() override {
     HFM_ASSIGN_OR_RETURN(auto upload, inner_->beginUpload());
     return std::unique_ptr<RemoteUpload>(
-        std::make_unique<Slow>(std::move(upload), delay_, write_delay_));
+        std::make_unique<Slow>(std::move(upload), delay_, write_delay_, bytes_written_));
   }
+  // Bytes every upload so far was given (a test can wait until a version is on its way).
+  uint64_t bytesWritten() const { return bytes_written_->load(); }
   Status commitFiles(std::span<const RemoteAdd> adds,
                      std::span<const std::string> deletes) override {
     return inner_->commitFiles(adds, deletes);
@@ -1023,11 +1025,16 @@ class SlowUploadRemote : public Remote {
   class Slow : public RemoteUpload {
    public:
     Slow(std::unique_ptr<RemoteUpload> inner, std::chrono::milliseconds delay,
-         std::chrono::milliseconds write_delay)
-        : inner_(std::move(inner)), delay_(delay), write_delay_(write_delay) {}
+         std::chrono::milliseconds write_delay, std::shared_ptr<std::atomic<uint64_t>> written)
+        : inner_(std::move(inner)),
+          delay_(delay),
+          write_delay_(write_delay),
+          written_(std::move(written)) {}
     Status write(std::span<const uint8_t> data) override {
       std::this_thread::sleep_for(write_delay_);
-      return inner_->write(data);
+      HFM_TRY(inner_->write(data));
+      *written_ += data.size();
+      return okStatus();
     }
     Result<UploadedContent> finish() override {
       std::this_thread::sleep_for(delay_);
@@ -1038,10 +1045,13 @@ class SlowUploadRemote : public Remote {
     std::unique_ptr<RemoteUpload> inner_;
     std::chrono::milliseconds delay_;
     std::chrono::milliseconds write_delay_;
+    std::shared_ptr<std::atomic<uint64_t>> written_;
   };
   std::shared_ptr<FakeRemote> inner_;
   std::chrono::milliseconds delay_;
   std::chrono::milliseconds write_delay_;
+  std::shared_ptr<std::atomic<uint64_t>> bytes_written_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 TEST_F(VfsWriteTest, AdvancedFileAppendedWithoutPauseStillCommitsAConsistentPrefix) {
@@ -1138,7 +1148,8 @@ TEST_F(VfsWriteTest, AdvancedFileRewrittenWithoutPauseCommitsASnapshotVersion) {
 TEST_F(VfsWriteTest, SnapshotCommitKeepsTheNewerClosedBytesDurable) {
   StagingDir dir;
   ASSERT_FALSE(dir.path().empty());
-  vfs_remote_ = std::make_shared<SlowUploadRemote>(remote_, std::chrono::milliseconds(200));
+  auto slow = std::make_shared<SlowUploadRemote>(remote_, std::chrono::milliseconds(200));
+  vfs_remote_ = slow;
   WriteConfig w = advanced(/*debounce_ms=*/10, /*window_ms=*/100);
   w.staging_dir = dir.path();
   const std::vector<uint8_t> first(100000, 1);
@@ -1149,8 +1160,9 @@ TEST_F(VfsWriteTest, SnapshotCommitKeepsTheNewerClosedBytesDurable) {
     ASSERT_TRUE(made.ok());
     ASSERT_TRUE(vfs_->write(made->open.fh, 0, first).ok());
     ASSERT_TRUE(vfs_->fsync(made->open.fh).ok());
-    // Overwritten while the first version uploads; closed (durable) before the commit ends.
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    // Overwritten once the first version's bytes are in its (slow) upload; closed (durable)
+    // before that commit ends.
+    ASSERT_TRUE(waitFor([&] { return slow->bytesWritten() >= first.size(); }));
     ASSERT_TRUE(vfs_->write(made->open.fh, 0, second).ok());
     ASSERT_TRUE(vfs_->flush(made->open.fh).ok());
     vfs_->release(made->open.fh);
@@ -1161,6 +1173,7 @@ TEST_F(VfsWriteTest, SnapshotCommitKeepsTheNewerClosedBytesDurable) {
   }
   remote_->clearFaults();
   EXPECT_EQ(dir.count(".snap"), 0u);
+  slow.reset();
   vfs_remote_.reset();
   rebuild(w);
   ASSERT_TRUE(vfs_->recoverPending().ok());
