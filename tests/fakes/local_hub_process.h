@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -51,6 +52,17 @@ class LocalHubProcess {
 
   const std::string& url() const { return url_; }
   const std::filesystem::path& dataDir() const { return data_dir_; }
+
+  // Bytes of the xorbs the hub stores (each stored once, whoever uploaded it and how often).
+  uint64_t storedXorbBytes() const {
+    uint64_t total = 0;
+    std::error_code ec;
+    for (std::filesystem::recursive_directory_iterator it(data_dir_ / "cas" / "xorbs", ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (it->is_regular_file() && it->path().extension() == ".xorb") total += it->file_size();
+    }
+    return total;
+  }
   pid_t pid() const { return pid_; }
 
   // Stops the server: SIGTERM and a bounded wait, or SIGKILL right away when `hard`.

@@ -26,23 +26,15 @@
 #include <thread>
 #include <vector>
 
+#include "bucket_mount_process.h"
 #include "local_hub_process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using hfm::testing::BucketMountProcess;
+using hfm::testing::fuseAvailable;
 using hfm::testing::LocalHubProcess;
-
-bool fuseAvailable() { return geteuid() == 0 && access("/dev/fuse", R_OK | W_OK) == 0; }
-
-bool isMounted(const std::string& dir) {
-  std::ifstream in("/proc/mounts");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(" " + dir + " ") != std::string::npos) return true;
-  }
-  return false;
-}
 
 int sh(const std::string& script) {
   const int rc = std::system(("timeout 120 bash -ec '" + script + "'").c_str());
@@ -61,68 +53,19 @@ int run(const std::string& script) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-// One hf-mount-fuse process; the destructor unmounts and reaps it whatever happened.
-class MountProcess {
+// A mount of tester/wb by this build's hf-mount-fuse; `read_only` adds --read-only.
+class MountProcess : public BucketMountProcess {
  public:
   MountProcess(const std::string& hub_url, const std::string& cache, const std::string& mnt,
-               bool read_only, const std::vector<std::string>& extra = {})
-      : mnt_(mnt) {
-    std::vector<std::string> args = {std::string(HFM_BINARY_DIR) + "/src/bin/hf-mount-fuse",
-                                     "--hf-token",
-                                     LocalHubProcess::kToken,
-                                     "--hub-endpoint",
-                                     hub_url,
-                                     "--cache-dir",
-                                     cache};
-    if (read_only) args.emplace_back("--read-only");
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.insert(args.end(), {"bucket", "tester/wb", mnt});
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 200 && !isMounted(mnt_); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  ~MountProcess() { stop(); }
-  MountProcess(const MountProcess&) = delete;
-  MountProcess& operator=(const MountProcess&) = delete;
-
-  bool mounted() const { return isMounted(mnt_); }
-
-  // kill -9: no unmount, no flush; the kernel mount is detached afterwards.
-  void kill9() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    if (isMounted(mnt_)) (void)std::system(("umount -l " + mnt_).c_str());
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    bool reaped = false;
-    for (int i = 0; i < 200 && !reaped; ++i) {
-      reaped = waitpid(pid_, nullptr, WNOHANG) == pid_;
-      if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!reaped) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (isMounted(mnt_)) (void)std::system(("umount -l " + mnt_).c_str());
-    pid_ = -1;
-  }
+               bool read_only, std::vector<std::string> extra = {})
+      : BucketMountProcess(HFM_BINARY_DIR, hub_url, cache, mnt,
+                           read_only ? withReadOnly(std::move(extra)) : std::move(extra)) {}
 
  private:
-  std::string mnt_;
-  pid_t pid_ = -1;
+  static std::vector<std::string> withReadOnly(std::vector<std::string> extra) {
+    extra.insert(extra.begin(), "--read-only");
+    return extra;
+  }
 };
 
 TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
@@ -443,17 +386,6 @@ TEST(BucketWriteTest, AdvancedFileAppendedWithoutPauseReachesTheHubBeforeTheWrit
   mount.writer->stop();
 }
 
-// Bytes of the xorbs the hub stores (each stored once, whoever uploaded it).
-uint64_t storedXorbBytes(const fs::path& data_dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(data_dir / "cas" / "xorbs", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    if (it->is_regular_file() && it->path().extension() == ".xorb") total += it->file_size();
-  }
-  return total;
-}
-
 // Dedup from reconstructions: another client uploads a 20 MiB file; a --advanced-writes mount
 // edits 1 % of it in place (python r+b). The hub answers no global-dedup query, so only the
 // mount's learning of the version it downloaded can keep the upload to the changed chunks.
@@ -478,7 +410,7 @@ TEST(BucketWriteTest, InPlaceEditOfAnotherClientsFileUploadsOnlyTheChangedChunks
     other.stop();
   }
   ASSERT_TRUE(hubHas(hub.url(), "ckpt.bin", model, 60));
-  const uint64_t before = storedXorbBytes(hub.dataDir());
+  const uint64_t before = hub.storedXorbBytes();
 
   MountProcess editor(hub.url(), r + "/cache-editor", m, false, kAdvanced);
   ASSERT_TRUE(editor.mounted());
@@ -499,7 +431,7 @@ TEST(BucketWriteTest, InPlaceEditOfAnotherClientsFileUploadsOnlyTheChangedChunks
   ASSERT_EQ(run("python3 " + r + "/edit.py && cmp " + m + "/ckpt.bin " + model), 0);
   EXPECT_TRUE(hubHas(hub.url(), "ckpt.bin", model, 60));
   editor.stop();
-  const uint64_t growth = storedXorbBytes(hub.dataDir()) - before;
+  const uint64_t growth = hub.storedXorbBytes() - before;
   std::printf("in-place edit of %llu of %llu bytes: the hub stored %llu new bytes\n",
               static_cast<unsigned long long>(kSize / 100), static_cast<unsigned long long>(kSize),
               static_cast<unsigned long long>(growth));

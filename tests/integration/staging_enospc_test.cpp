@@ -19,27 +19,19 @@
 #include <thread>
 #include <vector>
 
+#include "bucket_mount_process.h"
 #include "local_hub_process.h"
 #include "tiny_tmpfs.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using hfm::testing::BucketMountProcess;
+using hfm::testing::fuseAvailable;
 using hfm::testing::LocalHubProcess;
 using hfm::testing::TinyTmpfs;
 
 constexpr uint64_t kStagingBytes = 8u << 20;
-
-bool fuseAvailable() { return geteuid() == 0 && access("/dev/fuse", R_OK | W_OK) == 0; }
-
-bool isMounted(const std::string& dir) {
-  std::ifstream in("/proc/mounts");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(" " + dir + " ") != std::string::npos) return true;
-  }
-  return false;
-}
 
 // Runs `script` with bash -e from a temporary file, at most 120 s; its exit status.
 int run(const std::string& script) {
@@ -88,59 +80,20 @@ struct TempRoot {
   TempRoot& operator=(const TempRoot&) = delete;
 };
 
-// One hf-mount-fuse process of bucket tester/wb; the destructor unmounts and reaps it.
-class MountProcess {
+// A mount of tester/wb by this build's hf-mount-fuse, without a chunk cache (only staging
+// lives on the tmpfs).
+class MountProcess : public BucketMountProcess {
  public:
   MountProcess(const std::string& hub_url, const std::string& cache, const std::string& mnt,
-               const std::vector<std::string>& extra)
-      : mnt_(mnt) {
-    std::vector<std::string> args = {std::string(HFM_BINARY_DIR) + "/src/bin/hf-mount-fuse",
-                                     "--hf-token",
-                                     LocalHubProcess::kToken,
-                                     "--hub-endpoint",
-                                     hub_url,
-                                     "--cache-dir",
-                                     cache,
-                                     "--no-disk-cache"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.insert(args.end(), {"bucket", "tester/wb", mnt});
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 200 && !isMounted(mnt_); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  ~MountProcess() { stop(); }
-  MountProcess(const MountProcess&) = delete;
-  MountProcess& operator=(const MountProcess&) = delete;
-
-  bool mounted() const { return isMounted(mnt_); }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    bool reaped = false;
-    for (int i = 0; i < 200 && !reaped; ++i) {
-      reaped = waitpid(pid_, nullptr, WNOHANG) == pid_;
-      if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!reaped) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (isMounted(mnt_)) (void)std::system(("umount -l " + mnt_).c_str());
-    pid_ = -1;
-  }
+               std::vector<std::string> extra)
+      : BucketMountProcess(HFM_BINARY_DIR, hub_url, cache, mnt,
+                           withoutDiskCache(std::move(extra))) {}
 
  private:
-  std::string mnt_;
-  pid_t pid_ = -1;
+  static std::vector<std::string> withoutDiskCache(std::vector<std::string> extra) {
+    extra.insert(extra.begin(), "--no-disk-cache");
+    return extra;
+  }
 };
 
 // Writes up to 64 MiB (1 MiB writes) to argv[1] (opened with O_TRUNC if argv[2] is "trunc",

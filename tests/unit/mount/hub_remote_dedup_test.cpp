@@ -21,17 +21,6 @@ using hfm::testing::TempDir;
 constexpr size_t kFileSize = 8u << 20;
 constexpr const char* kBucket = "tester/dedup";
 
-// Bytes of xorbs the hub stores (each stored once, whoever uploaded it).
-uint64_t storedXorbBytes(const fs::path& data_dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(data_dir / "cas" / "xorbs", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    if (it->is_regular_file() && it->path().extension() == ".xorb") total += it->file_size();
-  }
-  return total;
-}
-
 std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<uint8_t> out(n);
@@ -105,11 +94,11 @@ class HubRemoteDedupTest : public ::testing::Test {
     const auto patch = randomBytes(kFileSize / 100, 77);
     std::copy(patch.begin(), patch.end(), edited.begin() + kFileSize / 2);
 
-    const uint64_t before = storedXorbBytes(hub_.dataDir());
+    const uint64_t before = hub_.storedXorbBytes();
     if (learn) editor->remote->learnBase(*base);
     const Status uploaded = uploadAs(*editor->remote, path, edited);
     EXPECT_TRUE(uploaded.ok()) << (uploaded.ok() ? "" : uploaded.error().message());
-    const uint64_t growth = storedXorbBytes(hub_.dataDir()) - before;
+    const uint64_t growth = hub_.storedXorbBytes() - before;
 
     // Whoever reads it back gets the edited bytes.
     auto entry = writer_->remote->stat(path);
