@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <thread>
 #include <utility>
 
@@ -682,6 +683,12 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out,
   }
   if (staged != nullptr) {
     Staged& st = *staged;
+    if (const int lost = st.lost_errno.load(); lost != 0) {
+      // The copy this handle reads was dropped after a failed write: its bytes are gone, and
+      // reading on would show an empty or different file.
+      return Error(EIO, "the unsaved copy this handle reads was dropped after a failed write (" +
+                            std::string(std::strerror(lost)) + ")");
+    }
     std::lock_guard<std::mutex> slock(st.mu);
     const uint64_t size = st.size.load();
     if (offset >= size) return size_t{0};

@@ -62,8 +62,19 @@ class VfsEnospcTest : public ::testing::Test {
     return {0, kTooBig};
   }
 
-  // Expects every later operation on the failed handle to report ENOSPC, then closes it.
+  // Expects a read through `fh` (tied to the dropped copy) to fail with EIO, not to show an
+  // empty or different file.
+  void expectReadOfDroppedCopyFails(uint64_t fh) {
+    std::vector<uint8_t> buf(4096);
+    auto r = vfs_->read(fh, 0, buf);
+    ASSERT_FALSE(r.ok()) << "read " << *r << " bytes of a dropped copy";
+    EXPECT_EQ(r.error().code(), EIO);
+  }
+
+  // Expects every later operation on the failed handle to report ENOSPC (a read EIO), then
+  // closes it.
   void expectHandleFailedThenClose(uint64_t fh, uint64_t next_offset) {
+    expectReadOfDroppedCopyFails(fh);
     const uint8_t one = 1;
     auto w = vfs_->write(fh, next_offset, std::span<const uint8_t>(&one, 1));
     ASSERT_FALSE(w.ok());
@@ -181,12 +192,17 @@ TEST_F(VfsEnospcTest, AdvancedWriteIntoAHubFileBeyondFreeSpaceRevertsAndCommitsN
   ASSERT_TRUE(found.ok());
   auto h = vfs_->open(found->ino, O_RDWR);
   ASSERT_TRUE(h.ok()) << h.error().message();
+  // A reader opened on the staged copy.
+  auto reader = vfs_->open(found->ino, O_RDONLY);
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
   // One big write at the end: the extension fails part way and is cut back.
   const auto big = patternBytes(2 * kStagingBytes, 4);
   auto w = vfs_->write(h->fh, 11, big);
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.error().code(), ENOSPC);
   expectHandleFailedThenClose(h->fh, 0);
+  expectReadOfDroppedCopyFails(reader->fh);
+  vfs_->release(reader->fh);
   EXPECT_TRUE(vfs_->flushAll(std::chrono::seconds(5)).ok());
   EXPECT_EQ(remote_->counts().commits, 0u);
   const std::string old = "old content";
