@@ -20,7 +20,7 @@ HubRemote::HubRemote(std::shared_ptr<const hub::HubClient> hub,
       fetcher_(std::move(fetcher)),
       cas_writer_(std::move(cas_writer)),
       dedup_index_(std::make_shared<xet::DedupIndex>()),
-      known_files_(std::make_shared<KnownFiles>(kKnownFiles)),
+      known_files_(std::make_shared<KnownFiles>(kKnownFiles, dedup_index_)),
       read_only_(read_only || cas_writer_ == nullptr) {}
 
 namespace {
@@ -127,23 +127,34 @@ void HubRemote::learnBase(const vfs::RemoteEntry& base) {
     return;
   }
   dedup_index_->addChunks(chunks);
+  if (!chunks.empty()) known_files_->setSample(*file, chunks.front().hash);
   spdlog::debug("dedup: learned {} chunks of {} ({} bytes)", chunks.size(), base.path, base.size);
 }
 
 bool HubRemote::KnownFiles::add(const xet::MerkleHash& file) {
   std::lock_guard lock(mu_);
-  if (!members_.insert(file).second) return false;
+  auto [it, added] = samples_.try_emplace(file);
+  if (!added) {
+    if (!it->second || index_->contains(*it->second)) return false;
+    it->second.reset();  // its chunks were evicted: learn it again
+    order_.remove(file);
+  }
   order_.push_front(file);
   while (order_.size() > capacity_) {
-    members_.erase(order_.back());
+    samples_.erase(order_.back());
     order_.pop_back();
   }
   return true;
 }
 
+void HubRemote::KnownFiles::setSample(const xet::MerkleHash& file, const xet::MerkleHash& chunk) {
+  std::lock_guard lock(mu_);
+  if (auto it = samples_.find(file); it != samples_.end()) it->second = chunk;
+}
+
 void HubRemote::KnownFiles::remove(const xet::MerkleHash& file) {
   std::lock_guard lock(mu_);
-  if (members_.erase(file) != 0) order_.remove(file);
+  if (samples_.erase(file) != 0) order_.remove(file);
 }
 
 Status HubRemote::commitFiles(std::span<const vfs::RemoteAdd> adds,

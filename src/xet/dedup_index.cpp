@@ -64,6 +64,11 @@ std::optional<DedupIndex::Ref> DedupIndex::find(const MerkleHash& chunk_hash) {
   return Ref{entry.group->xorbs[entry.xorb], entry.index};
 }
 
+bool DedupIndex::contains(const MerkleHash& chunk_hash) const {
+  std::lock_guard lock(mu_);
+  return map_.contains(chunk_hash);
+}
+
 size_t DedupIndex::size() const {
   std::lock_guard lock(mu_);
   return map_.size();

@@ -21,14 +21,15 @@
 // file (mostly from the cache, filled when the copy was staged), never from a re-chunking, so
 // a reference cannot name other bytes. It runs on the caller's (committer) thread, never on
 // reads; a bounded set of file hashes already learned (or uploaded by this mount) makes an
-// edited file that commits many times learn once.
+// edited file that commits many times learn once (again only once the index evicted them).
 #pragma once
 
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "hfm/cache/chunk_fetcher.h"
 #include "hfm/http/http_client.h"
@@ -70,19 +71,26 @@ class HubRemote final : public vfs::Remote {
   static vfs::RemoteEntry toRemoteEntry(const hub::TreeEntry& entry);
 
   // The file versions whose chunks the dedup index was given (learned or uploaded here),
-  // the most recent `capacity`. Thread-safe.
+  // the most recent `capacity`. A learned version keeps one of its chunks as a sample: once the
+  // index has evicted that chunk, the version may be learned again. Thread-safe.
   class KnownFiles {
    public:
-    explicit KnownFiles(size_t capacity) : capacity_(capacity) {}
-    // Records `file`; false if it was already recorded.
+    KnownFiles(size_t capacity, std::shared_ptr<const xet::DedupIndex> index)
+        : capacity_(capacity), index_(std::move(index)) {}
+    // Records `file`; false if it was already recorded and, when it has a sample, that sample
+    // is still indexed (a learning in progress counts as recorded).
     bool add(const xet::MerkleHash& file);
+    // The chunk of a learned `file` that tells whether its chunks are still indexed.
+    void setSample(const xet::MerkleHash& file, const xet::MerkleHash& chunk);
     void remove(const xet::MerkleHash& file);
 
    private:
     const size_t capacity_;
+    const std::shared_ptr<const xet::DedupIndex> index_;
     std::mutex mu_;
-    std::list<xet::MerkleHash> order_;             // newest first. Guarded by mu_.
-    std::unordered_set<xet::MerkleHash> members_;  // Guarded by mu_.
+    std::list<xet::MerkleHash> order_;  // newest first. Guarded by mu_.
+    std::unordered_map<xet::MerkleHash, std::optional<xet::MerkleHash>>
+        samples_;  // Guarded by mu_.
   };
   static constexpr size_t kKnownFiles = 4096;
 

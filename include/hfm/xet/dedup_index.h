@@ -51,6 +51,8 @@ class DedupIndex {
   // same rules.
   void addChunks(std::span<const KnownChunk> chunks);
   std::optional<Ref> find(const MerkleHash& chunk_hash);
+  // Whether `chunk_hash` is indexed, without refreshing its group.
+  bool contains(const MerkleHash& chunk_hash) const;
 
   size_t size() const;  // chunks indexed
   size_t capacity() const { return max_chunks_; }

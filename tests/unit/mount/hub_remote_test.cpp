@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hfm/xet/dedup_index.h"
+#include "hfm/xet/hashing.h"
+
 namespace hfm::mount {
 namespace {
 
@@ -42,6 +49,46 @@ TEST(HubRemoteTest, DirectoriesHaveNoSize) {
   const auto r = HubRemote::toRemoteEntry(e);
   EXPECT_TRUE(r.is_dir);
   EXPECT_EQ(r.size, 0U);
+}
+
+xet::MerkleHash hashOf(const std::string& s) {
+  return xet::chunkHash({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+}
+
+TEST(HubRemoteKnownFilesTest, ALearnedVersionIsLearnedAgainOnceTheIndexEvictedItsChunks) {
+  auto index = std::make_shared<xet::DedupIndex>(4);
+  HubRemote::KnownFiles known(8, index);
+  const auto file = hashOf("file v1");
+  const auto xorb = hashOf("xorb");
+  ASSERT_TRUE(known.add(file));
+  EXPECT_FALSE(known.add(file));  // being learned: nobody else starts
+  const std::vector<xet::DedupIndex::KnownChunk> chunks = {{hashOf("c0"), xorb, 0},
+                                                           {hashOf("c1"), xorb, 1}};
+  index->addChunks(chunks);
+  known.setSample(file, chunks[0].hash);
+  EXPECT_FALSE(known.add(file));  // learned, chunks still indexed
+  // Other files' chunks push the learned group out of the bounded index.
+  index->addChunks(std::vector<xet::DedupIndex::KnownChunk>{
+      {hashOf("o0"), xorb, 2}, {hashOf("o1"), xorb, 3}, {hashOf("o2"), xorb, 4}});
+  ASSERT_FALSE(index->contains(chunks[0].hash));
+  EXPECT_TRUE(known.add(file));   // learn it again
+  EXPECT_FALSE(known.add(file));  // and only once
+}
+
+TEST(HubRemoteKnownFilesTest, UploadedVersionsNeedNoSampleAndTheOldestAreForgotten) {
+  auto index = std::make_shared<xet::DedupIndex>(4);
+  HubRemote::KnownFiles known(2, index);
+  const auto a = hashOf("a");
+  const auto b = hashOf("b");
+  const auto c = hashOf("c");
+  ASSERT_TRUE(known.add(a));  // an upload of this mount: its shard fed the index
+  EXPECT_FALSE(known.add(a));
+  ASSERT_TRUE(known.add(b));
+  ASSERT_TRUE(known.add(c));  // a is the oldest of 3 with room for 2
+  EXPECT_FALSE(known.add(c));
+  EXPECT_TRUE(known.add(a));
+  known.remove(a);  // a learning that failed
+  EXPECT_TRUE(known.add(a));
 }
 
 }  // namespace

@@ -128,8 +128,11 @@ TEST(DedupIndexTest, LearnedGroupsAreEvictedLikeShards) {
   EXPECT_TRUE(index.find(first[3].hash).has_value());
   EXPECT_FALSE(index.find(second[0].hash).has_value());
 
+  EXPECT_TRUE(index.contains(first[0].hash));
+  EXPECT_FALSE(index.contains(second[0].hash));
   index.addChunks(knownChunks("huge", "h", 0, 25));
   EXPECT_EQ(index.size(), 10u);
+  EXPECT_FALSE(index.contains(first[0].hash));
   auto ref = index.find(hashOf("huge-9"));
   ASSERT_TRUE(ref.has_value());
   EXPECT_EQ(ref->index, 9u);
