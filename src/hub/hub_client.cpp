@@ -17,7 +17,6 @@ using nlohmann::json;
 constexpr std::size_t kBatchMaxOps = 1000;     // huggingface_hub's per-request chunk
 constexpr std::size_t kPathsInfoBatch = 1000;  // _BUCKET_PATHS_INFO_BATCH_SIZE
 constexpr std::size_t kMaxPages = 1000000;     // a runaway cursor is a server bug
-constexpr std::string_view kPublicHub = "https://huggingface.co";
 
 std::string trimSlashes(std::string_view path) {
   while (!path.empty() && path.front() == '/') path.remove_prefix(1);
@@ -450,8 +449,9 @@ Result<FileMetadata> HubClient::head(std::string_view path) const {
                             .value_or(response->header("X-Xet-Refresh-Route"));
   if (refresh.starts_with("/")) {
     refresh = endpoint_ + refresh;
-  } else if (refresh.starts_with(std::string(kPublicHub) + "/") && endpoint_ != kPublicHub) {
-    refresh = endpoint_ + refresh.substr(kPublicHub.size());
+  } else if (refresh.starts_with(std::string(kPublicHubEndpoint) + "/") &&
+             endpoint_ != kPublicHubEndpoint) {
+    refresh = endpoint_ + refresh.substr(kPublicHubEndpoint.size());
   }
   meta.xet_refresh_url = std::move(refresh);
   return meta;

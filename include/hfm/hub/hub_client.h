@@ -33,10 +33,14 @@
 
 namespace hfm::hub {
 
+// The public Hub: the default endpoint, and the host whose absolute refresh links are
+// rewritten to a configured endpoint.
+inline constexpr std::string_view kPublicHubEndpoint = "https://huggingface.co";
+
 struct HubOptions {
-  std::string endpoint = "https://huggingface.co";  // HF_ENDPOINT / --hub-endpoint
-  int bucket_tree_limit = 5000;                     // page size asked of bucket tree listings
-  int repo_tree_limit = 1000;                       // and of repo tree listings
+  std::string endpoint{kPublicHubEndpoint};  // HF_ENDPOINT / --hub-endpoint
+  int bucket_tree_limit = 5000;              // page size asked of bucket tree listings
+  int repo_tree_limit = 1000;                // and of repo tree listings
 };
 
 struct SourceInfo {

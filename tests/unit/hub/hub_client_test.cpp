@@ -319,8 +319,8 @@ TEST(HubClientTest, HeadReadsXetMetadataWithoutFollowingRedirects) {
           .withHeader("X-Linked-Etag", "\"sha256-etag\"")
           .withHeader("ETag", "W/\"git-etag\"")
           .withHeader("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")
-          .withHeader("Link",
-                      "<https://huggingface.co/api/buckets/ns/b/xet-read-token>; rel=\"xet-auth\"");
+          .withHeader("Link", "<" + std::string(kPublicHubEndpoint) +
+                                  "/api/buckets/ns/b/xet-read-token>; rel=\"xet-auth\"");
     }
     if (r.raw_path == "/datasets/ns/d/resolve/v1.0/small.txt") {
       return FakeResponse::text(200, "hello")
