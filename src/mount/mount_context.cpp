@@ -7,9 +7,32 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <utility>
+
+#include "hfm/util/log.h"
 
 namespace hfm::mount {
 namespace {
+
+// The Vfs's view of the whole-file cache.
+class FileCacheCopies : public vfs::LocalCopyStore {
+ public:
+  explicit FileCacheCopies(std::shared_ptr<cache::FileCache> cache) : cache_(std::move(cache)) {}
+
+  std::optional<vfs::LocalCopy> open(const std::string& xet_hash, uint64_t size) override {
+    auto file = cache_->open(xet_hash, size);
+    if (!file) return std::nullopt;
+    return vfs::LocalCopy{file->fd(), file->size(), file};
+  }
+  void request(const std::string& xet_hash, uint64_t size,
+               std::function<Status(uint64_t, std::span<uint8_t>)> read) override {
+    cache_->download(xet_hash, size, std::move(read));
+  }
+
+ private:
+  const std::shared_ptr<cache::FileCache> cache_;
+};
 
 std::string sourceWord(const hub::SourceId& id) {
   return id.isBucket() ? "bucket " + id.id
@@ -114,7 +137,10 @@ Result<std::unique_ptr<MountContext>> MountContext::open(
   cache::ChunkCacheOptions cache_options;
   cache_options.cache_dir = std::filesystem::path(options.cache_dir);
   cache_options.capacity_bytes = options.cache_size;
-  cache_options.disk = !options.no_disk_cache;
+  // --cache-mode file keeps whole files instead of chunks (the reference turns the chunk cache
+  // off in that mode; reads not served by a copy use a memory chunk cache).
+  const bool file_mode = options.cache_mode == app::CacheMode::kFile && !options.no_disk_cache;
+  cache_options.disk = !options.no_disk_cache && !file_mode;
   {
     auto opened = cache::openChunkCache(cache_options);
     if (!opened) return opened.error().withContext("chunk cache in " + options.cache_dir);
@@ -129,6 +155,18 @@ Result<std::unique_ptr<MountContext>> MountContext::open(
   }
 
   vfs::VfsConfig& config = ctx->vfs_config;
+  if (file_mode) {
+    auto opened = cache::FileCache::open(std::filesystem::path(options.cache_dir) / "files",
+                                         options.cache_size);
+    if (opened) {
+      ctx->file_cache = std::shared_ptr<cache::FileCache>(std::move(opened).value());
+      config.local_copies = std::make_shared<FileCacheCopies>(ctx->file_cache);
+    } else if (opened.error().code() == EBUSY) {
+      spdlog::warn("{}; files are read without local copies", opened.error().message());
+    } else {
+      return opened.error().withContext("file cache in " + options.cache_dir);
+    }
+  }
   config.uid = options.uid.value_or(::getuid());
   config.gid = options.gid.value_or(::getgid());
   config.metadata_ttl = std::chrono::milliseconds(options.metadata_ttl_ms);

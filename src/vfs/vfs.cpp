@@ -653,11 +653,29 @@ Result<OpenResult> Vfs::open(InodeId ino, int flags) {
     node->open_handles++;
     handle->ino = ino;
     handle->version = version;
+    result.version = version;
     entry = std::make_shared<const RemoteEntry>(node->entry);
   }
   result.direct_io = config_.direct_io;
-  handle->prefetcher =
-      std::make_unique<Prefetcher>(*remote_, pool_, entry, config_.prefetch, &budget_);
+  if (auto* copies = config_.local_copies.get();
+      copies != nullptr && !entry->xet_hash.empty() && entry->size > 0) {
+    handle->local = copies->open(entry->xet_hash, entry->size);
+    if (handle->local) {
+      result.local_fd = handle->local->fd;
+    } else {
+      // The next open finds the copy; this one reads over the network meanwhile.
+      copies->request(entry->xet_hash, entry->size,
+                      [remote = remote_, entry, prefetch = config_.prefetch](
+                          uint64_t offset, std::span<uint8_t> out) {
+                        return fetchExact(*remote, *entry, offset, out, prefetch.fetch_attempts,
+                                          prefetch.retry_backoff);
+                      });
+    }
+  }
+  if (!handle->local) {
+    handle->prefetcher =
+        std::make_unique<Prefetcher>(*remote_, pool_, entry, config_.prefetch, &budget_);
+  }
   std::lock_guard<std::mutex> lock(handles_mu_);
   result.fh = next_fh_++;
   files_[result.fh] = std::move(handle);
@@ -674,7 +692,8 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out,
     handle = it->second;
   }
   std::shared_ptr<Staged> staged = handle->staged;
-  if (staged == nullptr && handle->prefetcher != nullptr) {
+  const bool remote_version = handle->prefetcher != nullptr || handle->local.has_value();
+  if (staged == nullptr && remote_version) {
     // A handle opened on the remote version reads the local bytes once the file has local
     // changes (written, truncated, pending through another handle or a handle-less setattr).
     std::shared_lock<std::shared_mutex> lock(mu_);
@@ -704,7 +723,7 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out,
                 out.begin() + static_cast<ptrdiff_t>(want), 0);
     return want;
   }
-  if (handle->prefetcher == nullptr) return Error(EBADF, "read on a write-only handle");
+  if (!remote_version) return Error(EBADF, "read on a write-only handle");
   {
     // A handle pinned to a version that has since been replaced at the same path must not put
     // old bytes into the kernel's page cache, which new opens of the inode share: ESTALE.
@@ -714,6 +733,19 @@ Result<size_t> Vfs::read(uint64_t fh, uint64_t offset, std::span<uint8_t> out,
     if (node != nullptr && !node->detached && versionOf(node->entry) != handle->version) {
       return Error(ESTALE, node->path + " changed remotely since it was opened");
     }
+  }
+  if (handle->local) {
+    const LocalCopy& copy = *handle->local;
+    if (offset >= copy.size) return size_t{0};
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), copy.size - offset));
+    auto got = staging::preadFull(copy.fd, offset, out.first(want));
+    if (!got.ok() || *got != want) {
+      // The copy is checked at open; a short read now means the disk failed under it.
+      spdlog::error("reading the local copy of {}: {}", handle->version,
+                    got.ok() ? "short read" : got.error().message());
+      return Error(EIO, "reading the local copy failed");
+    }
+    return want;
   }
   auto got = handle->prefetcher->read(offset, out, views);
   if (!got.ok()) {

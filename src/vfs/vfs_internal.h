@@ -179,7 +179,8 @@ struct Vfs::Inode {
 struct Vfs::FileHandle {
   InodeId ino = 0;
   std::string version;
-  std::unique_ptr<Prefetcher> prefetcher;  // handles reading a remote version
+  std::unique_ptr<Prefetcher> prefetcher;  // handles reading a remote version over the network
+  std::optional<LocalCopy> local;          // handles reading a remote version from a local copy
   std::shared_ptr<Staged> staged;          // handles on a staged copy (every write handle)
   bool writable = false;
   bool append = false;

@@ -728,7 +728,7 @@ void Vfs::release(uint64_t fh) {
     files_.erase(it);
   }
   if (handle->staged == nullptr) {
-    if (spdlog::should_log(spdlog::level::debug)) {
+    if (handle->prefetcher != nullptr && spdlog::should_log(spdlog::level::debug)) {
       const auto s = handle->prefetcher->stats();
       spdlog::debug(
           "release fh {}: {} sequential / {} random reads, {} streams, {} batches, "

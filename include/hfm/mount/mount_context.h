@@ -16,6 +16,7 @@
 #include "hfm/app/mount_options.h"
 #include "hfm/cache/chunk_cache.h"
 #include "hfm/cache/chunk_fetcher.h"
+#include "hfm/cache/file_cache.h"
 #include "hfm/http/http_client.h"
 #include "hfm/hub/credentials.h"
 #include "hfm/hub/hub_client.h"
@@ -39,6 +40,8 @@ struct MountContext {
   std::shared_ptr<cache::ChunkCache> chunk_cache;
   std::shared_ptr<cache::ChunkFetcher> fetcher;
   std::shared_ptr<HubRemote> remote;
+  std::shared_ptr<cache::FileCache> file_cache;  // --cache-mode file; after `remote`: its
+                                                 // downloads read through it
   vfs::VfsConfig vfs_config;
 
   // Builds the context. `token_override` (from the supervisor's token pipe) wins over

@@ -68,6 +68,7 @@
 #include <vector>
 
 #include "hfm/util/result.h"
+#include "hfm/vfs/local_copies.h"
 #include "hfm/vfs/prefetcher.h"
 #include "hfm/vfs/remote.h"
 #include "hfm/vfs/worker_pool.h"
@@ -132,6 +133,8 @@ struct VfsConfig {
   int64_t root_mtime_ns = 0;                    // repo lastModified / bucket updatedAt
   PrefetchConfig prefetch;
   WriteConfig writes;
+  // --cache-mode file: whole local copies serve clean remote files once made (nullptr = off).
+  std::shared_ptr<LocalCopyStore> local_copies;
   // Time source for TTLs (tests inject a fake clock). Default: steady_clock::now.
   std::function<Clock::time_point()> now;
 };
@@ -162,6 +165,11 @@ struct OpenResult {
   uint64_t fh = 0;
   bool keep_cache = false;  // the kernel may keep cached pages: same version as the last open
   bool direct_io = false;
+  // A local copy holding exactly this handle's bytes (a file-cache hit on a read-only open),
+  // readable until release(fh): a FUSE backend may let the kernel read it directly
+  // (passthrough). -1 when there is none.
+  int local_fd = -1;
+  std::string version;  // the remote version a handle reads (empty for local written bytes)
 };
 
 struct CreateResult {
