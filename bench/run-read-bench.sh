@@ -17,6 +17,9 @@
 #            hot re-reads; medians, taken after `sync` so the chunk cache's writeback from
 #            the cold read is not timed
 #   ttfb   : a 4 KiB pread at a new offset through a fresh mount vs a curl range request
+#   file   : --cache-mode file on a read-only mount: once the first read's background download
+#            made the whole-file copy, hot re-reads (new opens; FUSE passthrough where the kernel
+#            offers it) vs local hot, and a read with caches dropped vs local cold
 # Needs root for FUSE; drop_caches is used when writable (otherwise noted in the table).
 set -euo pipefail
 
@@ -66,10 +69,10 @@ js_upload_bucket "$ROOT" "$URL" "$TOKEN" "$BUCKET" "$FILE" "$LOCAL"
 UPLOAD_S=$(elapsed "$T0" "$(now)")
 RESOLVE="$URL/buckets/$BUCKET/resolve/$FILE"
 
-mount_fresh() { # $1 = cache dir
+mount_fresh() { # $1 = cache dir, then extra mount options
   unmount
   "$BIN_DIR/hf-mount-fuse" --hf-token "$TOKEN" --hub-endpoint "$URL" --cache-dir "$1" \
-    --poll-interval-secs 0 bucket "$BUCKET" "$MP" > "$WORK/mount.log" 2>&1 &
+    --poll-interval-secs 0 "${@:2}" bucket "$BUCKET" "$MP" > "$WORK/mount.log" 2>&1 &
   MOUNT_PID=$!
   wait_mounted "$MP" "$MOUNT_PID" "$WORK/mount.log"
 }
@@ -135,6 +138,21 @@ TTFB_M=$(median < "$WORK/ttfb_mount")
 TTFB_C=$(median < "$WORK/ttfb_curl")
 unmount
 
+# --- whole-file cache (--cache-mode file, read-only mount) --------------------------------
+echo "file cache reads"
+mount_fresh "$WORK/cache3" --cache-mode file --read-only
+drop_caches
+FILE_FIRST_S=$(timed_read "$MP/$FILE" "$SIZE")
+copy_ready() { find "$WORK/cache3/files" -path '*/.tmp' -prune -o -type f -size "${SIZE}c" -print | grep -q .; }
+for _ in $(seq 1 $((STEP_TIMEOUT * 10))); do copy_ready && break; sleep 0.1; done
+copy_ready || { echo "the whole-file copy was never made" >&2; cat "$WORK/mount.log" >&2; exit 1; }
+FILE_HOT_S=$(hot_median "$MP/$FILE")
+verify "$MP/$FILE"
+drop_caches
+FILE_WARM_S=$(timed_read "$MP/$FILE" "$SIZE")
+PASSTHROUGH=$(grep -q "FUSE passthrough on" "$WORK/mount.log" && echo on || echo off)
+unmount
+
 # --- table -------------------------------------------------------------------------------
 ms() { awk -v s="$1" 'BEGIN { printf "%.1f", s * 1000 }'; }
 echo
@@ -145,5 +163,9 @@ row() { printf "%-34s %12s %12s %12s %12s %8s\n" "$1" "$2" "$(mbps "$SIZE" "$2")
 row "cold seq read vs curl stream" "$COLD_S" "$CURL_S"
 row "warm (chunk cache) vs local cold" "$WARM_S" "$LOCAL_COLD_S"
 row "hot re-read vs local hot (median)" "$HOT_S" "$LOCAL_HOT_S"
+row "file cache: first read vs curl" "$FILE_FIRST_S" "$CURL_S"
+row "file cache: hot re-read vs local" "$FILE_HOT_S" "$LOCAL_HOT_S"
+row "file cache: warm vs local cold" "$FILE_WARM_S" "$LOCAL_COLD_S"
 printf "%-34s %12s %12s %12s %12s %8s\n" "4 KiB TTFB (median of $SAMPLES, ms)" "$(ms "$TTFB_M")" "" "$(ms "$TTFB_C")" "" "$(ratio "$TTFB_M" "$TTFB_C")"
 echo "(ratio = mount time / reference time; lower is better. chunk cache after the cold read: $CACHE_BYTES bytes)"
+echo "(file cache rows: --cache-mode file --read-only, FUSE passthrough $PASSTHROUGH)"

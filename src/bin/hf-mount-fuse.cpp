@@ -40,6 +40,8 @@ class FuseFrontend final : public hfm::mount::Frontend {
     fc.max_threads = options_.max_threads;
     fc.allow_other = !options_.fuse_owner_only;
     fc.entry_timeout = std::chrono::milliseconds(options_.metadata_ttl_ms);
+    // Whole-file copies (--cache-mode file) of a read-only mount can be read by the kernel.
+    fc.passthrough = ctx.read_only && ctx.file_cache != nullptr;
     fc.on_ready = [this] {
       std::lock_guard lock(mu_);
       ready_ = true;

@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -23,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "hfm/fuse/passthrough.h"
 #include "hfm/util/log.h"
 
 extern char** environ;
@@ -121,6 +123,39 @@ class Notifier : public vfs::InvalidationSink {
   std::thread thread_;
 };
 
+// FUSE_DEV_IOC_BACKING_OPEN/CLOSE (include/uapi/linux/fuse.h, 7.40).
+struct BackingMap {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+constexpr unsigned long kIocBackingOpen = _IOW(229, 1, BackingMap);
+constexpr unsigned long kIocBackingClose = _IOW(229, 2, uint32_t);
+
+class DeviceBackingFiles : public BackingFiles {
+ public:
+  explicit DeviceBackingFiles(int dev_fd) : dev_fd_(dev_fd) {}
+  Result<int32_t> open(int fd) override {
+    BackingMap map{fd, 0, 0};
+    const int id = ::ioctl(dev_fd_, kIocBackingOpen, &map);
+    if (id < 0)
+      return Error(errno, std::string("FUSE_DEV_IOC_BACKING_OPEN: ") + std::strerror(errno));
+    return static_cast<int32_t>(id);
+  }
+  void close(int32_t backing_id) override {
+    auto id = static_cast<uint32_t>(backing_id);
+    if (::ioctl(dev_fd_, kIocBackingClose, &id) != 0) {
+      spdlog::debug("FUSE_DEV_IOC_BACKING_CLOSE {}: {}", backing_id, std::strerror(errno));
+    }
+  }
+
+ private:
+  const int dev_fd_;
+};
+
+// The backing id the next reply written by this thread (an OPEN reply) must carry.
+thread_local int32_t pending_backing_id = 0;
+
 struct stat toStat(const vfs::Attr& a) {
   struct stat st {};
   st.st_ino = a.ino;
@@ -168,6 +203,14 @@ struct FuseMount::Impl {
   std::atomic<bool> stop_requested{false};
   mutable std::mutex mu;
   std::optional<std::string> device;  // Guarded by mu.
+  // Passthrough (config.passthrough): the INIT request seen by ioRead, and whether the reply
+  // turned it on.
+  std::atomic<bool> init_answered{false};
+  std::atomic<uint64_t> init_unique{0};
+  std::atomic<bool> init_offers_passthrough{false};
+  std::atomic<bool> passthrough_on{false};
+  std::unique_ptr<DeviceBackingFiles> backing;
+  std::unique_ptr<PassthroughTable> table;
 };
 
 namespace {
@@ -363,7 +406,8 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_
 }
 
 void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto r = implOf(req)->vfs.open(ino, fi->flags);
+  auto* impl = implOf(req);
+  auto r = impl->vfs.open(ino, fi->flags);
   if (!r.ok()) {
     fuse_reply_err(req, r.error().code());
     return;
@@ -373,7 +417,28 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->direct_io = r->direct_io ? 1 : 0;
   // Read handles have nothing to flush on close; write handles commit on flush.
   fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY ? 1 : 0;
-  if (fuse_reply_open(req, fi) != 0) implOf(req)->vfs.release(r->fh);
+  const bool tracked = impl->passthrough_on.load();
+  if (tracked) {
+    auto mode = impl->table->open(ino, r->fh, r->version, r->local_fd);
+    if (!mode.ok()) {
+      spdlog::warn("open of inode {} refused: {} (close the handles opened before the change)", ino,
+                   mode.error().message());
+      impl->vfs.release(r->fh);
+      fuse_reply_err(req, mode.error().code());
+      return;
+    }
+    if (mode->passthrough) {
+      spdlog::debug("open fh {} of inode {}: passthrough (backing {})", r->fh, ino,
+                    mode->backing_id);
+      pending_backing_id = mode->backing_id;  // written into the reply by ioWritev
+    }
+  }
+  const int sent = fuse_reply_open(req, fi);
+  pending_backing_id = 0;
+  if (sent != 0) {
+    if (tracked) impl->table->release(r->fh);
+    impl->vfs.release(r->fh);
+  }
 }
 
 void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -433,7 +498,9 @@ void opFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
 
 void opRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   // The kernel ignores release errors; Vfs::release logs them.
-  implOf(req)->vfs.release(fi->fh);
+  auto* impl = implOf(req);
+  if (impl->table) impl->table->release(fi->fh);
+  impl->vfs.release(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -566,6 +633,39 @@ fuse_lowlevel_ops makeOps() {
   return ops;
 }
 
+// libfuse custom I/O (passthrough): reads and writes /dev/fuse as libfuse would, noting the
+// kernel's FUSE_INIT offer and patching the INIT and passthrough OPEN replies (passthrough.h).
+ssize_t ioRead(int fd, void* buf, size_t len, void* userdata) {
+  const ssize_t n = ::read(fd, buf, len);
+  auto* impl = static_cast<FuseMount::Impl*>(userdata);
+  if (n > 0 && !impl->init_answered.load(std::memory_order_relaxed)) {
+    if (auto init = passthrough_abi::parseInitRequest(
+            std::span<const uint8_t>(static_cast<const uint8_t*>(buf), static_cast<size_t>(n)))) {
+      impl->init_offers_passthrough = init->offers_passthrough;
+      impl->init_unique = init->unique;
+    }
+  }
+  return n;
+}
+
+ssize_t ioWritev(int fd, iovec* iov, int count, void* userdata) {
+  auto* impl = static_cast<FuseMount::Impl*>(userdata);
+  if (pending_backing_id != 0) {
+    passthrough_abi::setInOpenReply(iov, count, pending_backing_id);
+    pending_backing_id = 0;
+  } else if (!impl->init_answered.load(std::memory_order_relaxed) &&
+             passthrough_abi::replyUnique(iov, count) == impl->init_unique.load()) {
+    impl->init_answered = true;
+    if (!impl->init_offers_passthrough) {
+      spdlog::info("FUSE passthrough: not offered by this kernel; files are read through hf-mount");
+    } else if (passthrough_abi::enableInInitReply(iov, count)) {
+      impl->passthrough_on = true;
+      spdlog::info("FUSE passthrough on: files with a local copy are read by the kernel directly");
+    }
+  }
+  return ::writev(fd, iov, count);
+}
+
 // Runs a program and waits for it; returns its exit status (or -1).
 int runProgram(const std::vector<std::string>& argv) {
   std::vector<char*> args;
@@ -615,6 +715,21 @@ Result<std::unique_ptr<FuseMount>> FuseMount::mount(vfs::Vfs& vfs, FuseConfig co
     return Error(EIO, "mounting FUSE at " + c.mountpoint + " failed (is /dev/fuse available?)");
   }
   impl->mounted = true;
+  if (c.passthrough && !vfs.config().direct_io) {
+    static const fuse_custom_io kIo = [] {
+      fuse_custom_io io{};
+      io.read = ioRead;
+      io.writev = ioWritev;
+      return io;
+    }();
+    const int fd = fuse_session_fd(impl->se);
+    if (const int rc = fuse_session_custom_io(impl->se, &kIo, fd); rc == 0) {
+      impl->backing = std::make_unique<DeviceBackingFiles>(fd);
+      impl->table = std::make_unique<PassthroughTable>(*impl->backing);
+    } else {
+      spdlog::warn("FUSE passthrough off: libfuse refused custom I/O ({})", std::strerror(-rc));
+    }
+  }
   impl->notifier = std::make_unique<Notifier>(impl->se);
   impl->notifier->start();
   vfs.setInvalidationSink(impl->notifier.get());

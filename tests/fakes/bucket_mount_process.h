@@ -4,6 +4,7 @@
 // failing test leaves nothing mounted. Header-only, like local_hub_process.h.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,10 +34,11 @@ inline bool isMounted(const std::string& dir) {
 class BucketMountProcess {
  public:
   // `binary_dir` is the build tree (HFM_BINARY_DIR); `extra` goes before the positional
-  // arguments (e.g. {"--read-only"} or {"--advanced-writes"}).
+  // arguments (e.g. {"--read-only"} or {"--advanced-writes"}). A `debug_log` path gets the
+  // process's output at log level debug.
   BucketMountProcess(const std::string& binary_dir, const std::string& hub_url,
                      const std::string& cache, const std::string& mnt,
-                     const std::vector<std::string>& extra = {})
+                     const std::vector<std::string>& extra = {}, const std::string& debug_log = "")
       : mnt_(mnt) {
     std::vector<std::string> args = {binary_dir + "/src/bin/hf-mount-fuse",
                                      "--hf-token",
@@ -49,6 +51,14 @@ class BucketMountProcess {
     args.insert(args.end(), {"bucket", std::string(LocalHubProcess::kUser) + "/wb", mnt});
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (!debug_log.empty()) {
+        const int fd = ::open(debug_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+          ::dup2(fd, 1);
+          ::dup2(fd, 2);
+        }
+        ::setenv("HF_MOUNT_LOG", "debug", 1);
+      }
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);

@@ -16,6 +16,8 @@
 //    a Vfs lock held (the reference deadlocked in D-state doing so, #156/#195); page-dropping
 //    invalidations are only requested for inodes without open handles; everything is disarmed
 //    before unmounting.
+//  - passthrough (FuseConfig::passthrough): opens of files with a local copy are handed to the
+//    kernel, which then reads the copy without asking this process (passthrough.h);
 //  - Splice: reads are answered from userspace memory, where vmsplice+splice costs more than
 //    the single copy of a plain write to /dev/fuse, so FUSE_CAP_SPLICE_* stay off.
 //
@@ -45,6 +47,10 @@ struct FuseConfig {
   // Kernel entry/attribute cache time: usually the metadata TTL; 0 is forced when the Vfs runs
   // with metadata_ttl_minimal.
   std::chrono::milliseconds entry_timeout{10000};
+  // Let the kernel read local whole-file copies itself (FUSE passthrough, Linux >= 6.9, needs
+  // CAP_SYS_ADMIN; see passthrough.h). Only for read-only mounts without --direct-io: a
+  // passthrough file cannot take writes, and the kernel would refuse a writer while it is open.
+  bool passthrough = false;
   bool debug = false;  // libfuse request tracing to stderr
   std::string fsname = "hf-mount";
   // Called once, from a helper thread, when the mount answers requests (after FUSE_INIT).
