@@ -5,7 +5,6 @@
 // evicted entries and the final rename() run under it, so the accounted total is an upper bound of
 // what is on disk at every instant.
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "dir_lock.h"
 #include "hfm/cache/chunk_cache.h"
 #include "hfm/util/log.h"
 
@@ -469,18 +469,9 @@ Result<std::unique_ptr<ChunkCache>> openDiskChunkCache(const fs::path& root,
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return Error(EIO, "create cache dir " + root.string() + ": " + ec.message());
-  const fs::path lock_path = root / ".lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return sysError("open " + lock_path.string(), errno);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) {
-      return Error(EBUSY, "chunk cache " + root.string() + " is in use by another process");
-    }
-    return sysError("flock " + lock_path.string(), err);
-  }
-  auto cache = std::make_unique<DiskChunkCache>(root, capacity_bytes, fd);
+  auto fd = lockCacheDirectory(root, "chunk cache");
+  if (!fd) return fd.error();
+  auto cache = std::make_unique<DiskChunkCache>(root, capacity_bytes, *fd);
   HFM_TRY(cache->rebuild());
   return std::unique_ptr<ChunkCache>(std::move(cache));
 }

@@ -2,7 +2,6 @@
 #include "hfm/cache/file_cache.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "dir_lock.h"
 #include "hfm/util/log.h"
 
 namespace hfm::cache {
@@ -53,19 +53,10 @@ Result<std::unique_ptr<FileCache>> FileCache::open(const fs::path& root, uint64_
   std::error_code ec;
   fs::create_directories(root / ".tmp", ec);
   if (ec) return Error(EIO, "cannot create " + (root / ".tmp").string() + ": " + ec.message());
-  const fs::path lock_path = root / ".lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return sysError("open " + lock_path.string(), errno);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) {
-      return Error(EBUSY, "file cache " + root.string() + " is in use by another process");
-    }
-    return sysError("flock " + lock_path.string(), err);
-  }
+  auto fd = lockCacheDirectory(root, "file cache");
+  if (!fd) return fd.error();
   std::unique_ptr<FileCache> cache(
-      new FileCache(root, capacity_bytes, std::max<size_t>(max_downloads, 1), fd));
+      new FileCache(root, capacity_bytes, std::max<size_t>(max_downloads, 1), *fd));
   HFM_TRY(cache->rebuild());
   return cache;
 }

@@ -205,8 +205,9 @@ struct FuseMount::Impl {
   std::optional<std::string> device;  // Guarded by mu.
   // Passthrough (config.passthrough): the INIT request seen by ioRead, and whether the reply
   // turned it on.
+  static constexpr uint64_t kNoInit = ~0ull;  // no request has this id (notifications use 0)
   std::atomic<bool> init_answered{false};
-  std::atomic<uint64_t> init_unique{0};
+  std::atomic<uint64_t> init_unique{kNoInit};
   std::atomic<bool> init_offers_passthrough{false};
   std::atomic<bool> passthrough_on{false};
   std::unique_ptr<DeviceBackingFiles> backing;

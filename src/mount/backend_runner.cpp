@@ -79,7 +79,10 @@ app::BackendReport Runner::report(const app::MountOptions& options, const MountC
   r.source = ctx.source.display();
   r.mountpoint = mountpoint;
   r.flush_shutdown_timeout_ms = options.flush_shutdown_timeout_ms;
-  if (ctx.chunk_cache) {
+  if (ctx.file_cache) {  // --cache-mode file: the disk cache is the whole-file one
+    r.cache_used_bytes = ctx.file_cache->stats().bytes;
+    r.cache_limit_bytes = options.cache_size;
+  } else if (ctx.chunk_cache) {
     const auto stats = ctx.chunk_cache->stats();
     r.cache_used_bytes = stats.used_bytes;
     r.cache_limit_bytes = stats.capacity_bytes;

@@ -13,7 +13,9 @@
 // A download is written to .tmp, fsync()ed, checked against the expected size and renamed
 // into place, so a file under its final name is complete (also after a crash or power loss).
 // The name is the content's hash, so a cached file never goes stale: a new version of a path
-// is another hash. LRU by last open (by mtime after a restart; an open refreshes the mtime).
+// is another hash. Its bytes are those the verified read path produced; unlike a chunk-cache
+// entry a copy carries no checksum checked on every read (FUSE passthrough reads it without
+// us), so it is trusted once complete: its size is checked at every open. LRU by last open (by mtime after a restart; an open refreshes the mtime).
 // The total size stays within the capacity: older files are deleted after a download (open
 // descriptors keep their bytes); a file larger than the capacity is never cached.
 //
