@@ -443,8 +443,14 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  thread_local std::vector<uint8_t> buf;
-  if (buf.size() < size) buf.resize(std::max<size_t>(size, kMaxIo));
+  // Left uninitialised: most replies point into prefetch parts and never touch it, so its
+  // pages are never faulted in (zero-filling it cost a fault per page in every new thread).
+  thread_local std::unique_ptr<uint8_t[]> buf;
+  thread_local size_t buf_size = 0;
+  if (buf_size < size) {
+    buf_size = std::max<size_t>(size, kMaxIo);
+    buf = std::make_unique_for_overwrite<uint8_t[]>(buf_size);
+  }
   if (off < 0) {
     fuse_reply_err(req, EINVAL);
     return;
@@ -453,14 +459,14 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   thread_local std::vector<vfs::ReadView> views;
   views.clear();
   auto r = implOf(req)->vfs.read(fi->fh, static_cast<uint64_t>(off),
-                                 std::span<uint8_t>(buf.data(), size), &views);
+                                 std::span<uint8_t>(buf.get(), size), &views);
   if (!r.ok()) {
     spdlog::warn("read fh {} @{}+{}: {}", fi->fh, off, size, r.error().message());
     fuse_reply_err(req, r.error().code());
     return;
   }
   if (views.empty()) {
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *r);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.get()), *r);
     return;
   }
   thread_local std::vector<iovec> iov;
