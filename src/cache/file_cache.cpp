@@ -111,7 +111,7 @@ Status FileCache::rebuild() {
             [](const Found& a, const Found& b) { return a.mtime < b.mtime; });
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& f : found) insertLocked(f.hash, f.size);
-  evictLocked("");
+  evictLocked(0);
   spdlog::debug("file cache {}: {} files, {} bytes", root_.string(), entries_.size(), bytes_);
   return okStatus();
 }
@@ -181,6 +181,15 @@ void FileCache::work() {
       job = std::move(queue_.front());
       queue_.pop_front();
       n = tmp_counter_++;
+      // Room first, so the download in .tmp never takes the disk over the capacity either.
+      if (!evictLocked(job.size)) {
+        pending_.erase(job.hash);
+        stats_.failed_downloads++;
+        lock.unlock();
+        idle_cv_.notify_all();
+        continue;  // other downloads hold the room; a later open asks again
+      }
+      reserved_ += job.size;
     }
     const fs::path tmp = root_ / ".tmp" / (job.hash + "." + std::to_string(n));
     Status st = fetchInto(job, tmp);
@@ -195,9 +204,9 @@ void FileCache::work() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       pending_.erase(job.hash);
+      reserved_ -= job.size;
       if (st.ok()) {
         insertLocked(job.hash, job.size);
-        evictLocked(job.hash);
         stats_.downloads++;
       } else {
         stats_.failed_downloads++;
@@ -255,18 +264,15 @@ void FileCache::eraseLocked(const std::string& hash) {
   entries_.erase(it);
 }
 
-void FileCache::evictLocked(const std::string& keep) {
-  auto it = lru_.begin();
-  while (bytes_ > capacity_ && it != lru_.end()) {
-    if (*it == keep) {
-      ++it;
-      continue;
-    }
-    const std::string victim = *it++;
-    ::unlink(pathOf(victim).c_str());
+bool FileCache::evictLocked(uint64_t incoming) {
+  if (reserved_ + incoming > capacity_) return false;  // evicting could not make room
+  while (bytes_ + reserved_ + incoming > capacity_ && !lru_.empty()) {
+    const std::string victim = lru_.front();
+    ::unlink(pathOf(victim).c_str());  // open descriptors keep their bytes
     eraseLocked(victim);
     stats_.evictions++;
   }
+  return bytes_ + reserved_ + incoming <= capacity_;
 }
 
 }  // namespace hfm::cache

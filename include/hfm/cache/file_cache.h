@@ -15,9 +15,11 @@
 // The name is the content's hash, so a cached file never goes stale: a new version of a path
 // is another hash. Its bytes are those the verified read path produced; unlike a chunk-cache
 // entry a copy carries no checksum checked on every read (FUSE passthrough reads it without
-// us), so it is trusted once complete: its size is checked at every open. LRU by last open (by mtime after a restart; an open refreshes the mtime).
-// The total size stays within the capacity: older files are deleted after a download (open
-// descriptors keep their bytes); a file larger than the capacity is never cached.
+// us), so it is trusted once complete: its size is checked at every open. LRU by last open (by
+// mtime after a restart; an open refreshes the mtime). The total size on disk stays within the
+// capacity, downloads in progress included: a download first makes room by deleting the least
+// recently opened files (open descriptors keep their bytes); a file larger than the capacity is
+// never cached.
 //
 // Downloads run on the cache's own threads (at most `max_downloads` at once); concurrent
 // requests for one hash share one download. All methods are thread-safe.
@@ -115,7 +117,9 @@ class FileCache {
   Status fetchInto(const Job& job, const std::filesystem::path& tmp);
   void insertLocked(const std::string& hash, uint64_t size);
   void eraseLocked(const std::string& hash);
-  void evictLocked(const std::string& keep);
+  // Deletes least recently opened files until `incoming` more bytes fit; false if they cannot
+  // (the room is held by downloads in progress).
+  bool evictLocked(uint64_t incoming);
 
   const std::filesystem::path root_;
   const uint64_t capacity_;
@@ -126,11 +130,12 @@ class FileCache {
   std::unordered_map<std::string, Entry> entries_;  // Guarded by mu_.
   std::list<std::string> lru_;                      // Guarded by mu_.
   uint64_t bytes_ = 0;                              // Guarded by mu_.
-  std::deque<Job> queue_;                           // Guarded by mu_.
-  std::unordered_set<std::string> pending_;         // queued or running. Guarded by mu_.
-  bool stopping_ = false;                           // Guarded by mu_.
-  FileCacheStats stats_;                            // Guarded by mu_ (bytes/files derived).
-  uint64_t tmp_counter_ = 0;                        // Guarded by mu_.
+  uint64_t reserved_ = 0;                    // bytes of downloads in progress. Guarded by mu_.
+  std::deque<Job> queue_;                    // Guarded by mu_.
+  std::unordered_set<std::string> pending_;  // queued or running. Guarded by mu_.
+  bool stopping_ = false;                    // Guarded by mu_.
+  FileCacheStats stats_;                     // Guarded by mu_ (bytes/files derived).
+  uint64_t tmp_counter_ = 0;                 // Guarded by mu_.
   std::vector<std::thread> workers_;
 };
 

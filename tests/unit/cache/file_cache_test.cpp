@@ -136,6 +136,42 @@ TEST(FileCacheTest, StaysWithinCapacityEvictingLeastRecentlyOpened) {
   EXPECT_EQ(readAll(*held), bytes);
 }
 
+uintmax_t bytesOnDisk(const fs::path& root) {
+  uintmax_t total = 0;
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(root, ec)) {
+    if (e.is_regular_file(ec) && e.path().filename() != ".lock") total += e.file_size(ec);
+  }
+  return total;
+}
+
+TEST(FileCacheTest, ADownloadInProgressCountsAgainstTheCapacity) {
+  testing::TempDir dir("hfm-filecache");
+  const uint64_t mib = 1024ull * 1024;
+  auto cache = FileCache::open(dir.path(), 3 * mib);
+  ASSERT_TRUE(cache.ok());
+  const auto bytes = contentFor(mib, 6);
+  for (char c : {'1', '2', '3'}) (*cache)->download(hashFor(c), mib, readerOf(bytes));
+  (*cache)->waitIdle();
+  EXPECT_EQ(bytesOnDisk(dir.path()), 3 * mib);
+  // While the next file is written, the disk never holds more than the capacity.
+  const auto big = contentFor(2 * mib + 5, 7);
+  uintmax_t worst = 0;
+  auto inner = readerOf(big);
+  (*cache)->download(hashFor('4'), big.size(), [&](uint64_t off, std::span<uint8_t> out) {
+    worst = std::max(worst, bytesOnDisk(dir.path()) + out.size());
+    return inner(off, out);
+  });
+  (*cache)->waitIdle();
+  EXPECT_LE(worst, 3 * mib);
+  EXPECT_LE(bytesOnDisk(dir.path()), 3 * mib);
+  auto f = (*cache)->open(hashFor('4'), big.size());
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(readAll(*f), big);
+  EXPECT_EQ((*cache)->open(hashFor('1'), mib), nullptr);  // made room, oldest first
+  EXPECT_EQ((*cache)->open(hashFor('2'), mib), nullptr);
+}
+
 TEST(FileCacheTest, ReopeningFindsEarlierFilesAndDropsLeftovers) {
   testing::TempDir dir("hfm-filecache");
   const auto bytes = contentFor(100000, 4);
