@@ -61,6 +61,8 @@ void addMountCommandLine(CLI::App& app, MountOptions& o, MountSource& source, Ba
   if (backend == Backend::kFuse) {
     app.add_flag("--direct-io", o.direct_io, "Bypass the kernel page cache");
     app.add_flag("--fuse-owner-only", o.fuse_owner_only, "Do not set allow_other");
+    app.add_flag("--no-fuse-passthrough", o.no_fuse_passthrough,
+                 "Read --cache-mode file copies through hf-mount, not kernel passthrough");
   }
   app.add_flag("--no-filter-os-files", o.no_filter_os_files,
                "Show OS junk files (.DS_Store, ._*, Thumbs.db, ...)");

@@ -41,7 +41,7 @@ class FuseFrontend final : public hfm::mount::Frontend {
     fc.allow_other = !options_.fuse_owner_only;
     fc.entry_timeout = std::chrono::milliseconds(options_.metadata_ttl_ms);
     // Whole-file copies (--cache-mode file) of a read-only mount can be read by the kernel.
-    fc.passthrough = ctx.read_only && ctx.file_cache != nullptr;
+    fc.passthrough = ctx.read_only && ctx.file_cache != nullptr && !options_.no_fuse_passthrough;
     fc.on_ready = [this] {
       std::lock_guard lock(mu_);
       ready_ = true;

@@ -158,4 +158,34 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   reader.stop();
 }
 
+TEST(FileCacheMountTest, WithoutPassthroughTheCopyIsReadThroughTheMount) {
+  if (!fuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+  hfm::testing::TempDir root("hfm-fc");
+  const std::string r = root.path().string();
+  for (const char* d : {"mnt", "cache-w", "cache"}) fs::create_directories(r + "/" + d);
+  const std::string m = r + "/mnt";
+  const std::string log = r + "/mount.log";
+  constexpr uintmax_t kSize = 6u << 20;
+  LocalHubProcess hub;
+  ASSERT_EQ(sh("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
+               std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
+            0);
+  ASSERT_EQ(sh("head -c " + std::to_string(kSize) + " /dev/urandom > " + r + "/src"), 0);
+  {
+    BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", m);
+    ASSERT_TRUE(writer.mounted());
+    ASSERT_EQ(sh("cp " + r + "/src " + m + "/f.bin"), 0);
+    writer.stop();
+  }
+  BucketMountProcess reader(HFM_BINARY_DIR, hub.url(), r + "/cache", m,
+                            {"--read-only", "--cache-mode", "file", "--no-fuse-passthrough"}, log);
+  ASSERT_TRUE(reader.mounted()) << slurp(log);
+  ASSERT_EQ(sh("cmp " + r + "/src " + m + "/f.bin"), 0);
+  ASSERT_TRUE(eventually(60, [&] { return copiesOfSize(r + "/cache", kSize) == 1; })) << slurp(log);
+  hub.stop();
+  EXPECT_EQ(sh("cmp " + r + "/src " + m + "/f.bin"), 0) << slurp(log);  // only the copy has it
+  reader.stop();
+  EXPECT_EQ(slurp(log).find("passthrough"), std::string::npos) << slurp(log);
+}
+
 }  // namespace

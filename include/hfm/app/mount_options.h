@@ -54,6 +54,7 @@ struct MountOptions {
   bool direct_io = false;
   bool no_filter_os_files = false;
   bool fuse_owner_only = false;
+  bool no_fuse_passthrough = false;  // FUSE: never hand file-cache copies to the kernel
   uint64_t inode_soft_limit = 0;
   uint64_t lru_sweep_interval_ms = 5'000;
   bool overlay = false;

@@ -42,6 +42,18 @@ TEST(MountOptionsTest, DefaultsMatchTheReference) {
   EXPECT_EQ(p.options.flush_shutdown_timeout_ms, 45'000U);
   EXPECT_FALSE(p.options.read_only);
   EXPECT_EQ(p.source.label(), "bucket user/b");
+  EXPECT_EQ(p.options.cache_mode, CacheMode::kChunk);
+  EXPECT_FALSE(p.options.no_fuse_passthrough);
+}
+
+TEST(MountOptionsTest, FileCacheModeAndPassthroughSwitch) {
+  auto p = parse({"--cache-mode", "file", "--no-fuse-passthrough", "bucket", "user/b", "/m"});
+  EXPECT_EQ(p.options.cache_mode, CacheMode::kFile);
+  EXPECT_TRUE(p.options.no_fuse_passthrough);
+  EXPECT_THROW(parse({"--cache-mode", "files", "bucket", "user/b", "/m"}), CLI::ParseError);
+  // A FUSE-only switch: the NFS backend does not know it.
+  EXPECT_THROW(parse({"--no-fuse-passthrough", "bucket", "user/b", "/m"}, Backend::kNfs),
+               CLI::ParseError);
 }
 
 TEST(MountOptionsTest, OptionsBeforeSourceAndRevisionAfter) {
