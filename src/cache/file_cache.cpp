@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "dir_lock.h"
+#include "hfm/util/atomic_file.h"
 #include "hfm/util/log.h"
 
 namespace hfm::cache {
@@ -29,19 +30,6 @@ bool validHash(const std::string& hash) {
   return hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
-}
-
-Status writeFull(int fd, uint64_t offset, std::span<const uint8_t> data) {
-  while (!data.empty()) {
-    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sysError("write", errno);
-    }
-    data = data.subspan(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return okStatus();
 }
 
 }  // namespace
@@ -237,7 +225,9 @@ Status FileCache::fetchInto(const Job& job, const fs::path& tmp) {
     auto piece =
         std::span<uint8_t>(buf).first(static_cast<size_t>(std::min(kPieceBytes, job.size - off)));
     st = job.read(off, piece);
-    if (st.ok()) st = writeFull(fd, off, piece);
+    if (st.ok()) {
+      st = util::writeAll(fd, {reinterpret_cast<const char*>(piece.data()), piece.size()});
+    }
   }
   struct stat stbuf {};
   if (st.ok() && ::fsync(fd) != 0) st = sysError("fsync " + tmp.string(), errno);

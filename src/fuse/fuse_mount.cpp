@@ -4,7 +4,6 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <spawn.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -121,36 +120,6 @@ class Notifier : public vfs::InvalidationSink {
   std::atomic<uint64_t> sent_{0};
   std::mutex join_mu_;  // serializes joining thread_
   std::thread thread_;
-};
-
-// FUSE_DEV_IOC_BACKING_OPEN/CLOSE (include/uapi/linux/fuse.h, 7.40).
-struct BackingMap {
-  int32_t fd;
-  uint32_t flags;
-  uint64_t padding;
-};
-constexpr unsigned long kIocBackingOpen = _IOW(229, 1, BackingMap);
-constexpr unsigned long kIocBackingClose = _IOW(229, 2, uint32_t);
-
-class DeviceBackingFiles : public BackingFiles {
- public:
-  explicit DeviceBackingFiles(int dev_fd) : dev_fd_(dev_fd) {}
-  Result<int32_t> open(int fd) override {
-    BackingMap map{fd, 0, 0};
-    const int id = ::ioctl(dev_fd_, kIocBackingOpen, &map);
-    if (id < 0)
-      return Error(errno, std::string("FUSE_DEV_IOC_BACKING_OPEN: ") + std::strerror(errno));
-    return static_cast<int32_t>(id);
-  }
-  void close(int32_t backing_id) override {
-    auto id = static_cast<uint32_t>(backing_id);
-    if (::ioctl(dev_fd_, kIocBackingClose, &id) != 0) {
-      spdlog::debug("FUSE_DEV_IOC_BACKING_CLOSE {}: {}", backing_id, std::strerror(errno));
-    }
-  }
-
- private:
-  const int dev_fd_;
 };
 
 // The backing id the next reply written by this thread (an OPEN reply) must carry.

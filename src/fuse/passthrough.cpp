@@ -1,5 +1,7 @@
 #include "hfm/fuse/passthrough.h"
 
+#include <sys/ioctl.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -76,6 +78,34 @@ bool setInOpenReply(iovec* iov, int count, int32_t backing_id) {
 }
 
 }  // namespace passthrough_abi
+
+namespace {
+
+// struct fuse_backing_map and the ioctls (include/uapi/linux/fuse.h, 7.40).
+struct BackingMap {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+constexpr unsigned long kIocBackingOpen = _IOW(229, 1, BackingMap);
+constexpr unsigned long kIocBackingClose = _IOW(229, 2, uint32_t);
+
+}  // namespace
+
+Result<int32_t> DeviceBackingFiles::open(int fd) {
+  BackingMap map{fd, 0, 0};
+  const int id = ::ioctl(dev_fd_, kIocBackingOpen, &map);
+  if (id < 0)
+    return Error(errno, std::string("FUSE_DEV_IOC_BACKING_OPEN: ") + std::strerror(errno));
+  return static_cast<int32_t>(id);
+}
+
+void DeviceBackingFiles::close(int32_t backing_id) {
+  auto id = static_cast<uint32_t>(backing_id);
+  if (::ioctl(dev_fd_, kIocBackingClose, &id) != 0) {
+    spdlog::debug("FUSE_DEV_IOC_BACKING_CLOSE {}: {}", backing_id, std::strerror(errno));
+  }
+}
 
 Result<PassthroughTable::Decision> PassthroughTable::open(uint64_t ino, uint64_t fh,
                                                           const std::string& version,

@@ -28,6 +28,7 @@
 
 #include "bucket_mount_process.h"
 #include "local_hub_process.h"
+#include "run_script.h"
 
 namespace {
 
@@ -42,16 +43,7 @@ int sh(const std::string& script) {
 }
 
 // Runs `script` with bash -e from a temporary file (any quoting allowed), at most 300 s.
-int run(const std::string& script) {
-  char path[] = "/tmp/hfm-bw-script-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
-  close(fd);
-  { std::ofstream(path) << script << "\n"; }
-  const int rc = std::system((std::string("timeout 300 bash -e ") + path).c_str());
-  unlink(path);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+int run(const std::string& script) { return hfm::testing::runScript(script, 300); }
 
 // A mount of tester/wb by this build's hf-mount-fuse; `read_only` adds --read-only.
 class MountProcess : public BucketMountProcess {

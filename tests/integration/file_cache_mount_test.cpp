@@ -19,6 +19,7 @@
 
 #include "bucket_mount_process.h"
 #include "local_hub_process.h"
+#include "run_script.h"
 #include "temp_dir.h"
 
 namespace {
@@ -27,15 +28,7 @@ namespace fs = std::filesystem;
 using hfm::testing::BucketMountProcess;
 using hfm::testing::fuseAvailable;
 using hfm::testing::LocalHubProcess;
-
-// Runs `script` with bash -e, at most 120 s; returns its exit status.
-int sh(const std::string& script) {
-  const std::string path = fs::temp_directory_path() / ("hfm-fc-" + std::to_string(::getpid()));
-  { std::ofstream(path) << script << "\n"; }
-  const int rc = std::system(("timeout 120 bash -e " + path).c_str());
-  fs::remove(path);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+using hfm::testing::runScript;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -81,16 +74,17 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   constexpr uintmax_t kV2 = 16u << 20;
 
   LocalHubProcess hub;
-  ASSERT_EQ(sh("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
-               std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
-            0);
-  ASSERT_EQ(sh("head -c " + std::to_string(kV1) + " /dev/urandom > " + r + "/v1 && head -c " +
-               std::to_string(kV2) + " /dev/urandom > " + r + "/v2"),
+  ASSERT_EQ(
+      runScript("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
+                std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
+      0);
+  ASSERT_EQ(runScript("head -c " + std::to_string(kV1) + " /dev/urandom > " + r +
+                      "/v1 && head -c " + std::to_string(kV2) + " /dev/urandom > " + r + "/v2"),
             0);
   {
     BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", w);
     ASSERT_TRUE(writer.mounted());
-    ASSERT_EQ(sh("cp " + r + "/v1 " + w + "/model.bin"), 0);
+    ASSERT_EQ(runScript("cp " + r + "/v1 " + w + "/model.bin"), 0);
     writer.stop();
   }
 
@@ -100,16 +94,16 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   ASSERT_TRUE(reader.mounted()) << slurp(log);
   const std::string file = m + "/model.bin";
   // First open: read over the network while the copy is made in the background.
-  ASSERT_EQ(sh("cmp " + r + "/v1 " + file), 0);
+  ASSERT_EQ(runScript("cmp " + r + "/v1 " + file), 0);
   ASSERT_TRUE(eventually(60, [&] { return copiesOfSize(cache, kV1) == 1; })) << slurp(log);
   // Later opens read the copy: plain reads and mmap.
-  ASSERT_EQ(sh("cmp " + r + "/v1 " + file +
-               " && python3 -c \"import mmap,sys\n"
-               "a=open(sys.argv[1],'rb'); b=open(sys.argv[2],'rb')\n"
-               "ma=mmap.mmap(a.fileno(),0,prot=mmap.PROT_READ)\n"
-               "mb=mmap.mmap(b.fileno(),0,prot=mmap.PROT_READ)\n"
-               "sys.exit(0 if ma[:]==mb[:] else 1)\" " +
-               file + " " + r + "/v1"),
+  ASSERT_EQ(runScript("cmp " + r + "/v1 " + file +
+                      " && python3 -c \"import mmap,sys\n"
+                      "a=open(sys.argv[1],'rb'); b=open(sys.argv[2],'rb')\n"
+                      "ma=mmap.mmap(a.fileno(),0,prot=mmap.PROT_READ)\n"
+                      "mb=mmap.mmap(b.fileno(),0,prot=mmap.PROT_READ)\n"
+                      "sys.exit(0 if ma[:]==mb[:] else 1)\" " +
+                      file + " " + r + "/v1"),
             0);
   const bool passthrough = slurp(log).find("FUSE passthrough on") != std::string::npos;
   if (passthrough) {
@@ -124,7 +118,7 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   {
     BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", w);
     ASSERT_TRUE(writer.mounted());
-    ASSERT_EQ(sh("cp " + r + "/v2 " + w + "/model.bin"), 0);
+    ASSERT_EQ(runScript("cp " + r + "/v2 " + w + "/model.bin"), 0);
     writer.stop();
   }
   ASSERT_TRUE(eventually(30, [&] {
@@ -149,12 +143,13 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   EXPECT_EQ(head, expect);
   ::close(held);
   // Once it is closed, new opens read the new version (over the network, then from its copy).
-  ASSERT_TRUE(eventually(10, [&] { return sh("cmp " + r + "/v2 " + file) == 0; })) << slurp(log);
+  ASSERT_TRUE(eventually(10, [&] { return runScript("cmp " + r + "/v2 " + file) == 0; }))
+      << slurp(log);
   ASSERT_TRUE(eventually(60, [&] { return copiesOfSize(cache, kV2) == 1; })) << slurp(log);
 
   // With the hub gone, the copy still serves the file.
   hub.stop();
-  EXPECT_EQ(sh("cmp " + r + "/v2 " + file), 0) << slurp(log);
+  EXPECT_EQ(runScript("cmp " + r + "/v2 " + file), 0) << slurp(log);
   reader.stop();
 }
 
@@ -167,23 +162,25 @@ TEST(FileCacheMountTest, WithoutPassthroughTheCopyIsReadThroughTheMount) {
   const std::string log = r + "/mount.log";
   constexpr uintmax_t kSize = 6u << 20;
   LocalHubProcess hub;
-  ASSERT_EQ(sh("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
-               std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
-            0);
-  ASSERT_EQ(sh("head -c " + std::to_string(kSize) + " /dev/urandom > " + r + "/src"), 0);
+  ASSERT_EQ(
+      runScript("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
+                std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
+      0);
+  ASSERT_EQ(runScript("head -c " + std::to_string(kSize) + " /dev/urandom > " + r + "/src"), 0);
   {
     BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", m);
     ASSERT_TRUE(writer.mounted());
-    ASSERT_EQ(sh("cp " + r + "/src " + m + "/f.bin"), 0);
+    ASSERT_EQ(runScript("cp " + r + "/src " + m + "/f.bin"), 0);
     writer.stop();
   }
   BucketMountProcess reader(HFM_BINARY_DIR, hub.url(), r + "/cache", m,
                             {"--read-only", "--cache-mode", "file", "--no-fuse-passthrough"}, log);
   ASSERT_TRUE(reader.mounted()) << slurp(log);
-  ASSERT_EQ(sh("cmp " + r + "/src " + m + "/f.bin"), 0);
+  ASSERT_EQ(runScript("cmp " + r + "/src " + m + "/f.bin"), 0);
   ASSERT_TRUE(eventually(60, [&] { return copiesOfSize(r + "/cache", kSize) == 1; })) << slurp(log);
   hub.stop();
-  EXPECT_EQ(sh("cmp " + r + "/src " + m + "/f.bin"), 0) << slurp(log);  // only the copy has it
+  EXPECT_EQ(runScript("cmp " + r + "/src " + m + "/f.bin"), 0)
+      << slurp(log);  // only the copy has it
   reader.stop();
   EXPECT_EQ(slurp(log).find("passthrough"), std::string::npos) << slurp(log);
 }

@@ -21,6 +21,7 @@
 
 #include "bucket_mount_process.h"
 #include "local_hub_process.h"
+#include "run_script.h"
 #include "tiny_tmpfs.h"
 
 namespace {
@@ -33,17 +34,9 @@ using hfm::testing::TinyTmpfs;
 
 constexpr uint64_t kStagingBytes = 8u << 20;
 
+using hfm::testing::runScript;
 // Runs `script` with bash -e from a temporary file, at most 120 s; its exit status.
-int run(const std::string& script) {
-  char path[] = "/tmp/hfm-enospc-script-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
-  close(fd);
-  { std::ofstream(path) << script << "\n"; }
-  const int rc = std::system((std::string("timeout 120 bash -e ") + path).c_str());
-  unlink(path);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+int run(const std::string& script) { return runScript(script); }
 
 std::string auth() {
   return std::string("-H 'Authorization: Bearer ") + LocalHubProcess::kToken + "'";

@@ -97,8 +97,6 @@ class FileCache {
   void waitIdle();
 
   FileCacheStats stats() const;
-  const std::filesystem::path& root() const { return root_; }
-  std::filesystem::path pathOf(const std::string& hash) const;
 
  private:
   struct Entry {
@@ -112,6 +110,7 @@ class FileCache {
   };
 
   FileCache(std::filesystem::path root, uint64_t capacity, size_t max_downloads, int lock_fd);
+  std::filesystem::path pathOf(const std::string& hash) const;
   Status rebuild();
   void work();
   Status fetchInto(const Job& job, const std::filesystem::path& tmp);

@@ -70,6 +70,17 @@ class BackingFiles {
   virtual void close(int32_t backing_id) = 0;
 };
 
+// BackingFiles of a FUSE connection: FUSE_DEV_IOC_BACKING_OPEN/CLOSE on its /dev/fuse fd.
+class DeviceBackingFiles : public BackingFiles {
+ public:
+  explicit DeviceBackingFiles(int dev_fd) : dev_fd_(dev_fd) {}
+  Result<int32_t> open(int fd) override;
+  void close(int32_t backing_id) override;
+
+ private:
+  const int dev_fd_;
+};
+
 // The io mode of every open file of a passthrough-capable mount.
 class PassthroughTable {
  public:

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../fakes/temp_dir.h"
@@ -103,36 +106,48 @@ TEST(FileCacheTest, FailedOrShortDownloadsLeaveNothingBehind) {
   EXPECT_NE((*cache)->open(hashFor('d'), bytes.size()), nullptr);
 }
 
-TEST(FileCacheTest, StaysWithinCapacityEvictingLeastRecentlyOpened) {
-  testing::TempDir dir("hfm-filecache");
-  const uint64_t mib = 1024ull * 1024;
-  auto cache = FileCache::open(dir.path(), 3 * mib);
-  ASSERT_TRUE(cache.ok());
-  const auto bytes = contentFor(mib, 5);
+constexpr uint64_t kMiB = 1024ull * 1024;
+
+// A cache of 3 MiB holding the 1 MiB files '1', '2', '3' (`bytes` each), downloaded in that
+// order, so '1' is the least recently used.
+std::unique_ptr<FileCache> fullCacheOfThree(const fs::path& root,
+                                            const std::vector<uint8_t>& bytes) {
+  auto cache = FileCache::open(root, 3 * kMiB);
+  EXPECT_TRUE(cache.ok());
+  if (!cache.ok()) return nullptr;
   for (char c : {'1', '2', '3'}) {
-    (*cache)->download(hashFor(c), mib, readerOf(bytes));
+    (*cache)->download(hashFor(c), bytes.size(), readerOf(bytes));
     (*cache)->waitIdle();
   }
-  auto held = (*cache)->open(hashFor('1'), mib);  // '1' is now the most recently used
+  return std::move(cache).value();
+}
+
+TEST(FileCacheTest, StaysWithinCapacityEvictingLeastRecentlyOpened) {
+  testing::TempDir dir("hfm-filecache");
+  const uint64_t mib = kMiB;
+  const auto bytes = contentFor(mib, 5);
+  auto cache = fullCacheOfThree(dir.path(), bytes);
+  ASSERT_NE(cache, nullptr);
+  auto held = cache->open(hashFor('1'), mib);  // '1' is now the most recently used
   ASSERT_NE(held, nullptr);
-  (*cache)->download(hashFor('4'), mib, readerOf(bytes));
-  (*cache)->waitIdle();
-  EXPECT_EQ((*cache)->open(hashFor('2'), mib), nullptr);  // the least recently used went
-  EXPECT_NE((*cache)->open(hashFor('1'), mib), nullptr);
-  EXPECT_NE((*cache)->open(hashFor('3'), mib), nullptr);
-  EXPECT_NE((*cache)->open(hashFor('4'), mib), nullptr);
-  EXPECT_LE((*cache)->stats().bytes, 3 * mib);
+  cache->download(hashFor('4'), mib, readerOf(bytes));
+  cache->waitIdle();
+  EXPECT_EQ(cache->open(hashFor('2'), mib), nullptr);  // the least recently used went
+  EXPECT_NE(cache->open(hashFor('1'), mib), nullptr);
+  EXPECT_NE(cache->open(hashFor('3'), mib), nullptr);
+  EXPECT_NE(cache->open(hashFor('4'), mib), nullptr);
+  EXPECT_LE(cache->stats().bytes, 3 * mib);
   // A file larger than the whole capacity is never downloaded.
   const auto big = contentFor(4 * mib, 2);
   std::atomic<uint64_t> served{0};
-  (*cache)->download(hashFor('5'), big.size(), readerOf(big, &served));
-  (*cache)->waitIdle();
+  cache->download(hashFor('5'), big.size(), readerOf(big, &served));
+  cache->waitIdle();
   EXPECT_EQ(served.load(), 0u);
   // An open descriptor keeps its bytes after its file is evicted.
-  (*cache)->download(hashFor('6'), mib, readerOf(bytes));
-  (*cache)->download(hashFor('7'), mib, readerOf(bytes));
-  (*cache)->download(hashFor('8'), mib, readerOf(bytes));
-  (*cache)->waitIdle();
+  cache->download(hashFor('6'), mib, readerOf(bytes));
+  cache->download(hashFor('7'), mib, readerOf(bytes));
+  cache->download(hashFor('8'), mib, readerOf(bytes));
+  cache->waitIdle();
   EXPECT_EQ(readAll(*held), bytes);
 }
 
@@ -147,29 +162,27 @@ uintmax_t bytesOnDisk(const fs::path& root) {
 
 TEST(FileCacheTest, ADownloadInProgressCountsAgainstTheCapacity) {
   testing::TempDir dir("hfm-filecache");
-  const uint64_t mib = 1024ull * 1024;
-  auto cache = FileCache::open(dir.path(), 3 * mib);
-  ASSERT_TRUE(cache.ok());
+  const uint64_t mib = kMiB;
   const auto bytes = contentFor(mib, 6);
-  for (char c : {'1', '2', '3'}) (*cache)->download(hashFor(c), mib, readerOf(bytes));
-  (*cache)->waitIdle();
+  auto cache = fullCacheOfThree(dir.path(), bytes);
+  ASSERT_NE(cache, nullptr);
   EXPECT_EQ(bytesOnDisk(dir.path()), 3 * mib);
   // While the next file is written, the disk never holds more than the capacity.
   const auto big = contentFor(2 * mib + 5, 7);
   uintmax_t worst = 0;
   auto inner = readerOf(big);
-  (*cache)->download(hashFor('4'), big.size(), [&](uint64_t off, std::span<uint8_t> out) {
+  cache->download(hashFor('4'), big.size(), [&](uint64_t off, std::span<uint8_t> out) {
     worst = std::max(worst, bytesOnDisk(dir.path()) + out.size());
     return inner(off, out);
   });
-  (*cache)->waitIdle();
+  cache->waitIdle();
   EXPECT_LE(worst, 3 * mib);
   EXPECT_LE(bytesOnDisk(dir.path()), 3 * mib);
-  auto f = (*cache)->open(hashFor('4'), big.size());
+  auto f = cache->open(hashFor('4'), big.size());
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(readAll(*f), big);
-  EXPECT_EQ((*cache)->open(hashFor('1'), mib), nullptr);  // made room, oldest first
-  EXPECT_EQ((*cache)->open(hashFor('2'), mib), nullptr);
+  EXPECT_EQ(cache->open(hashFor('1'), mib), nullptr);  // made room, oldest first
+  EXPECT_EQ(cache->open(hashFor('2'), mib), nullptr);
 }
 
 TEST(FileCacheTest, ReopeningFindsEarlierFilesAndDropsLeftovers) {
@@ -194,6 +207,32 @@ TEST(FileCacheTest, ReopeningFindsEarlierFilesAndDropsLeftovers) {
   fs::resize_file(dir.path() / "ee" / hashFor('e'), 10);
   EXPECT_EQ((*cache)->open(hashFor('e'), bytes.size()), nullptr);
   EXPECT_FALSE(fs::exists(dir.path() / "ee" / hashFor('e')));
+}
+
+TEST(FileCacheTest, ClosingTheCacheCancelsARunningDownload) {
+  testing::TempDir dir("hfm-filecache");
+  constexpr uint64_t kSize = kMiB * 40;  // five download pieces of 8 MiB
+  std::atomic<int> calls{0};
+  std::atomic<bool> started{false};
+  {
+    auto cache = FileCache::open(dir.path(), 1 << 30);
+    ASSERT_TRUE(cache.ok());
+    (*cache)->download(hashFor('f'), kSize, [&](uint64_t, std::span<uint8_t> out) {
+      if (calls++ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::fill(out.begin(), out.end(), uint8_t{7});
+      started = true;
+      return okStatus();
+    });
+    for (int i = 0; i < 500 && !started; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(started.load());
+  }  // the destructor stops the download between two pieces
+  EXPECT_LT(calls.load(), 5);
+  EXPECT_TRUE(fs::is_empty(dir.path() / ".tmp"));
+  auto reopened = FileCache::open(dir.path(), 1 << 30);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->open(hashFor('f'), kSize), nullptr);
 }
 
 TEST(FileCacheTest, OneProcessPerDirectoryAndOnlyHexNames) {

@@ -135,6 +135,52 @@ TEST_F(VfsLocalCopyTest, ANewRemoteVersionIsNotServedFromTheOldCopy) {
   EXPECT_EQ(readAll(*vfs_, ino_), newer);
 }
 
+TEST_F(VfsLocalCopyTest, AHandleOnACopyIsStaleOnceTheFileIsReplaced) {
+  EXPECT_EQ(readAll(*vfs_, ino_), bytes_);
+  copies_->run();
+  auto o = vfs_->open(ino_, O_RDONLY);
+  ASSERT_TRUE(o.ok());
+  ASSERT_GE(o->local_fd, 0);
+  remote_->putFile("data/train.bin", patternBytes(1000, 4));
+  advance(std::chrono::minutes(1));
+  mustLookup(*vfs_, mustLookup(*vfs_, 1, "data"), "train.bin");
+  std::vector<uint8_t> buf(100);
+  auto r = vfs_->read(o->fh, 0, buf);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ESTALE);  // as for a handle reading over the network
+  vfs_->release(o->fh);
+}
+
+// A store whose "copies" cannot be read (a directory): the disk failing under a copy.
+class UnreadableCopies : public LocalCopyStore {
+ public:
+  UnreadableCopies() : fd_(::open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {}
+  ~UnreadableCopies() override { ::close(fd_); }
+  std::optional<LocalCopy> open(const std::string&, uint64_t size) override {
+    return LocalCopy{fd_, size, nullptr};
+  }
+  void request(const std::string&, uint64_t,
+               std::function<Status(uint64_t, std::span<uint8_t>)>) override {}
+
+ private:
+  hfm::testing::TempDir dir_{"hfm-copies"};
+  const int fd_;
+};
+
+TEST_F(VfsLocalCopyTest, AFailingCopyReadsAsEio) {
+  VfsConfig c;
+  c.local_copies = std::make_shared<UnreadableCopies>();
+  auto v = makeVfsOver(remote_, c);
+  const auto ino = mustLookup(*v, mustLookup(*v, 1, "data"), "train.bin");
+  auto o = v->open(ino, O_RDONLY);
+  ASSERT_TRUE(o.ok());
+  std::vector<uint8_t> buf(100);
+  auto r = v->read(o->fh, 0, buf);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), EIO);
+  v->release(o->fh);
+}
+
 TEST_F(VfsLocalCopyTest, WithoutAStoreNothingChanges) {
   auto v = makeVfsOver(remote_, {});
   const auto ino = mustLookup(*v, mustLookup(*v, 1, "data"), "train.bin");
