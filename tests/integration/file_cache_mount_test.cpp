@@ -61,6 +61,23 @@ int copiesOfSize(const std::string& cache, uintmax_t size) {
   return n;
 }
 
+bool createBucket(const LocalHubProcess& hub) {
+  return runScript("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
+                   std::string(LocalHubProcess::kToken) + "' " + hub.url() +
+                   "/api/buckets/tester/wb") == 0;
+}
+
+// Copies the local file `src` to `name` in the bucket through a writable mount at `mnt` (its
+// cache in `cache`); true once that mount committed it and stopped.
+bool writeThroughAMount(const LocalHubProcess& hub, const std::string& cache,
+                        const std::string& mnt, const std::string& src, const std::string& name) {
+  BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), cache, mnt);
+  if (!writer.mounted()) return false;
+  const bool copied = runScript("cp " + src + " " + mnt + "/" + name) == 0;
+  writer.stop();
+  return copied;
+}
+
 TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) {
   if (!fuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
   hfm::testing::TempDir root("hfm-fc");
@@ -74,19 +91,11 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   constexpr uintmax_t kV2 = 16u << 20;
 
   LocalHubProcess hub;
-  ASSERT_EQ(
-      runScript("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
-                std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
-      0);
+  ASSERT_TRUE(createBucket(hub));
   ASSERT_EQ(runScript("head -c " + std::to_string(kV1) + " /dev/urandom > " + r +
                       "/v1 && head -c " + std::to_string(kV2) + " /dev/urandom > " + r + "/v2"),
             0);
-  {
-    BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", w);
-    ASSERT_TRUE(writer.mounted());
-    ASSERT_EQ(runScript("cp " + r + "/v1 " + w + "/model.bin"), 0);
-    writer.stop();
-  }
+  ASSERT_TRUE(writeThroughAMount(hub, r + "/cache-w", w, r + "/v1", "model.bin"));
 
   BucketMountProcess reader(HFM_BINARY_DIR, hub.url(), cache, m,
                             {"--read-only", "--cache-mode", "file", "--poll-interval-secs", "1"},
@@ -115,12 +124,7 @@ TEST(FileCacheMountTest, ReadOnlyMountServesCopiesAndNeverAnOldOneAfterAChange) 
   // A remote change while an open handle reads the old copy.
   const int held = ::open(file.c_str(), O_RDONLY);
   ASSERT_GE(held, 0);
-  {
-    BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", w);
-    ASSERT_TRUE(writer.mounted());
-    ASSERT_EQ(runScript("cp " + r + "/v2 " + w + "/model.bin"), 0);
-    writer.stop();
-  }
+  ASSERT_TRUE(writeThroughAMount(hub, r + "/cache-w", w, r + "/v2", "model.bin"));
   ASSERT_TRUE(eventually(30, [&] {
     struct stat st {};
     return ::stat(file.c_str(), &st) == 0 && static_cast<uintmax_t>(st.st_size) == kV2;
@@ -162,17 +166,9 @@ TEST(FileCacheMountTest, WithoutPassthroughTheCopyIsReadThroughTheMount) {
   const std::string log = r + "/mount.log";
   constexpr uintmax_t kSize = 6u << 20;
   LocalHubProcess hub;
-  ASSERT_EQ(
-      runScript("curl -sf -o /dev/null -X POST -H 'Authorization: Bearer " +
-                std::string(LocalHubProcess::kToken) + "' " + hub.url() + "/api/buckets/tester/wb"),
-      0);
+  ASSERT_TRUE(createBucket(hub));
   ASSERT_EQ(runScript("head -c " + std::to_string(kSize) + " /dev/urandom > " + r + "/src"), 0);
-  {
-    BucketMountProcess writer(HFM_BINARY_DIR, hub.url(), r + "/cache-w", m);
-    ASSERT_TRUE(writer.mounted());
-    ASSERT_EQ(runScript("cp " + r + "/src " + m + "/f.bin"), 0);
-    writer.stop();
-  }
+  ASSERT_TRUE(writeThroughAMount(hub, r + "/cache-w", m, r + "/src", "f.bin"));
   BucketMountProcess reader(HFM_BINARY_DIR, hub.url(), r + "/cache", m,
                             {"--read-only", "--cache-mode", "file", "--no-fuse-passthrough"}, log);
   ASSERT_TRUE(reader.mounted()) << slurp(log);
