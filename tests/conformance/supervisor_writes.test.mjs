@@ -153,6 +153,34 @@ describe("hf-mount status and stop with writes", { skip }, () => {
 		}
 	});
 
+	it("with --cache-mode file, status reports the whole-file cache filled by a read", async () => {
+		const mnt = sup.freshMountpoint("mnt-filecache");
+		try {
+			const start = await sup.hfMount(startArgs(mnt, ["--cache-mode", "file", "--read-only"]));
+			assert.equal(start.code, 0, JSON.stringify(start));
+			const pid = sup.pidOf(mnt);
+			const socket = sup.socketFile(mnt);
+			const before = JSON.parse(await sup.queryControl(socket));
+			assert.equal(before.cache_used_bytes, 0, JSON.stringify(before));
+			assert.equal(before.cache_limit_bytes, CACHE_SIZE);
+
+			// Opening seed.bin queues the download of its whole-file copy.
+			assert.equal(sameBytes(new Uint8Array(readFileSync(path.join(mnt, "seed.bin"))), SEED), "equal");
+			await sup.waitFor(async () => JSON.parse(await sup.queryControl(socket)).cache_used_bytes === SEED.length, "the copy of seed.bin");
+			const copies = readdirSync(path.join(sup.root, `cache-${path.basename(mnt)}`, "files"), { recursive: true });
+			assert.ok(copies.some((f) => /^[0-9a-f]{2}\/[0-9a-f]{64}$/.test(f)), `a copy named by its xet hash: ${copies}`);
+
+			const status = await sup.hfMount(["status"]);
+			assert.equal(status.code, 0, JSON.stringify(status));
+			const row = rowFor(status.stdout, pid);
+			assert.ok(row, status.stdout);
+			assert.equal(row.CACHE, "68.4KiB/47.7MiB");
+			assert.equal(row.SOURCE, `bucket ${bucket.name}`);
+		} finally {
+			await sup.cleanup();
+		}
+	});
+
 	it("stop with pending writes commits them before the backend exits", async () => {
 		const mnt = sup.freshMountpoint("mnt-pending");
 		try {
