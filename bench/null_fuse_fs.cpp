@@ -94,7 +94,7 @@ void opReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   const fuse_ino_t first = ino == 1 ? 2 : g_layout.firstFile() + (ino - 2) * g_layout.files;
   std::string buf(size, '\0');
   size_t used = 0;
-  for (uint64_t i = static_cast<uint64_t>(off); i < count; ++i) {
+  for (auto i = static_cast<uint64_t>(off); i < count; ++i) {
     fuse_entry_param e{};
     e.ino = first + i;
     e.entry_timeout = g_layout.timeout;

@@ -7,7 +7,8 @@
 # Environment: BUILD_DIR   directory with compile_commands.json (default: build-tidy; configured
 #                          here with the project's CMake options when it has none),
 #              CLANG_TIDY  the clang-tidy binary (default: clang-tidy),
-#              JOBS        parallel clang-tidy processes (default: nproc).
+#              JOBS        parallel clang-tidy processes (default: nproc),
+#              TIDY_CHECKS extra --checks filter appended to .clang-tidy's (e.g. '-clang-analyzer-*').
 # Headers are checked through the files that include them (HeaderFilterRegex: include/hfm/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,9 +51,9 @@ start=$(date +%s)
 # One clang-tidy per file; each writes its findings to its own log so output never interleaves.
 # A file's log is kept (and the run fails) when clang-tidy exits non-zero.
 printf '%s\0' "${files[@]}" | xargs -0 -P "$jobs" -n 1 bash -c '
-  log="$2/$(echo "$3" | tr / _).log"
-  if "$0" -p "$1" --quiet "$3" >"$log" 2>&1; then rm -f "$log"; fi
-' "$clang_tidy" "$build_dir" "$out" || true
+  log="$2/$(echo "$4" | tr / _).log"
+  if "$0" -p "$1" --quiet ${3:+"--checks=$3"} "$4" >"$log" 2>&1; then rm -f "$log"; fi
+' "$clang_tidy" "$build_dir" "$out" "${TIDY_CHECKS:-}" || true
 
 failed=0
 for f in "${files[@]}"; do

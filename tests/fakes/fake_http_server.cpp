@@ -219,7 +219,7 @@ bool FakeHttpServer::waitForRequests(std::size_t n, std::chrono::milliseconds ti
   return cv_.wait_for(lock, timeout, [&] { return log_.size() >= n; });
 }
 
-FakeResponse FakeHttpServer::respond(RecordedRequest request) {
+FakeResponse FakeHttpServer::respond(const RecordedRequest& request) {
   Handler handler;
   {
     std::lock_guard lock(mu_);

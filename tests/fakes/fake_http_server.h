@@ -83,7 +83,7 @@ class FakeHttpServer {
 
   // libmicrohttpd callbacks (public so the C trampolines can reach them).
   struct Context;
-  FakeResponse respond(RecordedRequest request);
+  FakeResponse respond(const RecordedRequest& request);
   uint64_t nextConnectionId() { return ++connections_; }
 
  private:

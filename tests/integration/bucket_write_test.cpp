@@ -11,12 +11,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -84,7 +84,7 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
   {
     MountProcess writer(hub.url(), root + "/cache1", mnt, false);
     ASSERT_TRUE(writer.mounted());
-    const std::string m = mnt;
+    const std::string& m = mnt;
     EXPECT_EQ(sh("cd " + root + " && cp zero " + m + "/zero && cp one " + m + "/one && cp big " +
                  m + "/big && echo hello > " + m + "/redir.txt && dd if=big of=" + m +
                  "/dd.bin bs=1M status=none && mkdir -p " + m + "/a/b/c && cp one " + m +
@@ -98,7 +98,7 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
   // A fresh read-only mount with an empty cache reads what the Hub has.
   MountProcess reader(hub.url(), root + "/cache2", mnt, true);
   ASSERT_TRUE(reader.mounted());
-  const std::string m = mnt;
+  const std::string& m = mnt;
   EXPECT_EQ(sh("cd " + root + " && cmp big " + m + "/big && cmp big " + m + "/dd.bin && cmp one " +
                m + "/a/moved && cmp one " + m + "/a/b2/c/f && cmp zero " + m +
                "/zero && test \"$(cat " + m + "/redir.txt)\" = hello"),

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include "fake_remote.h"
@@ -29,9 +30,7 @@ int usage() {
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::atomic<hfm::fuse::FuseMount*> mount_ptr{nullptr};
   std::atomic<bool> stop_early{false};
   // Before any other thread exists, so every thread inherits the blocked signal mask.
@@ -110,4 +109,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fake_mount: %s\n", e.what());
+    return 1;
+  }
 }

@@ -7,11 +7,11 @@
 // mount, the hub and the tmpfs are always stopped / unmounted, even when an assertion fails.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>

@@ -3,11 +3,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -197,8 +197,8 @@ Result<Uploaded> upload(http::HttpClient& http, const std::string& hub, uint32_t
   HFM_ASSIGN_OR_RETURN(auto a, makeXorb(1'500'000));
   HFM_ASSIGN_OR_RETURN(auto b, makeXorb(700'000));
   if (a.second.size() < 8) return Error::io("too few chunks for the test layout");
-  const uint32_t na = static_cast<uint32_t>(a.second.size());
-  const uint32_t nb = static_cast<uint32_t>(b.second.size());
+  const auto na = static_cast<uint32_t>(a.second.size());
+  const auto nb = static_cast<uint32_t>(b.second.size());
   struct T {
     const std::pair<xet::SerializedXorb, std::vector<std::vector<uint8_t>>>* x;
     uint32_t start, end;

@@ -56,7 +56,7 @@ class HashCommandTest : public testing::Test {
   }
 
   std::string write(const std::string& name, const std::vector<uint8_t>& data) {
-    const std::string path = (dir_ / name).string();
+    std::string path = (dir_ / name).string();
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data.data()),
               static_cast<std::streamsize>(data.size()));

@@ -1,11 +1,11 @@
 // SignalWatcher: SIGTERM/SIGINT/SIGHUP sent to the process run the callback on the watcher's
 // thread (never in a signal handler), and destruction stops the watcher without a signal.
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include "hfm/fuse/fuse_mount.h"

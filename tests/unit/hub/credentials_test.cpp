@@ -26,7 +26,7 @@ class CredentialsTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   fs::path write(const std::string& name, const std::string& contents) {
-    const fs::path path = dir_ / name;
+    fs::path path = dir_ / name;
     fs::create_directories(path.parent_path());
     std::ofstream(path, std::ios::trunc) << contents;
     return path;

@@ -47,13 +47,13 @@ HubClient bucketClient(
     std::shared_ptr<const Credentials> credentials = tokenCredentials("hf_test")) {
   HubOptions options;
   options.endpoint = server.url() + "/";  // trailing '/' is trimmed
-  return HubClient(options, parseBucketId(id).value(), std::move(credentials), fastHttp());
+  return {options, parseBucketId(id).value(), std::move(credentials), fastHttp()};
 }
 
 HubClient repoClient(const FakeHttpServer& server, const std::string& id, const std::string& rev) {
   HubOptions options;
   options.endpoint = server.url();
-  return HubClient(options, parseRepoId(id, rev).value(), tokenCredentials("hf_test"), fastHttp());
+  return {options, parseRepoId(id, rev).value(), tokenCredentials("hf_test"), fastHttp()};
 }
 
 TEST(HubClientTest, BucketInfo) {

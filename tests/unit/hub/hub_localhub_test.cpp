@@ -3,12 +3,12 @@
 // server really sends.
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -164,7 +164,7 @@ class HubLocalHubTest : public ::testing::Test {
     HubOptions options;
     options.endpoint = hub_->url();
     options.bucket_tree_limit = page_size;
-    return HubClient(options, parseBucketId(id).value(), credentials(token), http_);
+    return {options, parseBucketId(id).value(), credentials(token), http_};
   }
 
   std::unique_ptr<LocalHub> hub_;

@@ -70,7 +70,7 @@ TEST(XetTokensTest, IssuesAndVerifies) {
 }
 
 TEST(Base64Test, RoundTripsAndRejects) {
-  for (std::string s :
+  for (const std::string& s :
        std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_EQ(base64Decode(base64Encode(s)).value(), s);
     EXPECT_EQ(base64UrlDecode(base64UrlEncode(s)).value(), s);
@@ -83,14 +83,14 @@ TEST(Base64Test, RoundTripsAndRejects) {
 TEST(PathValidationTest, RejectsUnsafePaths) {
   EXPECT_FALSE(invalidFilePath("a/b.txt").has_value());
   EXPECT_FALSE(invalidFilePath("dir/.hidden/x").has_value());
-  for (std::string bad : std::vector<std::string>{
+  for (const std::string& bad : std::vector<std::string>{
            "", "/abs", "a/../b", "..", "./a", "a//b", "a/", std::string("a\0b", 3), "a\\b",
            std::string(1100, 'x'), "dir/" + std::string(300, 'y')}) {
     EXPECT_TRUE(invalidFilePath(bad).has_value()) << bad.substr(0, 20);
   }
   EXPECT_FALSE(invalidRepoName("my-model_1.0").has_value());
-  for (std::string bad : std::vector<std::string>{"", "-a", "a-", ".a", "a..b", "a--b", "a b",
-                                                  "a/b", std::string(97, 'a')}) {
+  for (const std::string& bad : std::vector<std::string>{"", "-a", "a-", ".a", "a..b", "a--b",
+                                                         "a b", "a/b", std::string(97, 'a')}) {
     EXPECT_TRUE(invalidRepoName(bad).has_value()) << bad;
   }
 }

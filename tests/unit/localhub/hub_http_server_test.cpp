@@ -30,7 +30,7 @@ class HttpServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void start(ServerOptions options = {}) {
+  void start(const ServerOptions& options = {}) {
     auto s = HttpServer::start(options, [this](const HttpRequest& r) { return answer(r); });
     ASSERT_TRUE(s.ok()) << s.error().message();
     server_ = std::move(*s);

@@ -91,7 +91,7 @@ class NfsServerTest : public ::testing::Test {
     return pred();
   }
 
-  void startServer(vfs::VfsConfig vc = {}, std::string key = "bucket test/one",
+  void startServer(const vfs::VfsConfig& vc = {}, std::string key = "bucket test/one",
                    bool persistent = true) {
     vfs_ = std::make_unique<vfs::Vfs>(remote_, vc);
     NfsServerConfig c;
@@ -190,7 +190,7 @@ TEST_F(NfsServerTest, NullMountExportAndUnmount) {
       client.run([](auto* rpc, rpc_cb cb, void* p) { return rpc_mount3_export_async(rpc, cb, p); },
                  [&](void* d) {
                    for (exportnode* e = *static_cast<exports*>(d); e != nullptr; e = e->ex_next) {
-                     export_dirs.push_back(e->ex_dir);
+                     export_dirs.emplace_back(e->ex_dir);
                    }
                  }));
   EXPECT_EQ(export_dirs, std::vector<std::string>{"/"});
@@ -325,7 +325,7 @@ TEST_F(NfsServerTest, ReadsAreByteIdentical) {
   std::mt19937_64 rng(42);
   for (int i = 0; i < 60; ++i) {
     const uint64_t off = rng() % (kBigSize + 10);
-    const uint32_t count = static_cast<uint32_t>(1 + rng() % (1u << 20));
+    const auto count = static_cast<uint32_t>(1 + rng() % (1u << 20));
     std::vector<uint8_t> chunk;
     bool e = false;
     ASSERT_EQ(client.read(big, off, count, &chunk, &e), static_cast<uint32_t>(NFS3_OK));
@@ -696,7 +696,7 @@ TEST_F(NfsServerTest, ConcurrentClientsAndASlowReadDoNotBlockOthers) {
       std::mt19937_64 rng(static_cast<uint64_t>(t));
       for (int i = 0; i < 40; ++i) {
         const uint64_t off = rng() % size;
-        const uint32_t count = static_cast<uint32_t>(1 + rng() % 65536);
+        const auto count = static_cast<uint32_t>(1 + rng() % 65536);
         std::vector<uint8_t> got;
         if (client.read(fh, off, count, &got) != NFS3_OK ||
             got.size() != std::min<uint64_t>(count, size - off) ||
@@ -870,7 +870,7 @@ TEST_F(NfsServerTest, ClientVanishingWithRepliesInFlightIsHarmless) {
   EXPECT_GT(server_->stats().closed_with_unsent_replies, 0u);
 }
 
-std::string str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+std::string str(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
 std::vector<uint8_t> bytesOf(std::string_view s) { return {s.begin(), s.end()}; }
 constexpr auto kOk = static_cast<uint32_t>(NFS3_OK);
 

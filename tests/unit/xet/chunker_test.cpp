@@ -137,7 +137,7 @@ TEST(ChunkerTest, SizesStayWithinBounds) {
 TEST(ChunkerTest, MatchesTheSlowReferenceModel) {
   std::vector<std::vector<uint8_t>> inputs;
   inputs.push_back(randomBytes(3 << 20, 2));
-  inputs.push_back(std::vector<uint8_t>(400000, 0));
+  inputs.emplace_back(400000, 0);
   // Low-entropy data: long runs, repeats of a short random block, an alternating pattern.
   auto runs = randomBytes(1 << 20, 3);
   for (size_t i = 0; i < runs.size(); ++i) runs[i] = runs[i - i % 4096];

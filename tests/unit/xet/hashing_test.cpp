@@ -91,7 +91,7 @@ TEST(MerkleBuilderTest, EqualsMerkleRootOnRandomSizesAndCutPatterns) {
   std::mt19937 rng(42);
   for (int round = 0; round < 200; ++round) {
     const size_t n = std::uniform_int_distribution<size_t>(0, round < 150 ? 120 : 5000)(rng);
-    const size_t cut_every = static_cast<size_t>(round % 12);  // 0 = random hashes
+    const auto cut_every = static_cast<size_t>(round % 12);  // 0 = random hashes
     const auto leaves = randomLeaves(n, static_cast<uint32_t>(round), cut_every);
     SCOPED_TRACE(testing::Message() << "n=" << n << " cut_every=" << cut_every);
     EXPECT_EQ(builderRoot(leaves), merkleRoot(leaves));

@@ -86,7 +86,10 @@ std::vector<uint8_t> generate(const nlohmann::json& input) {
   const std::string seed = input.at("seed");
   const auto size = input.at("size").get<size_t>();
   if (kind == "splitmix") return splitmix(std::stoull(seed), size);
-  if (kind == "const") return std::vector<uint8_t>(size, static_cast<uint8_t>(std::stoul(seed)));
+  if (kind == "const") {
+    std::vector<uint8_t> filled(size, static_cast<uint8_t>(std::stoul(seed)));
+    return filled;
+  }
   if (kind == "affine") {
     const size_t dash = seed.find('-');
     return affine(size, std::stoull(seed.substr(0, dash)), std::stoull(seed.substr(dash + 1)));
