@@ -3,7 +3,6 @@
 // status (-1 if it did not exit normally). Header-only, like the other fakes.
 #pragma once
 
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

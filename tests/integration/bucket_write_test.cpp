@@ -36,14 +36,10 @@ namespace fs = std::filesystem;
 using hfm::testing::BucketMountProcess;
 using hfm::testing::fuseAvailable;
 using hfm::testing::LocalHubProcess;
-
-int sh(const std::string& script) {
-  const int rc = std::system(("timeout 120 bash -ec '" + script + "'").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+using hfm::testing::runScript;
 
 // Runs `script` with bash -e from a temporary file (any quoting allowed), at most 300 s.
-int run(const std::string& script) { return hfm::testing::runScript(script, 300); }
+int run(const std::string& script) { return runScript(script, 300); }
 
 // A mount of tester/wb by this build's hf-mount-fuse; `read_only` adds --read-only.
 class MountProcess : public BucketMountProcess {
@@ -78,31 +74,33 @@ TEST(BucketWriteTest, ShellToolsWriteAndAFreshMountReadsTheSameBytes) {
                          "/api/buckets/tester/wb")
                             .c_str()),
             0);
-  ASSERT_EQ(
-      sh("cd " + root + " && head -c 10485760 /dev/urandom > big && printf x > one && : > zero"),
-      0);
+  ASSERT_EQ(runScript("cd " + root +
+                      " && head -c 10485760 /dev/urandom > big && printf x > one && : > zero"),
+            0);
   {
     MountProcess writer(hub.url(), root + "/cache1", mnt, false);
     ASSERT_TRUE(writer.mounted());
     const std::string& m = mnt;
-    EXPECT_EQ(sh("cd " + root + " && cp zero " + m + "/zero && cp one " + m + "/one && cp big " +
-                 m + "/big && echo hello > " + m + "/redir.txt && dd if=big of=" + m +
-                 "/dd.bin bs=1M status=none && mkdir -p " + m + "/a/b/c && cp one " + m +
-                 "/a/b/c/f && mv " + m + "/one " + m + "/a/moved && mv " + m + "/a/b " + m +
-                 "/a/b2 && cp one " + m + "/gone && rm " + m + "/gone"),
-              0);
+    EXPECT_EQ(
+        runScript("cd " + root + " && cp zero " + m + "/zero && cp one " + m + "/one && cp big " +
+                  m + "/big && echo hello > " + m + "/redir.txt && dd if=big of=" + m +
+                  "/dd.bin bs=1M status=none && mkdir -p " + m + "/a/b/c && cp one " + m +
+                  "/a/b/c/f && mv " + m + "/one " + m + "/a/moved && mv " + m + "/a/b " + m +
+                  "/a/b2 && cp one " + m + "/gone && rm " + m + "/gone"),
+        0);
     // Streaming rules seen through the kernel: appends are refused.
-    EXPECT_NE(sh("echo more >> " + m + "/redir.txt"), 0);
+    EXPECT_NE(runScript("echo more >> " + m + "/redir.txt"), 0);
     writer.stop();
   }
   // A fresh read-only mount with an empty cache reads what the Hub has.
   MountProcess reader(hub.url(), root + "/cache2", mnt, true);
   ASSERT_TRUE(reader.mounted());
   const std::string& m = mnt;
-  EXPECT_EQ(sh("cd " + root + " && cmp big " + m + "/big && cmp big " + m + "/dd.bin && cmp one " +
-               m + "/a/moved && cmp one " + m + "/a/b2/c/f && cmp zero " + m +
-               "/zero && test \"$(cat " + m + "/redir.txt)\" = hello"),
-            0);
+  EXPECT_EQ(
+      runScript("cd " + root + " && cmp big " + m + "/big && cmp big " + m + "/dd.bin && cmp one " +
+                m + "/a/moved && cmp one " + m + "/a/b2/c/f && cmp zero " + m +
+                "/zero && test \"$(cat " + m + "/redir.txt)\" = hello"),
+      0);
   EXPECT_FALSE(fs::exists(m + "/one"));
   EXPECT_FALSE(fs::exists(m + "/gone"));
   EXPECT_FALSE(fs::exists(m + "/a/b"));

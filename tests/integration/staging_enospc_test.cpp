@@ -30,13 +30,10 @@ namespace fs = std::filesystem;
 using hfm::testing::BucketMountProcess;
 using hfm::testing::fuseAvailable;
 using hfm::testing::LocalHubProcess;
+using hfm::testing::runScript;
 using hfm::testing::TinyTmpfs;
 
 constexpr uint64_t kStagingBytes = 8u << 20;
-
-using hfm::testing::runScript;
-// Runs `script` with bash -e from a temporary file, at most 120 s; its exit status.
-int run(const std::string& script) { return runScript(script); }
 
 std::string auth() {
   return std::string("-H 'Authorization: Bearer ") + LocalHubProcess::kToken + "'";
@@ -49,14 +46,14 @@ std::string resolveUrl(const std::string& hub_url, const std::string& path) {
 // Polls the hub until its copy of `path` equals the local file `expected` (at most `secs`).
 bool hubHas(const std::string& hub_url, const std::string& path, const std::string& expected,
             int secs) {
-  return run("for i in $(seq 1 " + std::to_string(secs * 5) + "); do curl -sf " + auth() + " -o " +
-             expected + ".hub " + resolveUrl(hub_url, path) + " && cmp -s " + expected + ".hub " +
-             expected + " && exit 0; sleep 0.2; done; exit 1") == 0;
+  return runScript("for i in $(seq 1 " + std::to_string(secs * 5) + "); do curl -sf " + auth() +
+                   " -o " + expected + ".hub " + resolveUrl(hub_url, path) + " && cmp -s " +
+                   expected + ".hub " + expected + " && exit 0; sleep 0.2; done; exit 1") == 0;
 }
 
 bool hubLacks(const std::string& hub_url, const std::string& path) {
-  return run("test \"$(curl -s -o /dev/null -w '%{http_code}' " + auth() + " " +
-             resolveUrl(hub_url, path) + ")\" = 404") == 0;
+  return runScript("test \"$(curl -s -o /dev/null -w '%{http_code}' " + auth() + " " +
+                   resolveUrl(hub_url, path) + ")\" = 404") == 0;
 }
 
 struct TempRoot {
@@ -125,8 +122,8 @@ TEST_P(StagingEnospcTest, WritesBeyondTheStagingAreaFailCleanly) {
   for (const char* d : {"mnt", "local"}) fs::create_directories(r + "/" + d);
   const std::string m = r + "/mnt";
   { std::ofstream(r + "/fill.py") << kFillScript; }
-  ASSERT_EQ(run("cd " + r + " && head -c 1048576 /dev/urandom > local/keep.bin && " +
-                "head -c 300000 /dev/urandom > local/small.bin"),
+  ASSERT_EQ(runScript("cd " + r + " && head -c 1048576 /dev/urandom > local/keep.bin && " +
+                      "head -c 300000 /dev/urandom > local/small.bin"),
             0);
 
   TinyTmpfs staging(kStagingBytes);  // the --cache-dir; destroyed after the mount process
@@ -143,30 +140,31 @@ TEST_P(StagingEnospcTest, WritesBeyondTheStagingAreaFailCleanly) {
   }
   MountProcess mount(hub.url(), staging.dir(), m, extra);
   ASSERT_TRUE(mount.mounted());
-  ASSERT_EQ(run("cp " + r + "/local/keep.bin " + m + "/keep.bin"), 0);
+  ASSERT_EQ(runScript("cp " + r + "/local/keep.bin " + m + "/keep.bin"), 0);
   ASSERT_TRUE(hubHas(hub.url(), "keep.bin", r + "/local/keep.bin", 30));
   const uint64_t free_before = staging.freeBytes();
 
   // A new file larger than the staging area.
-  EXPECT_EQ(run("python3 " + r + "/fill.py " + m + "/big.bin trunc"), 0);
+  EXPECT_EQ(runScript("python3 " + r + "/fill.py " + m + "/big.bin trunc"), 0);
   EXPECT_FALSE(fs::exists(m + "/big.bin")) << "a never-committed file that lost its bytes";
   // The same with dd: it must say ENOSPC, not EIO.
-  EXPECT_EQ(run("if dd if=/dev/zero of=" + m + "/dd.bin bs=1M count=64 2> " + r +
-                "/dd.err; then exit 1; fi; cat " + r + "/dd.err; grep -q 'No space left' " + r +
-                "/dd.err"),
+  EXPECT_EQ(runScript("if dd if=/dev/zero of=" + m + "/dd.bin bs=1M count=64 2> " + r +
+                      "/dd.err; then exit 1; fi; cat " + r + "/dd.err; grep -q 'No space left' " +
+                      r + "/dd.err"),
             0);
   EXPECT_FALSE(fs::exists(m + "/dd.bin"));
   // A file the hub has: overwritten (streaming) or extended in place (advanced) past the space.
-  EXPECT_EQ(run("python3 " + r + "/fill.py " + m + "/keep.bin " + (advanced ? "rdwr" : "trunc")),
-            0);
-  EXPECT_EQ(run("cmp " + r + "/local/keep.bin " + m + "/keep.bin"), 0)
+  EXPECT_EQ(
+      runScript("python3 " + r + "/fill.py " + m + "/keep.bin " + (advanced ? "rdwr" : "trunc")),
+      0);
+  EXPECT_EQ(runScript("cmp " + r + "/local/keep.bin " + m + "/keep.bin"), 0)
       << "the file must show the hub's version again";
 
   // The lost copies' blocks are free again (a little slack for manifests).
   EXPECT_GE(staging.freeBytes() + (256u << 10), free_before);
   // Other files work: a small one lands intact.
-  EXPECT_EQ(run("cp " + r + "/local/small.bin " + m + "/small.bin && cmp " + r +
-                "/local/small.bin " + m + "/small.bin"),
+  EXPECT_EQ(runScript("cp " + r + "/local/small.bin " + m + "/small.bin && cmp " + r +
+                      "/local/small.bin " + m + "/small.bin"),
             0);
   EXPECT_TRUE(hubHas(hub.url(), "small.bin", r + "/local/small.bin", 30));
   // Batches are sent in order: with small.bin on the hub, nothing else is still on its way.

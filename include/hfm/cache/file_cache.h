@@ -67,7 +67,7 @@ struct FileCacheStats {
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t downloads = 0;         // completed
-  uint64_t failed_downloads = 0;  // reader errors, size mismatches, disk errors
+  uint64_t failed_downloads = 0;  // reader errors, size mismatches, disk errors, no room
   uint64_t evictions = 0;
   uint64_t bytes = 0;  // currently cached
   uint64_t files = 0;

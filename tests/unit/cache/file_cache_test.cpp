@@ -108,49 +108,6 @@ TEST(FileCacheTest, FailedOrShortDownloadsLeaveNothingBehind) {
 
 constexpr uint64_t kMiB = 1024ull * 1024;
 
-// A cache of 3 MiB holding the 1 MiB files '1', '2', '3' (`bytes` each), downloaded in that
-// order, so '1' is the least recently used.
-std::unique_ptr<FileCache> fullCacheOfThree(const fs::path& root,
-                                            const std::vector<uint8_t>& bytes) {
-  auto cache = FileCache::open(root, 3 * kMiB);
-  EXPECT_TRUE(cache.ok());
-  if (!cache.ok()) return nullptr;
-  for (char c : {'1', '2', '3'}) {
-    (*cache)->download(hashFor(c), bytes.size(), readerOf(bytes));
-    (*cache)->waitIdle();
-  }
-  return std::move(cache).value();
-}
-
-TEST(FileCacheTest, StaysWithinCapacityEvictingLeastRecentlyOpened) {
-  testing::TempDir dir("hfm-filecache");
-  const uint64_t mib = kMiB;
-  const auto bytes = contentFor(mib, 5);
-  auto cache = fullCacheOfThree(dir.path(), bytes);
-  ASSERT_NE(cache, nullptr);
-  auto held = cache->open(hashFor('1'), mib);  // '1' is now the most recently used
-  ASSERT_NE(held, nullptr);
-  cache->download(hashFor('4'), mib, readerOf(bytes));
-  cache->waitIdle();
-  EXPECT_EQ(cache->open(hashFor('2'), mib), nullptr);  // the least recently used went
-  EXPECT_NE(cache->open(hashFor('1'), mib), nullptr);
-  EXPECT_NE(cache->open(hashFor('3'), mib), nullptr);
-  EXPECT_NE(cache->open(hashFor('4'), mib), nullptr);
-  EXPECT_LE(cache->stats().bytes, 3 * mib);
-  // A file larger than the whole capacity is never downloaded.
-  const auto big = contentFor(4 * mib, 2);
-  std::atomic<uint64_t> served{0};
-  cache->download(hashFor('5'), big.size(), readerOf(big, &served));
-  cache->waitIdle();
-  EXPECT_EQ(served.load(), 0u);
-  // An open descriptor keeps its bytes after its file is evicted.
-  cache->download(hashFor('6'), mib, readerOf(bytes));
-  cache->download(hashFor('7'), mib, readerOf(bytes));
-  cache->download(hashFor('8'), mib, readerOf(bytes));
-  cache->waitIdle();
-  EXPECT_EQ(readAll(*held), bytes);
-}
-
 uintmax_t bytesOnDisk(const fs::path& root) {
   uintmax_t total = 0;
   std::error_code ec;
@@ -160,29 +117,105 @@ uintmax_t bytesOnDisk(const fs::path& root) {
   return total;
 }
 
-TEST(FileCacheTest, ADownloadInProgressCountsAgainstTheCapacity) {
-  testing::TempDir dir("hfm-filecache");
-  const uint64_t mib = kMiB;
-  const auto bytes = contentFor(mib, 6);
-  auto cache = fullCacheOfThree(dir.path(), bytes);
-  ASSERT_NE(cache, nullptr);
-  EXPECT_EQ(bytesOnDisk(dir.path()), 3 * mib);
+// A cache of 3 MiB holding the 1 MiB files '1', '2', '3' (`bytes_` each), downloaded in that
+// order, so '1' is the least recently used.
+class FullFileCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = FileCache::open(dir_.path(), 3 * kMiB);
+    ASSERT_TRUE(opened.ok()) << opened.error().message();
+    cache_ = std::move(opened).value();
+    for (char c : {'1', '2', '3'}) {
+      cache_->download(hashFor(c), kMiB, readerOf(bytes_));
+      cache_->waitIdle();
+    }
+  }
+
+  testing::TempDir dir_{"hfm-filecache"};
+  const std::vector<uint8_t> bytes_ = contentFor(kMiB, 5);
+  std::unique_ptr<FileCache> cache_;
+};
+
+TEST_F(FullFileCacheTest, StaysWithinCapacityEvictingLeastRecentlyOpened) {
+  auto held = cache_->open(hashFor('1'), kMiB);  // '1' is now the most recently used
+  ASSERT_NE(held, nullptr);
+  cache_->download(hashFor('4'), kMiB, readerOf(bytes_));
+  cache_->waitIdle();
+  EXPECT_EQ(cache_->open(hashFor('2'), kMiB), nullptr);  // the least recently used went
+  EXPECT_NE(cache_->open(hashFor('1'), kMiB), nullptr);
+  EXPECT_NE(cache_->open(hashFor('3'), kMiB), nullptr);
+  EXPECT_NE(cache_->open(hashFor('4'), kMiB), nullptr);
+  EXPECT_LE(cache_->stats().bytes, 3 * kMiB);
+  // A file larger than the whole capacity is never downloaded.
+  const auto big = contentFor(4 * kMiB, 2);
+  std::atomic<uint64_t> served{0};
+  cache_->download(hashFor('5'), big.size(), readerOf(big, &served));
+  cache_->waitIdle();
+  EXPECT_EQ(served.load(), 0u);
+  // An open descriptor keeps its bytes after its file is evicted.
+  cache_->download(hashFor('6'), kMiB, readerOf(bytes_));
+  cache_->download(hashFor('7'), kMiB, readerOf(bytes_));
+  cache_->download(hashFor('8'), kMiB, readerOf(bytes_));
+  cache_->waitIdle();
+  EXPECT_EQ(readAll(*held), bytes_);
+}
+
+TEST_F(FullFileCacheTest, ADownloadInProgressCountsAgainstTheCapacity) {
+  EXPECT_EQ(bytesOnDisk(dir_.path()), 3 * kMiB);
   // While the next file is written, the disk never holds more than the capacity.
-  const auto big = contentFor(2 * mib + 5, 7);
+  const auto big = contentFor(2 * kMiB + 5, 7);
   uintmax_t worst = 0;
   auto inner = readerOf(big);
-  cache->download(hashFor('4'), big.size(), [&](uint64_t off, std::span<uint8_t> out) {
-    worst = std::max(worst, bytesOnDisk(dir.path()) + out.size());
+  cache_->download(hashFor('4'), big.size(), [&](uint64_t off, std::span<uint8_t> out) {
+    worst = std::max(worst, bytesOnDisk(dir_.path()) + out.size());
     return inner(off, out);
   });
-  cache->waitIdle();
-  EXPECT_LE(worst, 3 * mib);
-  EXPECT_LE(bytesOnDisk(dir.path()), 3 * mib);
-  auto f = cache->open(hashFor('4'), big.size());
+  cache_->waitIdle();
+  EXPECT_LE(worst, 3 * kMiB);
+  EXPECT_LE(bytesOnDisk(dir_.path()), 3 * kMiB);
+  auto f = cache_->open(hashFor('4'), big.size());
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(readAll(*f), big);
-  EXPECT_EQ(cache->open(hashFor('1'), mib), nullptr);  // made room, oldest first
-  EXPECT_EQ(cache->open(hashFor('2'), mib), nullptr);
+  EXPECT_EQ(cache_->open(hashFor('1'), kMiB), nullptr);  // made room, oldest first
+  EXPECT_EQ(cache_->open(hashFor('2'), kMiB), nullptr);
+}
+
+// Room held by a download in progress cannot be evicted: a second download that does not fit
+// beside it is refused (counted as failed, nothing read), and a later request can retry.
+TEST_F(FullFileCacheTest, ADownloadThatDoesNotFitBesideARunningOneIsRefused) {
+  const auto big = contentFor(2 * kMiB, 8);
+  std::atomic<bool> started{false};
+  std::atomic<bool> release{false};
+  auto inner = readerOf(big);
+  cache_->download(hashFor('4'), big.size(), [&](uint64_t off, std::span<uint8_t> out) {
+    started = true;
+    for (int i = 0; i < 1000 && !release; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return inner(off, out);
+  });
+  for (int i = 0; i < 500 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(started.load());
+  std::atomic<uint64_t> served{0};
+  cache_->download(hashFor('5'), big.size(), readerOf(big, &served));
+  for (int i = 0; i < 500 && cache_->stats().failed_downloads == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(cache_->stats().failed_downloads, 1u);
+  EXPECT_NE(cache_->open(hashFor('3'), kMiB), nullptr);  // nothing evicted for it in vain
+  release = true;
+  cache_->waitIdle();
+  EXPECT_EQ(served.load(), 0u);
+  EXPECT_EQ(cache_->open(hashFor('5'), big.size()), nullptr);
+  EXPECT_NE(cache_->open(hashFor('4'), big.size()), nullptr);
+  EXPECT_LE(bytesOnDisk(dir_.path()), 3 * kMiB);
+  // Once the first is done, asking again downloads it (making room by evicting '3' and '4').
+  cache_->download(hashFor('5'), big.size(), readerOf(big, &served));
+  cache_->waitIdle();
+  EXPECT_NE(cache_->open(hashFor('5'), big.size()), nullptr);
+  EXPECT_EQ(served.load(), big.size());
 }
 
 TEST(FileCacheTest, ReopeningFindsEarlierFilesAndDropsLeftovers) {
